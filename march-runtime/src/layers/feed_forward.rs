@@ -1,0 +1,247 @@
+//! The position-wise feed-forward sub-layer, in three kinds: dense (T5),
+//! gated linear unit (Shazeer, 2020) and the original march's mixed activation.
+
+use dfdx::prelude::*;
+
+use super::{AnyTape, Ctx, Float, Hidden, InitParams, ParamInit};
+use crate::arch::{Activation, Combine, FeedForward};
+
+/// Any feed-forward kind: `[batch, seq, M]` → `[batch, seq, M]`.
+pub trait FeedForwardSublayer<const M: usize, E: Dtype, D: Device<E>>:
+    TensorCollection<E, D> + InitParams<E, D>
+{
+    fn forward<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>, ctx: &Ctx) -> Hidden<M, E, D, T>;
+}
+
+/// `[batch, seq, F]`.
+type Inner<const F: usize, E, D, T> = Tensor<(usize, usize, Const<F>), E, D, T>;
+
+fn activate<const F: usize, E: Float, D: Device<E>, T: AnyTape<E, D>>(
+    x: Inner<F, E, D, T>,
+    act: Activation,
+) -> Inner<F, E, D, T> {
+    match act {
+        Activation::Relu => x.relu(),
+        Activation::Gelu => x.accurate_gelu(),
+        Activation::Silu => {
+            let (x, tape) = x.split_tape();
+            x.clone().put_tape(tape).sigmoid() * x
+        }
+        Activation::Sigmoid => x.sigmoid(),
+    }
+}
+
+fn inv_sqrt(n: usize) -> f64 {
+    (n as f64).powf(-0.5)
+}
+
+/// `down(dropout(act(up(x))))`: `up` `[M, F]`, `down` `[F, M]`.
+#[derive(Debug, Clone)]
+pub struct DenseFfn<const M: usize, const F: usize, E: Dtype, D: Storage<E>> {
+    pub up: Tensor<Rank2<M, F>, E, D>,
+    pub down: Tensor<Rank2<F, M>, E, D>,
+}
+
+impl<const M: usize, const F: usize, E: Float, D: Device<E>> TensorCollection<E, D>
+    for DenseFfn<M, F, E, D>
+{
+    type To<E2: Dtype, D2: Device<E2>> = DenseFfn<M, F, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            (
+                Self::tensor(
+                    "up",
+                    |s| &s.up,
+                    |s| &mut s.up,
+                    TensorOptions::reset_to_zeros(),
+                ),
+                Self::tensor(
+                    "down",
+                    |s| &s.down,
+                    |s| &mut s.down,
+                    TensorOptions::reset_to_zeros(),
+                ),
+            ),
+            |(up, down)| DenseFfn { up, down },
+        )
+    }
+}
+
+impl<const M: usize, const F: usize, E: Float, D: Device<E>> InitParams<E, D>
+    for DenseFfn<M, F, E, D>
+{
+    fn init_params(&mut self, init: &mut ParamInit) {
+        init.normal(&mut self.up, inv_sqrt(M));
+        init.normal(&mut self.down, inv_sqrt(F));
+    }
+}
+
+impl<const M: usize, const F: usize, E: Float, D: Device<E>> FeedForwardSublayer<M, E, D>
+    for DenseFfn<M, F, E, D>
+{
+    fn forward<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>, ctx: &Ctx) -> Hidden<M, E, D, T> {
+        let FeedForward::Dense { activation } = ctx.arch.ffn else {
+            panic!("DenseFfn built for a {} feed-forward", ctx.arch.ffn);
+        };
+        let h = activate(x.matmul(self.up.retaped::<T>()), activation);
+        ctx.drop(h).matmul(self.down.retaped::<T>())
+    }
+}
+
+/// `down(dropout(act(gate(x)) * up(x)))`: `gate`, `up` `[M, F]`, `down` `[F, M]`.
+#[derive(Debug, Clone)]
+pub struct GluFfn<const M: usize, const F: usize, E: Dtype, D: Storage<E>> {
+    pub gate: Tensor<Rank2<M, F>, E, D>,
+    pub up: Tensor<Rank2<M, F>, E, D>,
+    pub down: Tensor<Rank2<F, M>, E, D>,
+}
+
+impl<const M: usize, const F: usize, E: Float, D: Device<E>> TensorCollection<E, D>
+    for GluFfn<M, F, E, D>
+{
+    type To<E2: Dtype, D2: Device<E2>> = GluFfn<M, F, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            (
+                Self::tensor(
+                    "gate",
+                    |s| &s.gate,
+                    |s| &mut s.gate,
+                    TensorOptions::reset_to_zeros(),
+                ),
+                Self::tensor(
+                    "up",
+                    |s| &s.up,
+                    |s| &mut s.up,
+                    TensorOptions::reset_to_zeros(),
+                ),
+                Self::tensor(
+                    "down",
+                    |s| &s.down,
+                    |s| &mut s.down,
+                    TensorOptions::reset_to_zeros(),
+                ),
+            ),
+            |(gate, up, down)| GluFfn { gate, up, down },
+        )
+    }
+}
+
+impl<const M: usize, const F: usize, E: Float, D: Device<E>> InitParams<E, D>
+    for GluFfn<M, F, E, D>
+{
+    fn init_params(&mut self, init: &mut ParamInit) {
+        init.normal(&mut self.gate, inv_sqrt(M));
+        init.normal(&mut self.up, inv_sqrt(M));
+        init.normal(&mut self.down, inv_sqrt(F));
+    }
+}
+
+impl<const M: usize, const F: usize, E: Float, D: Device<E>> FeedForwardSublayer<M, E, D>
+    for GluFfn<M, F, E, D>
+{
+    fn forward<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>, ctx: &Ctx) -> Hidden<M, E, D, T> {
+        let FeedForward::Glu { gate } = ctx.arch.ffn else {
+            panic!("GluFfn built for a {} feed-forward", ctx.arch.ffn);
+        };
+        let (x, tape) = x.split_tape();
+        let g = activate(
+            x.clone().put_tape(tape).matmul(self.gate.retaped::<T>()),
+            gate,
+        );
+        let u = x.retaped::<T>().matmul(self.up.retaped::<T>());
+        ctx.drop(g * u).matmul(self.down.retaped::<T>())
+    }
+}
+
+/// The original march's mixed activation:
+/// `down(dropout(combine(dropout_b(sigmoid(up_slow(x))), relu(up_fast(x)))))`,
+/// `up_slow`, `up_fast` `[M, F]`, `down` `[F, M]`.
+#[derive(Debug, Clone)]
+pub struct MixedActFfn<const M: usize, const F: usize, E: Dtype, D: Storage<E>> {
+    pub up_slow: Tensor<Rank2<M, F>, E, D>,
+    pub up_fast: Tensor<Rank2<M, F>, E, D>,
+    pub down: Tensor<Rank2<F, M>, E, D>,
+}
+
+impl<const M: usize, const F: usize, E: Float, D: Device<E>> TensorCollection<E, D>
+    for MixedActFfn<M, F, E, D>
+{
+    type To<E2: Dtype, D2: Device<E2>> = MixedActFfn<M, F, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            (
+                Self::tensor(
+                    "up_slow",
+                    |s| &s.up_slow,
+                    |s| &mut s.up_slow,
+                    TensorOptions::reset_to_zeros(),
+                ),
+                Self::tensor(
+                    "up_fast",
+                    |s| &s.up_fast,
+                    |s| &mut s.up_fast,
+                    TensorOptions::reset_to_zeros(),
+                ),
+                Self::tensor(
+                    "down",
+                    |s| &s.down,
+                    |s| &mut s.down,
+                    TensorOptions::reset_to_zeros(),
+                ),
+            ),
+            |(up_slow, up_fast, down)| MixedActFfn {
+                up_slow,
+                up_fast,
+                down,
+            },
+        )
+    }
+}
+
+impl<const M: usize, const F: usize, E: Float, D: Device<E>> InitParams<E, D>
+    for MixedActFfn<M, F, E, D>
+{
+    fn init_params(&mut self, init: &mut ParamInit) {
+        init.normal(&mut self.up_slow, inv_sqrt(M));
+        init.normal(&mut self.up_fast, inv_sqrt(M));
+        init.normal(&mut self.down, inv_sqrt(F));
+    }
+}
+
+impl<const M: usize, const F: usize, E: Float, D: Device<E>> FeedForwardSublayer<M, E, D>
+    for MixedActFfn<M, F, E, D>
+{
+    fn forward<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>, ctx: &Ctx) -> Hidden<M, E, D, T> {
+        let FeedForward::MixedAct {
+            combine,
+            branch_dropout,
+        } = ctx.arch.ffn
+        else {
+            panic!("MixedActFfn built for a {} feed-forward", ctx.arch.ffn);
+        };
+        let (x, tape) = x.split_tape();
+        let slow = ctx.dropout(
+            x.clone()
+                .put_tape(tape)
+                .matmul(self.up_slow.retaped::<T>())
+                .sigmoid(),
+            branch_dropout,
+        );
+        let fast = x.retaped::<T>().matmul(self.up_fast.retaped::<T>()).relu();
+        let h = match combine {
+            Combine::Mean => (slow + fast) * E::from_f64(0.5).unwrap(),
+            Combine::Sum => slow + fast,
+        };
+        ctx.drop(h).matmul(self.down.retaped::<T>())
+    }
+}

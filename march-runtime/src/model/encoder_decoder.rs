@@ -1,0 +1,220 @@
+use dfdx::prelude::*;
+
+use super::{DecoderStack, EncoderStack, Masks};
+use crate::arch::{AttentionKind, CrossAttention, PositionInit};
+use crate::layers::{
+    causal_bias, embed_with_positions, masked_cross_entropy, padding_bias, tied_logits,
+    uniform_probs, AnyTape, Ctx, Float, InitParams, Mixing, ParamInit, RmsNorm,
+};
+
+/// One batch of span-corrupted examples.
+#[derive(Debug, Clone)]
+pub struct Seq2SeqBatch<E: Dtype, D: Storage<E> + Storage<usize>> {
+    /// Encoder token ids, `[batch, seq_enc]`.
+    pub enc_ids: Tensor<(usize, usize), usize, D>,
+    /// 1 for real encoder tokens, 0 for padding, `[batch, seq_enc]`.
+    pub enc_mask: Tensor<(usize, usize), E, D>,
+    /// Decoder input ids (`</s>` then the labels shifted right), `[batch, seq_dec]`.
+    pub dec_ids: Tensor<(usize, usize), usize, D>,
+}
+
+/// `[batch, seq_dec, vocab]`.
+pub type Logits<V, E, D, T> = Tensor<(usize, usize, V), E, D, T>;
+
+/// What the runtime needs of any variant's model.
+pub trait Seq2Seq<E: Dtype, D: Device<E>>: TensorCollection<E, D> + Sized {
+    /// `Const<vocab>`.
+    type Vocab: Dim;
+
+    /// Initialise every parameter as the paper says, from `seed`.
+    fn init(&mut self, ctx: &Ctx, seed: u64);
+
+    /// Logits of the decoder positions. `tape` starts the pass's tape
+    /// (`NoneTape` for inference, an `OwnedTape` to train).
+    fn forward<T: AnyTape<E, D>>(
+        &self,
+        batch: &Seq2SeqBatch<E, D>,
+        ctx: &Ctx,
+        tape: T,
+    ) -> Logits<Self::Vocab, E, D, T>;
+
+    /// Mean cross-entropy over the labels (`[batch·seq_dec]`, negative = ignored).
+    fn loss<T: AnyTape<E, D>>(
+        &self,
+        batch: &Seq2SeqBatch<E, D>,
+        labels: &[i64],
+        ctx: &Ctx,
+        tape: T,
+    ) -> Tensor<Rank0, E, D, T>;
+}
+
+/// T5-style encoder-decoder with a tied embedding `[V, M]` and a learned
+/// position table `[L, M]` shared by both stacks.
+#[derive(Debug, Clone)]
+pub struct EncoderDecoder<
+    const V: usize,
+    const M: usize,
+    const L: usize,
+    Enc,
+    Dec,
+    E: Dtype,
+    D: Storage<E>,
+> {
+    pub embedding: Tensor<Rank2<V, M>, E, D>,
+    pub position: Tensor<Rank2<L, M>, E, D>,
+    pub encoder: Enc,
+    pub encoder_norm: RmsNorm<M, E, D>,
+    pub decoder: Dec,
+    pub decoder_norm: RmsNorm<M, E, D>,
+}
+
+impl<const V: usize, const M: usize, const L: usize, Enc, Dec, E: Float, D: Device<E>>
+    TensorCollection<E, D> for EncoderDecoder<V, M, L, Enc, Dec, E, D>
+where
+    Enc: TensorCollection<E, D>,
+    Dec: TensorCollection<E, D>,
+{
+    type To<E2: Dtype, D2: Device<E2>> =
+        EncoderDecoder<V, M, L, Enc::To<E2, D2>, Dec::To<E2, D2>, E2, D2>;
+
+    fn iter_tensors<W: ModuleVisitor<Self, E, D>>(
+        visitor: &mut W,
+    ) -> Result<Option<Self::To<W::E2, W::D2>>, W::Err> {
+        visitor.visit_fields(
+            (
+                Self::tensor(
+                    "embedding",
+                    |s| &s.embedding,
+                    |s| &mut s.embedding,
+                    TensorOptions::reset_to_zeros(),
+                ),
+                Self::tensor(
+                    "position",
+                    |s| &s.position,
+                    |s| &mut s.position,
+                    TensorOptions::reset_to_zeros(),
+                ),
+                Self::module("encoder", |s| &s.encoder, |s| &mut s.encoder),
+                Self::module("encoder_norm", |s| &s.encoder_norm, |s| &mut s.encoder_norm),
+                Self::module("decoder", |s| &s.decoder, |s| &mut s.decoder),
+                Self::module("decoder_norm", |s| &s.decoder_norm, |s| &mut s.decoder_norm),
+            ),
+            |(embedding, position, encoder, encoder_norm, decoder, decoder_norm)| EncoderDecoder {
+                embedding,
+                position,
+                encoder,
+                encoder_norm,
+                decoder,
+                decoder_norm,
+            },
+        )
+    }
+}
+
+impl<const V: usize, const M: usize, const L: usize, Enc, Dec, E: Float, D: Device<E>> Seq2Seq<E, D>
+    for EncoderDecoder<V, M, L, Enc, Dec, E, D>
+where
+    Enc: EncoderStack<M, E, D>,
+    Dec: DecoderStack<M, E, D>,
+{
+    type Vocab = Const<V>;
+
+    fn init(&mut self, ctx: &Ctx, seed: u64) {
+        let mut init = ParamInit::new(seed);
+        init.normal(&mut self.embedding, 1.0);
+        let std = match ctx.arch.position.init {
+            PositionInit::Scaled => (M as f64).powf(-0.5),
+            PositionInit::Unit => 1.0,
+        };
+        init.normal(&mut self.position, std);
+        self.encoder.init_params(&mut init);
+        self.encoder_norm.init_params(&mut init);
+        self.decoder.init_params(&mut init);
+        self.decoder_norm.init_params(&mut init);
+    }
+
+    fn forward<T: AnyTape<E, D>>(
+        &self,
+        batch: &Seq2SeqBatch<E, D>,
+        ctx: &Ctx,
+        tape: T,
+    ) -> Logits<Const<V>, E, D, T> {
+        let arch = ctx.arch;
+        debug_assert_eq!((arch.vocab, arch.dim_model, arch.max_len), (V, M, L));
+        let (b, se) = *batch.enc_ids.shape();
+        let (b2, sd) = *batch.dec_ids.shape();
+        assert_eq!(b, b2, "encoder and decoder batch sizes differ");
+        assert_eq!(*batch.enc_mask.shape(), (b, se), "encoder mask shape");
+        let dev = self.embedding.device();
+
+        // attention probabilities: biases or fixed (uniform) matrices, [batch, q, k]
+        let causal = causal_bias(dev, b, sd);
+        let (enc_self, cross) = match arch.attention {
+            AttentionKind::Softmax => (
+                padding_bias(&batch.enc_mask, se),
+                padding_bias(&batch.enc_mask, sd),
+            ),
+            AttentionKind::UniformEncoder => (
+                uniform_probs(&batch.enc_mask, se),
+                uniform_probs(&batch.enc_mask, sd),
+            ),
+        };
+        let masks = match arch.attention {
+            AttentionKind::Softmax => Masks {
+                encoder_self: Mixing::Softmax(&enc_self),
+                decoder_self: Mixing::Softmax(&causal),
+                cross: Mixing::Softmax(&cross),
+            },
+            AttentionKind::UniformEncoder => Masks {
+                encoder_self: Mixing::Fixed(&enc_self),
+                decoder_self: Mixing::Softmax(&causal),
+                cross: Mixing::Fixed(&cross),
+            },
+        };
+
+        // encoder
+        let x = embed_with_positions::<V, M, L, E, D, T>(
+            &self.embedding,
+            &self.position,
+            &batch.enc_ids,
+            ctx,
+        );
+        let (x, x_tape) = x.split_tape();
+        let x = x.put_tape(x_tape.merge(tape));
+        let mut kvs = Vec::with_capacity(Enc::LAYERS);
+        let h = self.encoder.forward(x, &masks, ctx, true, &mut kvs);
+        let (memory, enc_tape) = match arch.cross_attention {
+            CrossAttention::OwnKv => {
+                let (m, t) = self.encoder_norm.forward(h).split_tape();
+                (Some(m), t)
+            }
+            // the encoder's output feeds nothing: decoder layers read the keys
+            // and values of their encoder layers
+            CrossAttention::ReuseEncoderKv => (None, h.split_tape().1),
+        };
+
+        // decoder
+        let y = embed_with_positions::<V, M, L, E, D, T>(
+            &self.embedding,
+            &self.position,
+            &batch.dec_ids,
+            ctx,
+        );
+        let (y, y_tape) = y.split_tape();
+        let y = y.put_tape(y_tape.merge(enc_tape));
+        let y = self
+            .decoder
+            .forward(y, &masks, ctx, &mut kvs.iter(), memory.as_ref());
+        tied_logits(self.decoder_norm.forward(y), &self.embedding)
+    }
+
+    fn loss<T: AnyTape<E, D>>(
+        &self,
+        batch: &Seq2SeqBatch<E, D>,
+        labels: &[i64],
+        ctx: &Ctx,
+        tape: T,
+    ) -> Tensor<Rank0, E, D, T> {
+        masked_cross_entropy(self.forward(batch, ctx, tape), labels)
+    }
+}

@@ -1,0 +1,127 @@
+use dfdx::prelude::*;
+
+use super::{sublayer, Masks};
+use crate::arch::CrossAttention;
+use crate::layers::{
+    AnyTape, Ctx, FeedForwardSublayer, Float, Hidden, InitParams, KeyValue, Mixing, ParamInit,
+    RmsNorm, SelfAttention,
+};
+
+/// One pre-norm encoder layer: self-attention (`H` heads of `DQK`, `I = H·DQK`)
+/// then the feed-forward `F`.
+#[derive(Debug, Clone)]
+pub struct EncoderLayer<
+    const M: usize,
+    const H: usize,
+    const DQK: usize,
+    const I: usize,
+    F,
+    E: Dtype,
+    D: Storage<E>,
+> {
+    pub self_attn_norm: RmsNorm<M, E, D>,
+    pub self_attn: SelfAttention<M, H, DQK, I, E, D>,
+    pub ffn_norm: RmsNorm<M, E, D>,
+    pub ffn: F,
+}
+
+impl<
+        const M: usize,
+        const H: usize,
+        const DQK: usize,
+        const I: usize,
+        F,
+        E: Float,
+        D: Device<E>,
+    > TensorCollection<E, D> for EncoderLayer<M, H, DQK, I, F, E, D>
+where
+    F: TensorCollection<E, D>,
+{
+    type To<E2: Dtype, D2: Device<E2>> = EncoderLayer<M, H, DQK, I, F::To<E2, D2>, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            (
+                Self::module(
+                    "self_attn_norm",
+                    |s| &s.self_attn_norm,
+                    |s| &mut s.self_attn_norm,
+                ),
+                Self::module("self_attn", |s| &s.self_attn, |s| &mut s.self_attn),
+                Self::module("ffn_norm", |s| &s.ffn_norm, |s| &mut s.ffn_norm),
+                Self::module("ffn", |s| &s.ffn, |s| &mut s.ffn),
+            ),
+            |(self_attn_norm, self_attn, ffn_norm, ffn)| EncoderLayer {
+                self_attn_norm,
+                self_attn,
+                ffn_norm,
+                ffn,
+            },
+        )
+    }
+}
+
+impl<
+        const M: usize,
+        const H: usize,
+        const DQK: usize,
+        const I: usize,
+        F,
+        E: Float,
+        D: Device<E>,
+    > InitParams<E, D> for EncoderLayer<M, H, DQK, I, F, E, D>
+where
+    F: InitParams<E, D>,
+{
+    fn init_params(&mut self, init: &mut ParamInit) {
+        self.self_attn_norm.init_params(init);
+        self.self_attn.init_params(init);
+        self.ffn_norm.init_params(init);
+        self.ffn.init_params(init);
+    }
+}
+
+impl<
+        const M: usize,
+        const H: usize,
+        const DQK: usize,
+        const I: usize,
+        F,
+        E: Float,
+        D: Device<E>,
+    > EncoderLayer<M, H, DQK, I, F, E, D>
+where
+    F: FeedForwardSublayer<M, E, D>,
+{
+    /// Runs the layer and returns its output and its self-attention's keys and
+    /// values. When `last` is set and decoder layers reuse encoder keys and
+    /// values, nothing reads this layer's output: only its keys and values are
+    /// computed, and the input is returned (carrying the tape).
+    pub fn forward<T: AnyTape<E, D>>(
+        &self,
+        x: Hidden<M, E, D, T>,
+        masks: &Masks<E, D>,
+        ctx: &Ctx,
+        last: bool,
+    ) -> (Hidden<M, E, D, T>, KeyValue<E, D>) {
+        let arch = ctx.arch;
+        if last && arch.cross_attention == CrossAttention::ReuseEncoderKv {
+            let (x, tape) = x.split_tape();
+            let h = self.self_attn_norm.forward(x.clone().put_tape(tape));
+            let softmax_cross = matches!(masks.cross, Mixing::Softmax(_));
+            let (kv, h) = self.self_attn.key_value(h, softmax_cross);
+            let (_, tape) = h.split_tape();
+            return (x.put_tape(tape), kv);
+        }
+        let (x, kv) = sublayer(x, arch.residual.self_attn, ctx, |x| {
+            self.self_attn
+                .forward(self.self_attn_norm.forward(x), masks.encoder_self, ctx)
+        });
+        let (x, ()) = sublayer(x, arch.residual.ffn, ctx, |x| {
+            (self.ffn.forward(self.ffn_norm.forward(x), ctx), ())
+        });
+        (x, kv)
+    }
+}

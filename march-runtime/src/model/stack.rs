@@ -1,0 +1,157 @@
+//! Stacks of layers. A layer is a stack of one; a tuple of up to six stacks is
+//! a stack (dfdx implements modules for tuples up to six: longer stacks nest).
+//! Layers of one stack may differ in type (per-layer head counts).
+
+use dfdx::prelude::*;
+
+use super::{DecoderLayer, EncoderLayer, Masks};
+use crate::layers::{
+    AnyTape, CrossAttentionSublayer, Ctx, FeedForwardSublayer, Float, Hidden, InitParams, KeyValue,
+    ParamInit,
+};
+
+/// Encoder layers run in order.
+pub trait EncoderStack<const M: usize, E: Dtype, D: Device<E>>:
+    TensorCollection<E, D> + InitParams<E, D>
+{
+    /// Number of layers.
+    const LAYERS: usize;
+
+    /// Runs the layers on `x`, pushing each layer's keys and values onto
+    /// `kvs`. `last`: this stack ends the encoder.
+    fn forward<T: AnyTape<E, D>>(
+        &self,
+        x: Hidden<M, E, D, T>,
+        masks: &Masks<E, D>,
+        ctx: &Ctx,
+        last: bool,
+        kvs: &mut Vec<KeyValue<E, D>>,
+    ) -> Hidden<M, E, D, T>;
+}
+
+/// Decoder layers run in order; layer i reads the i-th encoder keys and values.
+pub trait DecoderStack<const M: usize, E: Dtype, D: Device<E>>:
+    TensorCollection<E, D> + InitParams<E, D>
+{
+    const LAYERS: usize;
+
+    fn forward<T: AnyTape<E, D>>(
+        &self,
+        x: Hidden<M, E, D, T>,
+        masks: &Masks<E, D>,
+        ctx: &Ctx,
+        kvs: &mut std::slice::Iter<KeyValue<E, D>>,
+        memory: Option<&Hidden<M, E, D>>,
+    ) -> Hidden<M, E, D, T>;
+}
+
+impl<
+        const M: usize,
+        const H: usize,
+        const DQK: usize,
+        const I: usize,
+        F,
+        E: Float,
+        D: Device<E>,
+    > EncoderStack<M, E, D> for EncoderLayer<M, H, DQK, I, F, E, D>
+where
+    F: FeedForwardSublayer<M, E, D>,
+{
+    const LAYERS: usize = 1;
+
+    fn forward<T: AnyTape<E, D>>(
+        &self,
+        x: Hidden<M, E, D, T>,
+        masks: &Masks<E, D>,
+        ctx: &Ctx,
+        last: bool,
+        kvs: &mut Vec<KeyValue<E, D>>,
+    ) -> Hidden<M, E, D, T> {
+        let (x, kv) = EncoderLayer::forward(self, x, masks, ctx, last);
+        kvs.push(kv);
+        x
+    }
+}
+
+impl<
+        const M: usize,
+        const H: usize,
+        const DQK: usize,
+        const I: usize,
+        X,
+        F,
+        E: Float,
+        D: Device<E>,
+    > DecoderStack<M, E, D> for DecoderLayer<M, H, DQK, I, X, F, E, D>
+where
+    X: CrossAttentionSublayer<M, E, D>,
+    F: FeedForwardSublayer<M, E, D>,
+{
+    const LAYERS: usize = 1;
+
+    fn forward<T: AnyTape<E, D>>(
+        &self,
+        x: Hidden<M, E, D, T>,
+        masks: &Masks<E, D>,
+        ctx: &Ctx,
+        kvs: &mut std::slice::Iter<KeyValue<E, D>>,
+        memory: Option<&Hidden<M, E, D>>,
+    ) -> Hidden<M, E, D, T> {
+        DecoderLayer::forward(self, x, masks, ctx, kvs.next(), memory)
+    }
+}
+
+macro_rules! tuple_stacks {
+    ($([$($name:ident $idx:tt),+] $lastidx:tt;)+) => {$(
+        impl<E: Dtype, D: Device<E>, $($name: InitParams<E, D>),+> InitParams<E, D> for ($($name,)+) {
+            fn init_params(&mut self, init: &mut ParamInit) {
+                $(self.$idx.init_params(init);)+
+            }
+        }
+
+        impl<const M: usize, E: Dtype, D: Device<E>, $($name: EncoderStack<M, E, D>),+>
+            EncoderStack<M, E, D> for ($($name,)+)
+        {
+            const LAYERS: usize = 0 $(+ $name::LAYERS)+;
+
+            fn forward<T: AnyTape<E, D>>(
+                &self,
+                x: Hidden<M, E, D, T>,
+                masks: &Masks<E, D>,
+                ctx: &Ctx,
+                last: bool,
+                kvs: &mut Vec<KeyValue<E, D>>,
+            ) -> Hidden<M, E, D, T> {
+                $(let x = self.$idx.forward(x, masks, ctx, last && $idx == $lastidx, kvs);)+
+                x
+            }
+        }
+
+        impl<const M: usize, E: Dtype, D: Device<E>, $($name: DecoderStack<M, E, D>),+>
+            DecoderStack<M, E, D> for ($($name,)+)
+        {
+            const LAYERS: usize = 0 $(+ $name::LAYERS)+;
+
+            fn forward<T: AnyTape<E, D>>(
+                &self,
+                x: Hidden<M, E, D, T>,
+                masks: &Masks<E, D>,
+                ctx: &Ctx,
+                kvs: &mut std::slice::Iter<KeyValue<E, D>>,
+                memory: Option<&Hidden<M, E, D>>,
+            ) -> Hidden<M, E, D, T> {
+                $(let x = self.$idx.forward(x, masks, ctx, kvs, memory);)+
+                x
+            }
+        }
+    )+};
+}
+
+tuple_stacks! {
+    [A 0] 0;
+    [A 0, B 1] 1;
+    [A 0, B 1, C 2] 2;
+    [A 0, B 1, C 2, G 3] 3;
+    [A 0, B 1, C 2, G 3, H 4] 4;
+    [A 0, B 1, C 2, G 3, H 4, J 5] 5;
+}

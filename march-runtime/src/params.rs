@@ -1,0 +1,130 @@
+//! Named access to a model's parameters (and their gradients): the visitors
+//! behind the liveness test, fixtures and checkpoints.
+
+use dfdx::nn::tensor_collection::{
+    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
+    ViewTensorRef,
+};
+use dfdx::prelude::*;
+
+/// One parameter tensor: its path (`decoder.0.self_attn.w_q`) and element count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamInfo {
+    pub name: String,
+    pub numel: usize,
+}
+
+/// Calls `f(name, values)` for every trainable tensor, in the module's order.
+pub fn for_each_param<E: Dtype, D: Device<E>, M: TensorCollection<E, D>>(
+    model: &M,
+    mut f: impl FnMut(&str, Vec<E>),
+) {
+    struct V<'a, F>(&'a mut F);
+    impl<E: Dtype, D: Device<E>, F: FnMut(&str, Vec<E>)> TensorVisitor<E, D> for V<'_, F> {
+        type Viewer = (ViewTensorRef, ViewTensorName);
+        type Err = D::Err;
+        type E2 = E;
+        type D2 = D;
+        fn visit<S: Shape>(
+            &mut self,
+            opts: TensorOptions<S, E, D>,
+            (t, name): (&Tensor<S, E, D>, String),
+        ) -> Result<Option<Tensor<S, E, D>>, Self::Err> {
+            if opts.do_gradient_update {
+                (self.0)(&name, t.as_vec());
+            }
+            Ok(None)
+        }
+    }
+    let mut v = V(&mut f);
+    let walker = &mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut v,
+    };
+    let _ = <M as TensorCollection<E, D>>::iter_tensors(walker)
+        .map_err(|_| ())
+        .expect("reading parameters");
+}
+
+/// Sets every trainable tensor to `f(name, numel)` where it returns values;
+/// panics if a returned vector has the wrong length.
+pub fn set_params<E: Dtype, D: Device<E>, M: TensorCollection<E, D>>(
+    model: &mut M,
+    mut f: impl FnMut(&str, usize) -> Option<Vec<E>>,
+) {
+    struct V<'a, F>(&'a mut F);
+    impl<E: Dtype, D: Device<E>, F: FnMut(&str, usize) -> Option<Vec<E>>> TensorVisitor<E, D>
+        for V<'_, F>
+    {
+        type Viewer = (ViewTensorMut, ViewTensorName);
+        type Err = D::Err;
+        type E2 = E;
+        type D2 = D;
+        fn visit<S: Shape>(
+            &mut self,
+            opts: TensorOptions<S, E, D>,
+            (t, name): (&mut Tensor<S, E, D>, String),
+        ) -> Result<Option<Tensor<S, E, D>>, Self::Err> {
+            let n = t.shape().num_elements();
+            if opts.do_gradient_update {
+                if let Some(values) = (self.0)(&name, n) {
+                    assert_eq!(
+                        values.len(),
+                        n,
+                        "{name}: {} values for {n} elements",
+                        values.len()
+                    );
+                    t.copy_from(&values);
+                }
+            }
+            Ok(None)
+        }
+    }
+    let mut v = V(&mut f);
+    let walker = &mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut v,
+    };
+    let _ = <M as TensorCollection<E, D>>::iter_tensors(walker)
+        .map_err(|_| ())
+        .expect("writing parameters");
+}
+
+/// Every trainable tensor with the sum of absolute values of its gradient.
+pub fn grad_magnitudes<E: Dtype + num_traits::Float, D: Device<E>, M: TensorCollection<E, D>>(
+    model: &M,
+    grads: &Gradients<E, D>,
+) -> Vec<(ParamInfo, f64)> {
+    struct V<'a, E: Dtype, D: Device<E>>(&'a Gradients<E, D>, Vec<(ParamInfo, f64)>);
+    impl<E: Dtype + num_traits::Float, D: Device<E>> TensorVisitor<E, D> for V<'_, E, D> {
+        type Viewer = (ViewTensorRef, ViewTensorName);
+        type Err = D::Err;
+        type E2 = E;
+        type D2 = D;
+        fn visit<S: Shape>(
+            &mut self,
+            opts: TensorOptions<S, E, D>,
+            (t, name): (&Tensor<S, E, D>, String),
+        ) -> Result<Option<Tensor<S, E, D>>, Self::Err> {
+            if opts.do_gradient_update {
+                let g = self.0.get(t).as_vec();
+                let mag = g.iter().map(|x| x.abs().to_f64().unwrap_or(f64::NAN)).sum();
+                let info = ParamInfo {
+                    name,
+                    numel: t.shape().num_elements(),
+                };
+                self.1.push((info, mag));
+            }
+            Ok(None)
+        }
+    }
+    let mut v = V(grads, Vec::new());
+    let walker = &mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut v,
+    };
+    let _ = <M as TensorCollection<E, D>>::iter_tensors(walker)
+        .map_err(|_| ())
+        .expect("reading gradients");
+    v.1
+}

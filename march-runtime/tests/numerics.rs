@@ -1,0 +1,463 @@
+//! Each building block against a straightforward f64 reference (loops over
+//! plain vectors, written from the paper's formulas), at small dimensions.
+
+use dfdx::prelude::*;
+use march_runtime::arch::*;
+use march_runtime::layers::*;
+
+const HEADS: [usize; 1] = [2];
+const ARCH: Arch = Arch {
+    name: "numerics",
+    base: None,
+    doc: "",
+    declared: "",
+    dim_model: 6,
+    vocab: 7,
+    max_len: 9,
+    encoder_heads: &HEADS,
+    decoder_heads: &HEADS,
+    dim_qkv: 3,
+    dim_ff: 5,
+    ffn: FeedForward::Dense {
+        activation: Activation::Relu,
+    },
+    position: Position {
+        combine: Combine::Mean,
+        init: PositionInit::Scaled,
+    },
+    residual: Residuals {
+        self_attn: true,
+        cross_attn: true,
+        ffn: true,
+    },
+    cross_attention: CrossAttention::ReuseEncoderKv,
+    attention: AttentionKind::Softmax,
+    dropout: 0.0,
+    params: ParamCount { total: 0, live: 0 },
+    budget: Budget {
+        params: 1,
+        on: BudgetOn::Total,
+        tolerance_pct: 1.0,
+        exempt: None,
+    },
+};
+
+const M: usize = 6;
+const B: usize = 2;
+const S: usize = 4;
+
+/// Deterministic pseudo-random values in [-scale, scale].
+fn values(n: usize, seed: u64, scale: f64) -> Vec<f64> {
+    (0..n)
+        .map(|i| {
+            let x = ((i as f64 + 1.0) * 12.9898 + seed as f64 * 78.233).sin() * 43758.5453;
+            (x - x.floor() - 0.5) * 2.0 * scale
+        })
+        .collect()
+}
+
+fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= tol * (1.0 + w.abs()),
+            "{what}[{i}]: got {g}, want {w}"
+        );
+    }
+}
+
+fn dev() -> Cpu {
+    Cpu::seed_from_u64(0)
+}
+
+fn hidden(dev: &Cpu, seed: u64) -> (Hidden<M, f64, Cpu>, Vec<f64>) {
+    let v = values(B * S * M, seed, 1.5);
+    (dev.tensor_from_vec(v.clone(), (B, S, Const::<M>)), v)
+}
+
+fn matrix<const R: usize, const C: usize>(
+    dev: &Cpu,
+    seed: u64,
+    scale: f64,
+) -> (Tensor<Rank2<R, C>, f64, Cpu>, Vec<f64>) {
+    let v = values(R * C, seed, scale);
+    (dev.tensor_from_vec(v.clone(), (Const::<R>, Const::<C>)), v)
+}
+
+/// `x [rows, k] @ w [k, n]`, row-major.
+fn matmul(x: &[f64], w: &[f64], k: usize, n: usize) -> Vec<f64> {
+    let rows = x.len() / k;
+    let mut out = vec![0.0; rows * n];
+    for r in 0..rows {
+        for j in 0..n {
+            out[r * n + j] = (0..k).map(|i| x[r * k + i] * w[i * n + j]).sum();
+        }
+    }
+    out
+}
+
+fn rms_norm_ref(x: &[f64], w: &[f64]) -> Vec<f64> {
+    let m = w.len();
+    x.chunks(m)
+        .flat_map(|row| {
+            let ms = row.iter().map(|v| v * v).sum::<f64>() / m as f64;
+            let inv = 1.0 / (ms + 1e-6).sqrt();
+            row.iter()
+                .zip(w)
+                .map(move |(v, g)| v * inv * g)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn rms_norm_matches_reference() {
+    let dev = dev();
+    let (x, xv) = hidden(&dev, 1);
+    let w = values(M, 2, 1.0);
+    let norm = RmsNorm::<M, f64, Cpu> {
+        weight: dev.tensor_from_vec(w.clone(), (Const::<M>,)),
+    };
+    let got = norm.forward(x).as_vec();
+    assert_close(&got, &rms_norm_ref(&xv, &w), 1e-12, "rms_norm");
+}
+
+/// softmax(q kᵀ + bias) v per head, for `[B, S, H·DQK]` projections.
+#[allow(clippy::too_many_arguments)]
+fn attention_ref(
+    q: &[f64],
+    k: &[f64],
+    v: &[f64],
+    sq: usize,
+    sk: usize,
+    h: usize,
+    d: usize,
+    allowed: impl Fn(usize, usize, usize) -> bool,
+) -> Vec<f64> {
+    let inner = h * d;
+    let b = q.len() / (sq * inner);
+    let mut out = vec![0.0; b * sq * inner];
+    for bi in 0..b {
+        for hi in 0..h {
+            for i in 0..sq {
+                let logits: Vec<f64> = (0..sk)
+                    .map(|j| {
+                        let dot: f64 = (0..d)
+                            .map(|c| {
+                                q[(bi * sq + i) * inner + hi * d + c]
+                                    * k[(bi * sk + j) * inner + hi * d + c]
+                            })
+                            .sum();
+                        if allowed(bi, i, j) {
+                            dot
+                        } else {
+                            dot - 1e9
+                        }
+                    })
+                    .collect();
+                let max = logits.iter().cloned().fold(f64::MIN, f64::max);
+                let exps: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
+                let z: f64 = exps.iter().sum();
+                for c in 0..d {
+                    out[(bi * sq + i) * inner + hi * d + c] = (0..sk)
+                        .map(|j| exps[j] / z * v[(bi * sk + j) * inner + hi * d + c])
+                        .sum();
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn self_attention_with_padding_mask_matches_reference() {
+    let dev = dev();
+    let (x, xv) = hidden(&dev, 3);
+    let (wq, wqv) = matrix::<M, 6>(&dev, 4, 0.5);
+    let (wk, wkv) = matrix::<M, 6>(&dev, 5, 0.5);
+    let (wv, wvv) = matrix::<M, 6>(&dev, 6, 0.5);
+    let (wo, wov) = matrix::<6, M>(&dev, 7, 0.5);
+    let attn = SelfAttention::<M, 2, 3, 6, f64, Cpu> {
+        w_q: wq,
+        w_k: wk,
+        w_v: wv,
+        w_o: wo,
+    };
+    // second example: last key is padding
+    let mask_v = vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0];
+    let mask = dev.tensor_from_vec(mask_v.clone(), (B, S));
+    let bias = padding_bias(&mask, S);
+    let ctx = Ctx::eval(&ARCH);
+    let (out, kv) = attn.forward(x, Mixing::Softmax(&bias), &ctx);
+    let (q, k, v) = (
+        matmul(&xv, &wqv, M, 6),
+        matmul(&xv, &wkv, M, 6),
+        matmul(&xv, &wvv, M, 6),
+    );
+    let a = attention_ref(&q, &k, &v, S, S, 2, 3, |b, _, j| mask_v[b * S + j] > 0.5);
+    let want = matmul(&a, &wov, 6, M);
+    assert_close(&out.as_vec(), &want, 1e-10, "self-attention");
+    assert_close(&kv.keys.unwrap().as_vec(), &k, 1e-12, "keys");
+    assert_close(&kv.values.as_vec(), &v, 1e-12, "values");
+}
+
+#[test]
+fn causal_attention_matches_reference() {
+    let dev = dev();
+    let (x, xv) = hidden(&dev, 8);
+    let (wq, wqv) = matrix::<M, 6>(&dev, 9, 0.5);
+    let (wk, wkv) = matrix::<M, 6>(&dev, 10, 0.5);
+    let (wv, wvv) = matrix::<M, 6>(&dev, 11, 0.5);
+    let (wo, wov) = matrix::<6, M>(&dev, 12, 0.5);
+    let attn = SelfAttention::<M, 3, 2, 6, f64, Cpu> {
+        w_q: wq,
+        w_k: wk,
+        w_v: wv,
+        w_o: wo,
+    };
+    let bias = causal_bias(&dev, B, S);
+    let (out, _) = attn.forward(x, Mixing::Softmax(&bias), &Ctx::eval(&ARCH));
+    let (q, k, v) = (
+        matmul(&xv, &wqv, M, 6),
+        matmul(&xv, &wkv, M, 6),
+        matmul(&xv, &wvv, M, 6),
+    );
+    let a = attention_ref(&q, &k, &v, S, S, 3, 2, |_, i, j| j <= i);
+    assert_close(
+        &out.as_vec(),
+        &matmul(&a, &wov, 6, M),
+        1e-10,
+        "causal attention",
+    );
+}
+
+#[test]
+fn uniform_attention_averages_unpadded_values() {
+    let dev = dev();
+    let (x, xv) = hidden(&dev, 13);
+    let (wq, _) = matrix::<M, 6>(&dev, 14, 0.5);
+    let (wk, _) = matrix::<M, 6>(&dev, 15, 0.5);
+    let (wv, wvv) = matrix::<M, 6>(&dev, 16, 0.5);
+    let (wo, wov) = matrix::<6, M>(&dev, 17, 0.5);
+    let attn = SelfAttention::<M, 2, 3, 6, f64, Cpu> {
+        w_q: wq,
+        w_k: wk,
+        w_v: wv,
+        w_o: wo,
+    };
+    let mask_v = vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0];
+    let mask = dev.tensor_from_vec(mask_v.clone(), (B, S));
+    let probs = uniform_probs(&mask, S);
+    let (out, kv) = attn.forward(x, Mixing::Fixed(&probs), &Ctx::eval(&ARCH));
+    assert!(kv.keys.is_none(), "uniform attention computes no keys");
+    let v = matmul(&xv, &wvv, M, 6);
+    let mut a = vec![0.0; B * S * 6];
+    for b in 0..B {
+        let n: f64 = mask_v[b * S..(b + 1) * S].iter().sum();
+        for i in 0..S {
+            for c in 0..6 {
+                a[(b * S + i) * 6 + c] = (0..S)
+                    .map(|j| mask_v[b * S + j] * v[(b * S + j) * 6 + c])
+                    .sum::<f64>()
+                    / n;
+            }
+        }
+    }
+    assert_close(
+        &out.as_vec(),
+        &matmul(&a, &wov, 6, M),
+        1e-10,
+        "uniform attention",
+    );
+}
+
+fn act_ref(a: Activation, x: f64) -> f64 {
+    match a {
+        Activation::Relu => x.max(0.0),
+        Activation::Gelu => {
+            // erf via its Taylor series (|x| small here), independent of dfdx's
+            let z = x / std::f64::consts::SQRT_2;
+            let mut erf = 0.0;
+            let mut term = z;
+            for n in 0..60 {
+                erf += term / (2 * n + 1) as f64;
+                term *= -z * z / (n + 1) as f64;
+            }
+            0.5 * x * (1.0 + erf * 2.0 / std::f64::consts::PI.sqrt())
+        }
+        Activation::Silu => x / (1.0 + (-x).exp()),
+        Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+    }
+}
+
+#[test]
+fn dense_ffn_matches_reference_for_each_activation() {
+    let dev = dev();
+    for act in [Activation::Relu, Activation::Gelu, Activation::Silu] {
+        let (x, xv) = hidden(&dev, 20);
+        let (up, upv) = matrix::<M, 5>(&dev, 21, 0.8);
+        let (down, downv) = matrix::<5, M>(&dev, 22, 0.8);
+        let ffn = DenseFfn::<M, 5, f64, Cpu> { up, down };
+        let arch = Arch {
+            ffn: FeedForward::Dense { activation: act },
+            ..ARCH
+        };
+        let got = ffn.forward(x, &Ctx::eval(&arch)).as_vec();
+        let h: Vec<f64> = matmul(&xv, &upv, M, 5)
+            .into_iter()
+            .map(|v| act_ref(act, v))
+            .collect();
+        assert_close(&got, &matmul(&h, &downv, 5, M), 1e-9, act.name());
+    }
+}
+
+#[test]
+fn glu_ffn_matches_reference_for_each_gate() {
+    let dev = dev();
+    for gate in [
+        Activation::Relu,
+        Activation::Gelu,
+        Activation::Silu,
+        Activation::Sigmoid,
+    ] {
+        let (x, xv) = hidden(&dev, 23);
+        let (g, gv) = matrix::<M, 5>(&dev, 24, 0.8);
+        let (up, upv) = matrix::<M, 5>(&dev, 25, 0.8);
+        let (down, downv) = matrix::<5, M>(&dev, 26, 0.8);
+        let ffn = GluFfn::<M, 5, f64, Cpu> { gate: g, up, down };
+        let arch = Arch {
+            ffn: FeedForward::Glu { gate },
+            ..ARCH
+        };
+        let got = ffn.forward(x, &Ctx::eval(&arch)).as_vec();
+        let h: Vec<f64> = matmul(&xv, &gv, M, 5)
+            .into_iter()
+            .zip(matmul(&xv, &upv, M, 5))
+            .map(|(a, u)| act_ref(gate, a) * u)
+            .collect();
+        assert_close(&got, &matmul(&h, &downv, 5, M), 1e-9, gate.name());
+    }
+}
+
+#[test]
+fn mixed_act_ffn_matches_reference_for_mean_and_sum() {
+    let dev = dev();
+    for (combine, factor) in [(Combine::Mean, 0.5), (Combine::Sum, 1.0)] {
+        let (x, xv) = hidden(&dev, 27);
+        let (slow, slowv) = matrix::<M, 5>(&dev, 28, 0.8);
+        let (fast, fastv) = matrix::<M, 5>(&dev, 29, 0.8);
+        let (down, downv) = matrix::<5, M>(&dev, 30, 0.8);
+        let ffn = MixedActFfn::<M, 5, f64, Cpu> {
+            up_slow: slow,
+            up_fast: fast,
+            down,
+        };
+        let arch = Arch {
+            ffn: FeedForward::MixedAct {
+                combine,
+                branch_dropout: 0.5,
+            },
+            ..ARCH
+        };
+        // evaluation: the branch dropout is off
+        let got = ffn.forward(x, &Ctx::eval(&arch)).as_vec();
+        let h: Vec<f64> = matmul(&xv, &slowv, M, 5)
+            .into_iter()
+            .zip(matmul(&xv, &fastv, M, 5))
+            .map(|(s, f)| factor * (act_ref(Activation::Sigmoid, s) + f.max(0.0)))
+            .collect();
+        assert_close(&got, &matmul(&h, &downv, 5, M), 1e-10, combine.name());
+    }
+}
+
+#[test]
+fn position_combine_mean_and_sum() {
+    let dev = dev();
+    let (emb, embv) = matrix::<7, M>(&dev, 31, 1.0);
+    let (table, tablev) = matrix::<9, M>(&dev, 32, 1.0);
+    let ids_v = vec![3usize, 0, 6, 2, 1, 1, 5, 4];
+    let ids = dev.tensor_from_vec(ids_v.clone(), (B, S));
+    for (combine, factor) in [(Combine::Mean, 0.5), (Combine::Sum, 1.0)] {
+        let arch = Arch {
+            position: Position {
+                combine,
+                init: PositionInit::Scaled,
+            },
+            ..ARCH
+        };
+        let got: Hidden<M, f64, Cpu> = embed_with_positions::<7, M, 9, f64, Cpu, NoneTape>(
+            &emb,
+            &table,
+            &ids,
+            &Ctx::eval(&arch),
+        );
+        let mut want = Vec::new();
+        for (i, id) in ids_v.iter().enumerate() {
+            let pos = i % S;
+            for c in 0..M {
+                want.push(factor * (embv[id * M + c] + tablev[pos * M + c]));
+            }
+        }
+        assert_close(&got.as_vec(), &want, 1e-12, combine.name());
+    }
+}
+
+#[test]
+fn tied_logits_and_masked_cross_entropy_match_reference() {
+    let dev = dev();
+    let (x, xv) = hidden(&dev, 33);
+    let (emb, embv) = matrix::<7, M>(&dev, 34, 1.0);
+    let logits = tied_logits(x, &emb);
+    let scale = (M as f64).powf(-0.5);
+    let mut want = Vec::new();
+    for row in xv.chunks(M) {
+        for v in 0..7 {
+            want.push(
+                (0..M)
+                    .map(|c| row[c] * scale * embv[v * M + c])
+                    .sum::<f64>(),
+            );
+        }
+    }
+    assert_close(&logits.as_vec(), &want, 1e-12, "tied logits");
+
+    let labels = vec![2i64, -100, 6, 0, 1, 5, -100, 3];
+    let loss = masked_cross_entropy(logits, &labels).array();
+    let mut total = 0.0;
+    let mut n = 0.0;
+    for (row, &l) in want.chunks(7).zip(&labels) {
+        if l < 0 {
+            continue;
+        }
+        let max = row.iter().cloned().fold(f64::MIN, f64::max);
+        let lse = max + row.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+        total += lse - row[l as usize];
+        n += 1.0;
+    }
+    assert_close(&[loss], &[total / n], 1e-12, "masked cross-entropy");
+}
+
+#[test]
+fn ignored_labels_get_exactly_zero_gradient() {
+    let dev = dev();
+    let v = values(B * S * 7, 35, 2.0);
+    let logits: Tensor<(usize, usize, Const<7>), f64, Cpu> =
+        dev.tensor_from_vec(v, (B, S, Const::<7>));
+    let labels = vec![2i64, -100, 6, 0, 1, 5, -100, 3];
+    let g = masked_cross_entropy(logits.leaky_trace(), &labels).backward();
+    let grad = g.get(&logits).as_vec();
+    for (pos, &l) in labels.iter().enumerate() {
+        let row = &grad[pos * 7..(pos + 1) * 7];
+        if l < 0 {
+            assert!(
+                row.iter().all(|&x| x == 0.0),
+                "position {pos} is ignored but has gradient {row:?}"
+            );
+        } else {
+            assert!(
+                row.iter().any(|&x| x != 0.0),
+                "position {pos} has no gradient"
+            );
+        }
+    }
+}

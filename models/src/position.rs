@@ -1,0 +1,15 @@
+//! The learned absolute position encoding.
+
+use crate::baseline::{Baseline, SmallBaseline};
+
+experiment! {
+    /// Position combine `x + t` instead of `(x + t) / 2`.
+    APESumOverAverage, SmallAPESumOverAverage from Baseline, SmallBaseline:
+    position_combine = sum,
+}
+
+experiment! {
+    /// Position table initialised N(0, 1) instead of N(0, dim^-0.5).
+    APEUnitVariance, SmallAPEUnitVariance from Baseline, SmallBaseline:
+    position_init = unit,
+}
