@@ -1,8 +1,20 @@
 //! `march list` and `march show`.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
+
 use anyhow::{bail, Result};
+use march_runtime::arch::thousands;
 use march_runtime::registry::{find, variants};
 use march_runtime::Arch;
+
+/// Print `text` to stdout; a closed pipe surfaces as an `io::Error`.
+fn emit(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
 
 #[derive(clap::Args)]
 pub struct ListArgs {
@@ -11,18 +23,6 @@ pub struct ListArgs {
     filter: Option<String>,
 }
 
-/// `1234567` → `1,234,567`.
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
 
 fn budget_cell(a: &Arch) -> String {
     let dev = a.budget_deviation_pct();
@@ -55,10 +55,12 @@ pub fn run(args: &ListArgs) -> Result<()> {
         .max()
         .unwrap_or(4)
         .max(7);
-    println!(
+    let mut out = String::new();
+    writeln!(
+        out,
         "{:<name_w$}  {:>12}  {:>12}  {:>22}  {:>11}  declaration",
         "variant", "params", "live", "vs budget", "MFLOP/tok"
-    );
+    )?;
     for e in &all {
         let a = e.arch;
         let decl = match a.base {
@@ -66,7 +68,8 @@ pub fn run(args: &ListArgs) -> Result<()> {
             Some(base) => format!("base = {base}, {}", a.declared),
             None => a.declared.to_string(),
         };
-        println!(
+        writeln!(
+            out,
             "{:<name_w$}  {:>12}  {:>12}  {:>22}  {:>11.1}  {}",
             a.name,
             thousands(a.params.total),
@@ -74,43 +77,43 @@ pub fn run(args: &ListArgs) -> Result<()> {
             budget_cell(a),
             a.flops_per_token() as f64 / 1e6,
             decl
-        );
+        )?;
     }
     let exempt: Vec<_> = all
         .iter()
         .filter(|e| e.arch.budget.exempt.is_some())
         .collect();
     if !exempt.is_empty() {
-        println!("\nexempt from their budget:");
+        writeln!(out, "\nexempt from their budget:")?;
         for e in exempt {
-            println!(
-                "  {}: {}",
-                e.arch.name,
-                e.arch.budget.exempt.unwrap_or_default()
-            );
+            let reason = e.arch.budget.exempt.unwrap_or_default();
+            writeln!(out, "  {}: {reason}", e.arch.name)?;
         }
     }
-    println!(
+    writeln!(
+        out,
         "\nlive = parameters that receive a gradient; MFLOP/tok = forward+backward per corpus token \
          at encoder {} / decoder {} tokens per {}-token chunk",
         march_runtime::arch::REF_ENCODER_LEN,
         march_runtime::arch::REF_DECODER_LEN,
         march_runtime::arch::REF_CHUNK_TOKENS
-    );
-    Ok(())
+    )?;
+    emit(&out)
 }
 
 pub fn show(name: &str) -> Result<()> {
     let Some(e) = find(name) else {
         bail!("unknown variant `{name}`; run `march list` to see them all");
     };
+    let mut out = String::new();
     if !e.arch.doc.is_empty() {
-        println!("{}\n", e.arch.doc);
+        writeln!(out, "{}\n", e.arch.doc)?;
     }
-    println!("{}", e.arch);
-    println!(
+    writeln!(out, "{}", e.arch)?;
+    writeln!(
+        out,
         "flops/token      {:.1} MFLOP (forward+backward, reference workload)",
         e.arch.flops_per_token() as f64 / 1e6
-    );
-    Ok(())
+    )?;
+    emit(&out)
 }

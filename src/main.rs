@@ -2,6 +2,8 @@
 
 mod list;
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -27,11 +29,25 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     march_models::link();
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::List(args) => list::run(&args),
         Command::Show { variant } => list::show(&variant),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // a closed pipe (`march list | head`) is not an error
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }

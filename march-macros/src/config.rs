@@ -181,7 +181,8 @@ impl Config {
     /// and values, so nothing reads the last encoder layer's output: its
     /// `w_q`, `w_o`, feed-forward norm and feed-forward, and the final encoder
     /// norm, are dead. With uniform encoder attention, queries and keys of
-    /// encoder self-attention and of cross-attention are never read.
+    /// encoder self-attention and of cross-attention are never read, nor is
+    /// the cross-attention's norm.
     pub fn counts(&self) -> Counts {
         let m = self.dim_model;
         let dqk = self.dim_qkv;
@@ -208,7 +209,9 @@ impl Config {
             let inner = h * dqk;
             c.add(m, true); // self_attn_norm
             c.add(4 * m * inner, true); // self_attn
-            c.add(m, true); // cross_attn_norm
+            // uniform cross-attention ignores the decoder side: it only
+            // averages the encoder's values
+            c.add(m, softmax); // cross_attn_norm
             c.add(m * inner, softmax); // cross w_q
             if !reuse {
                 c.add(m * inner, softmax); // cross w_k

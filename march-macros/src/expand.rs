@@ -281,6 +281,7 @@ pub fn variant(v: &Validated, item: &ItemStruct) -> TokenStream {
         #budget_check
 
         #[doc(hidden)]
+        #[allow(non_local_definitions)]
         #[macro_export]
         macro_rules! #callback {
             ( ( $($overrides:tt)* ) $($item:tt)* ) => {

@@ -580,9 +580,18 @@ pub fn validate(attr: TokenStream) -> (Validated, Vec<syn::Error>) {
         .filter(|e| e.key != "base" && e.key != "__march_base")
         .map(|e| e.tokens.clone())
         .collect();
-    let declared = overrides
+    // the declaration's own changes, as written (the exemption is listed apart)
+    let declared = entries
         .iter()
-        .map(|t| t.to_string())
+        .filter(|e| !matches!(e.key.to_string().as_str(), "base" | "__march_base" | "budget_exempt"))
+        .map(|e| {
+            e.tokens
+                .to_string()
+                .replace(" / ", "/")
+                .replace(" %", "%")
+                .replace("( ", "(")
+                .replace(" )", ")")
+        })
         .collect::<Vec<_>>()
         .join(", ");
     if pending_base.is_none() {

@@ -209,6 +209,19 @@ impl ParamCount {
     }
 }
 
+/// `34764800` → `34,764,800`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The reference workload of [`Arch::flops_per_token`]: the throughput workload
 /// of the issue tracker (span corruption of 256-token chunks).
 pub const REF_CHUNK_TOKENS: usize = 256;
@@ -395,14 +408,14 @@ impl fmt::Display for Arch {
         writeln!(
             f,
             "parameters       {} total, {} live ({} dead)",
-            self.params.total,
-            self.params.live,
-            self.params.dead()
+            thousands(self.params.total),
+            thousands(self.params.live),
+            thousands(self.params.dead())
         )?;
         write!(
             f,
             "budget           {} on {} params, {:+.2}% (tolerance ±{}%){}",
-            self.budget.params,
+            thousands(self.budget.params),
             self.budget.on.name(),
             self.budget_deviation_pct(),
             self.budget.tolerance_pct,

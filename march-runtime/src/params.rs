@@ -128,3 +128,34 @@ pub fn grad_magnitudes<E: Dtype + num_traits::Float, D: Device<E>, M: TensorColl
         .expect("reading gradients");
     v.1
 }
+
+/// Calls `f(name, gradient)` for every trainable tensor, in the module's order.
+pub fn for_each_grad<E: Dtype, D: Device<E>, M: TensorCollection<E, D>>(
+    model: &M,
+    grads: &Gradients<E, D>,
+    mut f: impl FnMut(&str, Vec<E>),
+) {
+    struct V<'a, E: Dtype, D: Device<E>, F>(&'a Gradients<E, D>, &'a mut F);
+    impl<E: Dtype, D: Device<E>, F: FnMut(&str, Vec<E>)> TensorVisitor<E, D> for V<'_, E, D, F> {
+        type Viewer = (ViewTensorRef, ViewTensorName);
+        type Err = D::Err;
+        type E2 = E;
+        type D2 = D;
+        fn visit<S: Shape>(
+            &mut self,
+            opts: TensorOptions<S, E, D>,
+            (t, name): (&Tensor<S, E, D>, String),
+        ) -> Result<Option<Tensor<S, E, D>>, Self::Err> {
+            if opts.do_gradient_update {
+                (self.1)(&name, self.0.get(t).as_vec());
+            }
+            Ok(None)
+        }
+    }
+    let mut v = V(grads, &mut f);
+    let walker = &mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut v,
+    };
+    let _ = <M as TensorCollection<E, D>>::iter_tensors(walker).map_err(|_| ()).expect("reading gradients");
+}

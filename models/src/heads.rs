@@ -7,7 +7,7 @@ experiment! {
     MoreHeadsLessLayers, SmallMoreHeadsLessLayers from Baseline, SmallBaseline:
     layers -= 1,
     heads *= 2,
-    budget_exempt = "the original ran it as 'same budget'; it is 4.34% under (2.2% at CPU scale), kept to reproduce it",
+    budget_exempt = "the original ran it as 'same parameter budget' although it is not; kept as the original ran it",
 }
 
 experiment! {
@@ -44,5 +44,5 @@ experiment! {
     layers -= 1,
     heads *= 3,
     position_init = unit,
-    budget_exempt = "the original ran it as 'same budget'; it is 11.55% under, kept to reproduce it",
+    budget_exempt = "the original ran it as 'same parameter budget' although it is not; kept as the original ran it",
 }

@@ -1,0 +1,113 @@
+//! The variant library: every registered variant's compile-time count equals
+//! dfdx's count of the built module, the original experiments have exactly
+//! the original's counts, and exactly the live parameters get gradients.
+
+use march_runtime::registry::{find, variants};
+
+/// The issue tracker's table (vocab 30,000).
+const ORIGINAL: &[(&str, u64)] = &[
+    ("Baseline", 36_340_224),
+    ("MoreHeadsLessLayers", 34_764_800),
+    ("MoreHeadsLessQKVDim", 36_340_224),
+    ("LessHeadsMoreQKVDim", 36_340_224),
+    ("ScalingHeads", 36_340_224),
+    ("InverseScalingHeads", 36_340_224),
+    ("APESumOverAverage", 36_340_224),
+    ("APEUnitVariance", 36_340_224),
+    ("MoreHeadsLessQKVDimLessLayers", 32_143_360),
+    ("ReLUGatedLinearUnit", 36_337_152),
+    ("GELUGatedLinearUnit", 36_337_152),
+    ("SiLUGatedLinearUnit", 36_337_152),
+    ("MixedAct", 36_337_152),
+    ("MixedActSumOverMean", 36_337_152),
+    ("MixedActSOMDropout", 36_337_152),
+    ("NoSelfAttentionResidual", 36_340_224),
+];
+
+#[test]
+fn original_experiments_have_the_original_counts() {
+    march_models::link();
+    for (name, count) in ORIGINAL {
+        let e = find(name).unwrap_or_else(|| panic!("{name} is not registered"));
+        assert_eq!(e.arch.params.total, *count, "{name}");
+        // every one exists at CPU scale too
+        let small = format!("Small{name}");
+        assert!(find(&small).is_some(), "{small} is not registered");
+    }
+    // the baseline's dead weights: last encoder layer's w_q, w_o, FFN, FFN norm
+    // and the final encoder norm
+    let base = find("Baseline").unwrap().arch;
+    assert_eq!(base.params.dead(), 2_622_464);
+}
+
+#[test]
+fn compile_time_count_equals_the_built_module() {
+    for e in variants() {
+        assert_eq!(
+            (e.built_params)() as u64,
+            e.arch.params.total,
+            "{}: #[march_model]'s count differs from dfdx's num_trainable_params()",
+            e.arch.name
+        );
+    }
+}
+
+#[test]
+fn exactly_the_live_parameters_receive_gradients() {
+    for e in variants() {
+        let mags = (e.grad_magnitudes)();
+        let live: u64 = mags.iter().filter(|(_, m)| *m > 0.0).map(|(p, _)| p.numel as u64).sum();
+        let dead: Vec<&str> = mags.iter().filter(|(_, m)| *m == 0.0).map(|(p, _)| p.name.as_str()).collect();
+        assert!(mags.iter().all(|(_, m)| m.is_finite()), "{}: non-finite gradient", e.arch.name);
+        assert_eq!(live, e.arch.params.live, "{}: tensors without gradient: {dead:?}", e.arch.name);
+    }
+}
+
+#[test]
+fn budgets_hold_unless_declared_exempt() {
+    for e in variants() {
+        let a = e.arch;
+        let within = a.budget_deviation_pct().abs() <= a.budget.tolerance_pct;
+        assert!(within || a.budget.exempt.is_some(), "{} is outside its budget", a.name);
+    }
+    let exempt: Vec<&str> = variants()
+        .iter()
+        .filter(|e| e.arch.budget.exempt.is_some())
+        .map(|e| e.arch.name)
+        .collect();
+    assert_eq!(
+        exempt,
+        [
+            "MoreHeadsLessLayers",
+            "MoreHeadsLessQKVDimLessLayers",
+            "SmallMoreHeadsLessLayers",
+            "SmallMoreHeadsLessQKVDimLessLayers"
+        ]
+    );
+}
+
+#[test]
+fn declarations_resolve_as_the_table_says() {
+    let arch = |n: &str| find(n).unwrap().arch;
+    assert_eq!(arch("ScalingHeads").encoder_heads, [12, 8, 4]);
+    assert_eq!(arch("ScalingHeads").decoder_heads, [12, 8, 4]);
+    assert_eq!(arch("InverseScalingHeads").encoder_heads, [4, 8, 12]);
+    assert_eq!(arch("SmallScalingHeads").encoder_heads, [6, 4, 2]);
+    let a = arch("MoreHeadsLessQKVDimLessLayers");
+    assert_eq!((a.dim_qkv, a.encoder_heads, a.decoder_layers()), (32, &[24, 24][..], 2));
+    assert_eq!(arch("LessHeadsMoreQKVDim").encoder_heads, [4, 4, 4]);
+    assert_eq!(arch("ReLUGatedLinearUnit").dim_ff, 1365);
+    assert_eq!(arch("SmallReLUGatedLinearUnit").dim_ff, 341);
+    let d = arch("MixedActSOMDropout");
+    assert_eq!(d.base, Some("MixedActSumOverMean"));
+    assert_eq!(
+        d.ffn,
+        march_runtime::arch::FeedForward::MixedAct {
+            combine: march_runtime::arch::Combine::Sum,
+            branch_dropout: 0.5
+        }
+    );
+    assert!(!arch("NoSelfAttentionResidual").residual.self_attn);
+    assert!(arch("NoSelfAttentionResidual").residual.cross_attn);
+    assert_eq!(arch("SmallBaseline").params.total, 2_394_240);
+}
