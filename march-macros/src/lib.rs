@@ -50,13 +50,17 @@ pub fn march_model(attr: TokenStream, item: TokenStream) -> TokenStream {
             "a march variant cannot be generic: its dimensions are declared in the attribute",
         ));
     }
-    let (validated, mut errs) = valid::validate(attr.into());
+    let (validated, mut errs) = valid::validate(attr.into(), &item.ident);
     errors.append(&mut errs);
 
     let fail = |errors: Vec<syn::Error>| {
         let errors = errors.into_iter().map(|e| e.to_compile_error());
-        // keep the struct so that code naming it does not add unrelated errors
-        quote!(#item #(#errors)*).into()
+        // keep the struct so that code naming it does not add unrelated
+        // errors, and name the base so that its import is not reported unused
+        let base = validated.pending_base.as_ref().map(|b| {
+            quote!(const _: ::core::marker::PhantomData<#b> = ::core::marker::PhantomData;)
+        });
+        quote!(#item #base #(#errors)*).into()
     };
     if !errors.is_empty() {
         return fail(errors);

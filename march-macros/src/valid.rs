@@ -160,21 +160,22 @@ impl Checker {
         // scaled values are rounded down, like Python's int()
         let v = result.num.div_euclid(result.den);
         if v <= 0 {
-            self.err(
-                if op == OpKind::Set {
-                    value.span()
-                } else {
-                    op_span
-                },
-                format!(
-                    "`{key}` must be at least 1, but {} gives {v}",
-                    if op == OpKind::Set {
-                        format!("`{key} = {v}`")
-                    } else {
-                        format!("{current} {} {}", op.symbol(), fmt_number(n))
-                    },
-                ),
-            );
+            let msg = match op {
+                OpKind::Set => format!("`{key}` must be at least 1"),
+                _ => {
+                    let sign = match op {
+                        OpKind::Add => "+",
+                        OpKind::Sub => "-",
+                        OpKind::Mul => "×",
+                        _ => "÷",
+                    };
+                    format!(
+                        "`{key}` must be at least 1, but {current} {sign} {} leaves {v}",
+                        fmt_number(n)
+                    )
+                }
+            };
+            self.err(if op == OpKind::Set { value.span() } else { op_span }, msg);
             return None;
         }
         Some(v as u64)
@@ -401,7 +402,8 @@ fn fmt_number(n: Number) -> String {
 }
 
 /// Resolve and validate a declaration.
-pub fn validate(attr: TokenStream) -> (Validated, Vec<syn::Error>) {
+/// `name` is the struct's name, where errors about the whole declaration point.
+pub fn validate(attr: TokenStream, name: &Ident) -> (Validated, Vec<syn::Error>) {
     let (entries, mut errors) = parse_entries(attr);
     let mut c = Checker { errors: Vec::new() };
 
@@ -483,6 +485,7 @@ pub fn validate(attr: TokenStream) -> (Validated, Vec<syn::Error>) {
         match key.as_str() {
             "dim_model" => config.dim_model = c.integer(k, op, op_span, v, config.dim_model).unwrap_or(config.dim_model),
             "layers" => {
+                config.layers_span = Some(v.span());
                 let enc = c.integer(k, op, op_span, v, config.encoder_layers);
                 let dec = c.integer(k, op, op_span, v, config.decoder_layers);
                 if let (Some(a), Some(b)) = (enc, dec) {
@@ -490,8 +493,14 @@ pub fn validate(attr: TokenStream) -> (Validated, Vec<syn::Error>) {
                     config.decoder_layers = b;
                 }
             }
-            "encoder_layers" => config.encoder_layers = c.integer(k, op, op_span, v, config.encoder_layers).unwrap_or(config.encoder_layers),
-            "decoder_layers" => config.decoder_layers = c.integer(k, op, op_span, v, config.decoder_layers).unwrap_or(config.decoder_layers),
+            "encoder_layers" => {
+                config.layers_span = Some(v.span());
+                config.encoder_layers = c.integer(k, op, op_span, v, config.encoder_layers).unwrap_or(config.encoder_layers);
+            }
+            "decoder_layers" => {
+                config.layers_span = Some(v.span());
+                config.decoder_layers = c.integer(k, op, op_span, v, config.decoder_layers).unwrap_or(config.decoder_layers);
+            }
             "heads" => {
                 if let Some(h) = c.heads(k, op, op_span, v, &config.heads) {
                     config.heads = h.normalized();
@@ -569,7 +578,7 @@ pub fn validate(attr: TokenStream) -> (Validated, Vec<syn::Error>) {
 
     if !has_base && config.budget.is_none() {
         c.err(
-            Span::call_site(),
+            name.span(),
             "a variant without `base` must state its parameter budget: add `budget = <parameters>` (or derive it with `base = SomeVariant`)",
         );
     }
@@ -595,7 +604,7 @@ pub fn validate(attr: TokenStream) -> (Validated, Vec<syn::Error>) {
         .collect::<Vec<_>>()
         .join(", ");
     if pending_base.is_none() {
-        errors.extend(check_consistency(&config));
+        errors.extend(check_consistency(&config, name.span()));
     }
     let validated = Validated {
         config,
@@ -608,9 +617,10 @@ pub fn validate(attr: TokenStream) -> (Validated, Vec<syn::Error>) {
 }
 
 /// Checks of the complete configuration, independent of how it was written.
-fn check_consistency(cfg: &Config) -> Vec<syn::Error> {
+fn check_consistency(cfg: &Config, name: Span) -> Vec<syn::Error> {
     let mut errors = Vec::new();
-    let at = cfg.heads_span.unwrap_or_else(Span::call_site);
+    let at = cfg.heads_span.unwrap_or(name);
+    let layers_at = cfg.layers_span.unwrap_or(name);
     if let Heads::PerLayer(list) = &cfg.heads {
         let n = list.len() as u64;
         if cfg.encoder_layers != cfg.decoder_layers {
@@ -635,7 +645,7 @@ fn check_consistency(cfg: &Config) -> Vec<syn::Error> {
         && cfg.encoder_layers != cfg.decoder_layers
     {
         errors.push(syn::Error::new(
-            Span::call_site(),
+            layers_at,
             format!(
                 "`cross_attention = reuse_encoder_kv` pairs decoder layer i with encoder layer i, but there are {} encoder and {} decoder layers: make them equal or write `cross_attention = own_kv`",
                 cfg.encoder_layers, cfg.decoder_layers
