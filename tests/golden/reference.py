@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""Independent reference for march's golden fixtures.
+
+Written from the model specification in issue #2 (T5-style encoder-decoder of
+the original march project), in NumPy float64, sharing no code with march.
+It draws weights and inputs from a seeded NumPy generator, runs the forward
+pass in evaluation mode (no dropout) and writes weights, inputs, logits and
+loss to tests/golden/fixtures.json, which tests/golden.rs loads into the Rust
+model by parameter name and compares.
+
+    python3 -m venv /tmp/ref && /tmp/ref/bin/pip install numpy
+    /tmp/ref/bin/python tests/golden/reference.py
+
+NumPy is not a dependency of march: the fixture is committed.
+"""
+
+import json
+import math
+import os
+
+import numpy as np
+
+EPS = 1e-6
+NEG = -1e9
+
+# The tiny configurations; tests/golden.rs declares the same ones with
+# #[march_model] (names must match).
+CONFIGS = [
+    dict(name="GoldenOriginal", dim_model=8, layers=2, heads=[2, 1], dim_qkv=4,
+         dim_ff=12, vocab=13, max_len=10, ffn=("dense", "relu"),
+         combine="mean", residual=dict(self_attn=True, cross_attn=True, ffn=True),
+         cross="reuse_encoder_kv", attention="softmax"),
+    dict(name="GoldenT5Glu", dim_model=8, layers=2, heads=[2, 2], dim_qkv=3,
+         dim_ff=6, vocab=13, max_len=10, ffn=("glu", "gelu"),
+         combine="sum", residual=dict(self_attn=False, cross_attn=True, ffn=True),
+         cross="own_kv", attention="softmax"),
+    dict(name="GoldenMixedUniform", dim_model=8, layers=2, heads=[1, 2], dim_qkv=4,
+         dim_ff=6, vocab=13, max_len=10, ffn=("mixed", "sum"),
+         combine="mean", residual=dict(self_attn=True, cross_attn=True, ffn=True),
+         cross="reuse_encoder_kv", attention="uniform_encoder"),
+]
+
+
+def rms_norm(x, w):
+    var = np.mean(x * x, axis=-1, keepdims=True)
+    return x / np.sqrt(var + EPS) * w
+
+
+def softmax(x):
+    x = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def gelu(x):
+    return 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+
+
+def act(name, x):
+    return {
+        "relu": lambda v: np.maximum(v, 0.0),
+        "gelu": gelu,
+        "silu": lambda v: v / (1.0 + np.exp(-v)),
+        "sigmoid": lambda v: 1.0 / (1.0 + np.exp(-v)),
+    }[name](x)
+
+
+def heads_of(x, h):
+    b, s, inner = x.shape
+    return x.reshape(b, s, h, inner // h).transpose(0, 2, 1, 3)  # [b, h, s, d]
+
+
+def merge(x):
+    b, h, s, d = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(b, s, h * d)
+
+
+def attend(q, k, v, h, bias):
+    """softmax(q kᵀ + bias) v, no 1/sqrt(d) scaling (T5). bias: [b, sq, sk]."""
+    q, k, v = heads_of(q, h), heads_of(k, h), heads_of(v, h)
+    logits = q @ k.transpose(0, 1, 3, 2) + bias[:, None, :, :]
+    return merge(softmax(logits) @ v)
+
+
+def uniform(v, h, mask, sq):
+    """Uniform attention over the unpadded keys."""
+    p = mask / mask.sum(axis=-1, keepdims=True)  # [b, sk]
+    p = np.repeat(p[:, None, :], sq, axis=1)  # [b, sq, sk]
+    v = heads_of(v, h)
+    return merge(p[:, None, :, :] @ v)
+
+
+def ffn(cfg, p, x):
+    kind, arg = cfg["ffn"]
+    if kind == "dense":
+        return act(arg, x @ p["up"]) @ p["down"]
+    if kind == "glu":
+        return (act(arg, x @ p["gate"]) * (x @ p["up"])) @ p["down"]
+    slow = act("sigmoid", x @ p["up_slow"])
+    fast = act("relu", x @ p["up_fast"])
+    h = slow + fast if arg == "sum" else (slow + fast) / 2
+    return h @ p["down"]
+
+
+def forward(cfg, w, enc_ids, enc_mask, dec_ids, labels):
+    m = cfg["dim_model"]
+    emb, table = w["embedding"], w["position"]
+
+    def embed(ids):
+        x, t = emb[ids], table[: ids.shape[1]][None]
+        return x + t if cfg["combine"] == "sum" else (x + t) / 2
+
+    def sub(x, residual, y):
+        return x + y if residual else y
+
+    res = cfg["residual"]
+    softmax_attn = cfg["attention"] == "softmax"
+    b, se = enc_ids.shape
+    sd = dec_ids.shape[1]
+    pad = np.repeat(((1.0 - enc_mask) * NEG)[:, None, :], se, axis=1)
+    cross_pad = np.repeat(((1.0 - enc_mask) * NEG)[:, None, :], sd, axis=1)
+    causal = np.triu(np.full((sd, sd), NEG), k=1)[None].repeat(b, axis=0)
+
+    # encoder: every layer fully (dead outputs are simply not used)
+    x = embed(enc_ids)
+    kvs = []
+    for i, h in enumerate(cfg["heads"]):
+        p = f"encoder.{i}."
+        n = rms_norm(x, w[p + "self_attn_norm.weight"])
+        k, v = n @ w[p + "self_attn.w_k"], n @ w[p + "self_attn.w_v"]
+        kvs.append((k, v))
+        if softmax_attn:
+            a = attend(n @ w[p + "self_attn.w_q"], k, v, h, pad)
+        else:
+            a = uniform(v, h, enc_mask, se)
+        x = sub(x, res["self_attn"], a @ w[p + "self_attn.w_o"])
+        f = ffn(cfg, {k2.split(".")[-1]: w[k2] for k2 in w if k2.startswith(p + "ffn.")},
+                rms_norm(x, w[p + "ffn_norm.weight"]))
+        x = sub(x, res["ffn"], f)
+    memory = rms_norm(x, w["encoder_norm.weight"])
+
+    y = embed(dec_ids)
+    for i, h in enumerate(cfg["heads"]):
+        p = f"decoder.{i}."
+        n = rms_norm(y, w[p + "self_attn_norm.weight"])
+        a = attend(n @ w[p + "self_attn.w_q"], n @ w[p + "self_attn.w_k"],
+                   n @ w[p + "self_attn.w_v"], h, causal)
+        y = sub(y, res["self_attn"], a @ w[p + "self_attn.w_o"])
+        n = rms_norm(y, w[p + "cross_attn_norm.weight"])
+        if cfg["cross"] == "reuse_encoder_kv":
+            k, v = kvs[i]
+            wq, wo = w[p + "cross_attn.w_q"], w[p + "cross_attn.w_o"]
+        else:
+            k = memory @ w[p + "cross_attn.attn.w_k"]
+            v = memory @ w[p + "cross_attn.attn.w_v"]
+            wq, wo = w[p + "cross_attn.attn.w_q"], w[p + "cross_attn.attn.w_o"]
+        if softmax_attn:
+            a = attend(n @ wq, k, v, h, cross_pad)
+        else:
+            a = uniform(v, h, enc_mask, sd)
+        y = sub(y, res["cross_attn"], a @ wo)
+        f = ffn(cfg, {k2.split(".")[-1]: w[k2] for k2 in w if k2.startswith(p + "ffn.")},
+                rms_norm(y, w[p + "ffn_norm.weight"]))
+        y = sub(y, res["ffn"], f)
+    y = rms_norm(y, w["decoder_norm.weight"])
+    logits = (y * m ** -0.5) @ emb.T
+
+    flat = logits.reshape(-1, logits.shape[-1])
+    lab = labels.reshape(-1)
+    keep = lab >= 0
+    lse = np.log(np.exp(flat - flat.max(-1, keepdims=True)).sum(-1)) + flat.max(-1)
+    nll = lse - flat[np.arange(len(lab)), np.where(keep, lab, 0)]
+    loss = nll[keep].mean()
+    return logits, loss
+
+
+def shapes(cfg):
+    m, dqk, ff, v, L = cfg["dim_model"], cfg["dim_qkv"], cfg["dim_ff"], cfg["vocab"], cfg["max_len"]
+    kind = cfg["ffn"][0]
+    ffn_names = {"dense": ["up", "down"], "glu": ["gate", "up", "down"],
+                 "mixed": ["up_slow", "up_fast", "down"]}[kind]
+
+    def ffn_shapes(p):
+        return {p + "ffn." + n: ((ff, m) if n == "down" else (m, ff)) for n in ffn_names}
+
+    out = {"embedding": (v, m), "position": (L, m)}
+    for i, h in enumerate(cfg["heads"]):
+        inner = h * dqk
+        p = f"encoder.{i}."
+        out[p + "self_attn_norm.weight"] = (m,)
+        for n in ["w_q", "w_k", "w_v"]:
+            out[p + "self_attn." + n] = (m, inner)
+        out[p + "self_attn.w_o"] = (inner, m)
+        out[p + "ffn_norm.weight"] = (m,)
+        out.update(ffn_shapes(p))
+    out["encoder_norm.weight"] = (m,)
+    for i, h in enumerate(cfg["heads"]):
+        inner = h * dqk
+        p = f"decoder.{i}."
+        out[p + "self_attn_norm.weight"] = (m,)
+        for n in ["w_q", "w_k", "w_v"]:
+            out[p + "self_attn." + n] = (m, inner)
+        out[p + "self_attn.w_o"] = (inner, m)
+        out[p + "cross_attn_norm.weight"] = (m,)
+        c = "cross_attn." if cfg["cross"] == "reuse_encoder_kv" else "cross_attn.attn."
+        out[p + c + "w_q"] = (m, inner)
+        if cfg["cross"] != "reuse_encoder_kv":
+            out[p + c + "w_k"] = (m, inner)
+            out[p + c + "w_v"] = (m, inner)
+        out[p + c + "w_o"] = (inner, m)
+        out[p + "ffn_norm.weight"] = (m,)
+        out.update(ffn_shapes(p))
+    out["decoder_norm.weight"] = (m,)
+    return out
+
+
+def main():
+    rng = np.random.default_rng(20261128)
+    fixtures = []
+    for cfg in CONFIGS:
+        w = {}
+        for name, shape in shapes(cfg).items():
+            if name.endswith("norm.weight"):
+                w[name] = 1.0 + 0.2 * rng.standard_normal(shape)
+            else:
+                w[name] = 0.4 * rng.standard_normal(shape)
+        b, se, sd, v = 2, 7, 5, cfg["vocab"]
+        enc_ids = rng.integers(0, v, (b, se))
+        enc_mask = np.ones((b, se))
+        enc_mask[1, 5:] = 0.0
+        dec_ids = rng.integers(0, v, (b, sd))
+        labels = rng.integers(0, v, (b, sd))
+        labels[1, 3:] = -100
+        logits, loss = forward(cfg, w, enc_ids, enc_mask, dec_ids, labels)
+        fixtures.append(dict(
+            name=cfg["name"],
+            weights={k: a.reshape(-1).tolist() for k, a in w.items()},
+            enc_ids=enc_ids.reshape(-1).tolist(),
+            enc_mask=enc_mask.reshape(-1).tolist(),
+            dec_ids=dec_ids.reshape(-1).tolist(),
+            labels=labels.reshape(-1).tolist(),
+            batch=b, enc_len=se, dec_len=sd,
+            logits=logits.reshape(-1).tolist(),
+            loss=float(loss),
+        ))
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures.json")
+    with open(out, "w") as f:
+        json.dump(fixtures, f)
+    print(f"wrote {out}: " + ", ".join(f"{x['name']} loss {x['loss']:.6f}" for x in fixtures))
+
+
+if __name__ == "__main__":
+    main()
