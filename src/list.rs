@@ -23,7 +23,6 @@ pub struct ListArgs {
     filter: Option<String>,
 }
 
-
 fn budget_cell(a: &Arch) -> String {
     let dev = a.budget_deviation_pct();
     let on = if a.budget.on == march_runtime::arch::BudgetOn::Live {

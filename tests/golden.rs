@@ -40,11 +40,19 @@ fn fixture(name: &str) -> Value {
 }
 
 fn floats(v: &Value) -> Vec<f64> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
 }
 
 fn ints(v: &Value) -> Vec<i64> {
-    v.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect()
 }
 
 /// Runs `V` with the fixture's weights in `E` and returns (logits, loss, want logits, want loss).
@@ -58,12 +66,20 @@ where
     let weights = f["weights"].as_object().unwrap();
     let mut loaded = 0;
     set_params(&mut model, |name, n| {
-        let w = floats(weights.get(name).unwrap_or_else(|| panic!("fixture has no {name}")));
+        let w = floats(
+            weights
+                .get(name)
+                .unwrap_or_else(|| panic!("fixture has no {name}")),
+        );
         assert_eq!(w.len(), n, "{name}");
         loaded += 1;
         Some(w.into_iter().map(|x| E::from_f64(x).unwrap()).collect())
     });
-    assert_eq!(loaded, weights.len(), "every fixture weight is a model parameter");
+    assert_eq!(
+        loaded,
+        weights.len(),
+        "every fixture weight is a model parameter"
+    );
     let (b, se, sd) = (
         f["batch"].as_u64().unwrap() as usize,
         f["enc_len"].as_u64().unwrap() as usize,
@@ -73,16 +89,28 @@ where
     let batch = Seq2SeqBatch {
         enc_ids: dev.tensor_from_vec(to_ids(&f["enc_ids"]), (b, se)),
         enc_mask: dev.tensor_from_vec(
-            floats(&f["enc_mask"]).into_iter().map(|x| E::from_f64(x).unwrap()).collect(),
+            floats(&f["enc_mask"])
+                .into_iter()
+                .map(|x| E::from_f64(x).unwrap())
+                .collect(),
             (b, se),
         ),
         dec_ids: dev.tensor_from_vec(to_ids(&f["dec_ids"]), (b, sd)),
     };
     let ctx = Ctx::eval(&V::ARCH);
     let logits = model.forward(&batch, &ctx, NoneTape);
-    let got: Vec<f64> = logits.as_vec().into_iter().map(|x| x.to_f64().unwrap()).collect();
+    let got: Vec<f64> = logits
+        .as_vec()
+        .into_iter()
+        .map(|x| x.to_f64().unwrap())
+        .collect();
     let loss = model.loss(&batch, &ints(&f["labels"]), &ctx, NoneTape);
-    (got, loss.array().to_f64().unwrap(), floats(&f["logits"]), f["loss"].as_f64().unwrap())
+    (
+        got,
+        loss.array().to_f64().unwrap(),
+        floats(&f["logits"]),
+        f["loss"].as_f64().unwrap(),
+    )
 }
 
 fn check<V: Variant>() {
@@ -93,14 +121,34 @@ fn check<V: Variant>() {
         .zip(&want)
         .map(|(g, w)| (g - w).abs() / w.abs().max(1e-3))
         .fold(0.0, f64::max);
-    assert!(max_rel < 1e-9, "{}: f64 logits differ from the reference by {max_rel:e} relative", V::ARCH.name);
-    assert!(((loss - want_loss) / want_loss).abs() < 1e-12, "{}: f64 loss {loss} vs {want_loss}", V::ARCH.name);
+    assert!(
+        max_rel < 1e-9,
+        "{}: f64 logits differ from the reference by {max_rel:e} relative",
+        V::ARCH.name
+    );
+    assert!(
+        ((loss - want_loss) / want_loss).abs() < 1e-12,
+        "{}: f64 loss {loss} vs {want_loss}",
+        V::ARCH.name
+    );
     // f32, what training runs: within 1e-5 relative of the logits' scale
     let (got, loss, want, want_loss) = run::<V, f32>();
     let scale = want.iter().fold(0.0f64, |m, w| m.max(w.abs()));
-    let max_err = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max);
-    assert!(max_err <= 1e-5 * scale, "{}: f32 logits off by {max_err:e} (scale {scale})", V::ARCH.name);
-    assert!(((loss - want_loss) / want_loss).abs() < 1e-5, "{}: f32 loss {loss} vs {want_loss}", V::ARCH.name);
+    let max_err = got
+        .iter()
+        .zip(&want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        max_err <= 1e-5 * scale,
+        "{}: f32 logits off by {max_err:e} (scale {scale})",
+        V::ARCH.name
+    );
+    assert!(
+        ((loss - want_loss) / want_loss).abs() < 1e-5,
+        "{}: f32 loss {loss} vs {want_loss}",
+        V::ARCH.name
+    );
 }
 
 #[test]

@@ -56,10 +56,26 @@ fn compile_time_count_equals_the_built_module() {
 fn exactly_the_live_parameters_receive_gradients() {
     for e in variants() {
         let mags = (e.grad_magnitudes)();
-        let live: u64 = mags.iter().filter(|(_, m)| *m > 0.0).map(|(p, _)| p.numel as u64).sum();
-        let dead: Vec<&str> = mags.iter().filter(|(_, m)| *m == 0.0).map(|(p, _)| p.name.as_str()).collect();
-        assert!(mags.iter().all(|(_, m)| m.is_finite()), "{}: non-finite gradient", e.arch.name);
-        assert_eq!(live, e.arch.params.live, "{}: tensors without gradient: {dead:?}", e.arch.name);
+        let live: u64 = mags
+            .iter()
+            .filter(|(_, m)| *m > 0.0)
+            .map(|(p, _)| p.numel as u64)
+            .sum();
+        let dead: Vec<&str> = mags
+            .iter()
+            .filter(|(_, m)| *m == 0.0)
+            .map(|(p, _)| p.name.as_str())
+            .collect();
+        assert!(
+            mags.iter().all(|(_, m)| m.is_finite()),
+            "{}: non-finite gradient",
+            e.arch.name
+        );
+        assert_eq!(
+            live, e.arch.params.live,
+            "{}: tensors without gradient: {dead:?}",
+            e.arch.name
+        );
     }
 }
 
@@ -68,7 +84,11 @@ fn budgets_hold_unless_declared_exempt() {
     for e in variants() {
         let a = e.arch;
         let within = a.budget_deviation_pct().abs() <= a.budget.tolerance_pct;
-        assert!(within || a.budget.exempt.is_some(), "{} is outside its budget", a.name);
+        assert!(
+            within || a.budget.exempt.is_some(),
+            "{} is outside its budget",
+            a.name
+        );
     }
     let exempt: Vec<&str> = variants()
         .iter()
@@ -94,7 +114,10 @@ fn declarations_resolve_as_the_table_says() {
     assert_eq!(arch("InverseScalingHeads").encoder_heads, [4, 8, 12]);
     assert_eq!(arch("SmallScalingHeads").encoder_heads, [6, 4, 2]);
     let a = arch("MoreHeadsLessQKVDimLessLayers");
-    assert_eq!((a.dim_qkv, a.encoder_heads, a.decoder_layers()), (32, &[24, 24][..], 2));
+    assert_eq!(
+        (a.dim_qkv, a.encoder_heads, a.decoder_layers()),
+        (32, &[24, 24][..], 2)
+    );
     assert_eq!(arch("LessHeadsMoreQKVDim").encoder_heads, [4, 4, 4]);
     assert_eq!(arch("ReLUGatedLinearUnit").dim_ff, 1365);
     assert_eq!(arch("SmallReLUGatedLinearUnit").dim_ff, 341);

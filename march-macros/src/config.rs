@@ -211,8 +211,8 @@ impl Config {
             let inner = h * dqk;
             c.add(m, true); // self_attn_norm
             c.add(4 * m * inner, true); // self_attn
-            // uniform cross-attention ignores the decoder side: it only
-            // averages the encoder's values
+                                        // uniform cross-attention ignores the decoder side: it only
+                                        // averages the encoder's values
             c.add(m, softmax); // cross_attn_norm
             c.add(m * inner, softmax); // cross w_q
             if !reuse {

@@ -57,9 +57,9 @@ pub fn march_model(attr: TokenStream, item: TokenStream) -> TokenStream {
         let errors = errors.into_iter().map(|e| e.to_compile_error());
         // keep the struct so that code naming it does not add unrelated
         // errors, and name the base so that its import is not reported unused
-        let base = validated.pending_base.as_ref().map(|b| {
-            quote!(const _: ::core::marker::PhantomData<#b> = ::core::marker::PhantomData;)
-        });
+        let base = validated.pending_base.as_ref().map(
+            |b| quote!(const _: ::core::marker::PhantomData<#b> = ::core::marker::PhantomData;),
+        );
         quote!(#item #base #(#errors)*).into()
     };
     if !errors.is_empty() {

@@ -175,7 +175,14 @@ impl Checker {
                     )
                 }
             };
-            self.err(if op == OpKind::Set { value.span() } else { op_span }, msg);
+            self.err(
+                if op == OpKind::Set {
+                    value.span()
+                } else {
+                    op_span
+                },
+                msg,
+            );
             return None;
         }
         Some(v as u64)
@@ -592,7 +599,12 @@ pub fn validate(attr: TokenStream, name: &Ident) -> (Validated, Vec<syn::Error>)
     // the declaration's own changes, as written (the exemption is listed apart)
     let declared = entries
         .iter()
-        .filter(|e| !matches!(e.key.to_string().as_str(), "base" | "__march_base" | "budget_exempt"))
+        .filter(|e| {
+            !matches!(
+                e.key.to_string().as_str(),
+                "base" | "__march_base" | "budget_exempt"
+            )
+        })
         .map(|e| {
             e.tokens
                 .to_string()

@@ -7,6 +7,7 @@ pub mod layers;
 pub mod model;
 pub mod params;
 pub mod registry;
+pub mod workload;
 
 pub use arch::Arch;
 pub use march_macros::march_model;

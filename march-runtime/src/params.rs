@@ -157,5 +157,7 @@ pub fn for_each_grad<E: Dtype, D: Device<E>, M: TensorCollection<E, D>>(
         m: (model, String::new()),
         f: &mut v,
     };
-    let _ = <M as TensorCollection<E, D>>::iter_tensors(walker).map_err(|_| ()).expect("reading gradients");
+    let _ = <M as TensorCollection<E, D>>::iter_tensors(walker)
+        .map_err(|_| ())
+        .expect("reading gradients");
 }

@@ -33,6 +33,9 @@ pub struct Entry {
     /// Runs one forward+backward pass of a small fixed batch (no dropout) and
     /// returns each parameter tensor with the magnitude of its gradient.
     pub grad_magnitudes: fn() -> Vec<(ParamInfo, f64)>,
+    /// The same pass on the first CUDA device.
+    #[cfg(feature = "cuda")]
+    pub cuda_grad_magnitudes: fn() -> Vec<(ParamInfo, f64)>,
 }
 
 impl Entry {
@@ -40,7 +43,9 @@ impl Entry {
         Entry {
             arch,
             built_params: built_params::<V>,
-            grad_magnitudes: probe_gradients::<V>,
+            grad_magnitudes: probe_gradients::<V, Cpu>,
+            #[cfg(feature = "cuda")]
+            cuda_grad_magnitudes: probe_gradients::<V, Cuda>,
         }
     }
 }
@@ -80,11 +85,12 @@ pub fn probe_batch<E: Float, D: Device<E>>(
     (batch, labels)
 }
 
-/// Gradient magnitude of every parameter of `V` after one pass of [`probe_batch`].
-pub fn probe_gradients<V: Variant>() -> Vec<(ParamInfo, f64)> {
-    let dev = Cpu::seed_from_u64(0);
-    let model = V::build::<f32, Cpu>(&dev, 0);
-    let (batch, labels) = probe_batch::<f32, Cpu>(&dev, V::ARCH.vocab);
+/// Gradient magnitude of every parameter of `V` (f32, on a `D` seeded with 0)
+/// after one pass of [`probe_batch`].
+pub fn probe_gradients<V: Variant, D: Device<f32> + SeedableDevice>() -> Vec<(ParamInfo, f64)> {
+    let dev = D::seeded(0);
+    let model = V::build::<f32, D>(&dev, 0);
+    let (batch, labels) = probe_batch::<f32, D>(&dev, V::ARCH.vocab);
     let grads = model.alloc_grads();
     let tape = tape_into(&dev, grads);
     let loss = model.loss(&batch, &labels, &Ctx::eval(&V::ARCH), tape);
@@ -96,6 +102,24 @@ pub fn probe_gradients<V: Variant>() -> Vec<(ParamInfo, f64)> {
 pub fn tape_into<E: Float, D: Device<E>>(dev: &D, grads: Gradients<E, D>) -> OwnedTape<E, D> {
     let anchor: Tensor<Rank0, E, D> = dev.zeros();
     anchor.traced(grads).split_tape().1
+}
+
+/// Devices that can be created from a seed (the CPU, and the first CUDA device).
+pub trait SeedableDevice: Sized {
+    fn seeded(seed: u64) -> Self;
+}
+
+impl SeedableDevice for Cpu {
+    fn seeded(seed: u64) -> Self {
+        Cpu::seed_from_u64(seed)
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl SeedableDevice for Cuda {
+    fn seeded(seed: u64) -> Self {
+        Cuda::seed_from_u64(seed)
+    }
 }
 
 inventory::collect!(Entry);

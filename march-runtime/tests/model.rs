@@ -13,8 +13,15 @@ use march_runtime::{march_model, Variant};
 
 /// 2+2 layers, dim 8, 2 heads of 4: the original's structure in miniature.
 #[march_model(
-    dim_model = 8, layers = 2, heads = 2, dim_qkv = 4, dim_ff = 12,
-    vocab = 11, max_len = 16, dropout = 0.1, budget = 2360,
+    dim_model = 8,
+    layers = 2,
+    heads = 2,
+    dim_qkv = 4,
+    dim_ff = 12,
+    vocab = 11,
+    max_len = 16,
+    dropout = 0.1,
+    budget = 2360
 )]
 struct Tiny;
 
@@ -36,7 +43,13 @@ struct TinyDeepEncoder;
 
 type Dev = Cpu;
 
-fn batch(dev: &Dev, enc: Vec<usize>, mask: Vec<f64>, dec: Vec<usize>, b: usize) -> Seq2SeqBatch<f64, Dev> {
+fn batch(
+    dev: &Dev,
+    enc: Vec<usize>,
+    mask: Vec<f64>,
+    dec: Vec<usize>,
+    b: usize,
+) -> Seq2SeqBatch<f64, Dev> {
     let (se, sd) = (enc.len() / b, dec.len() / b);
     Seq2SeqBatch {
         enc_ids: dev.tensor_from_vec(enc, (b, se)),
@@ -55,7 +68,10 @@ fn check_causality<V: Variant>() {
     let enc = vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
     let mask = vec![1.0; 10];
     let dec_a = vec![0, 3, 4, 5, 6];
-    let la = logits::<V>(&model, &batch(&dev, enc.clone(), mask.clone(), dec_a.clone(), 1));
+    let la = logits::<V>(
+        &model,
+        &batch(&dev, enc.clone(), mask.clone(), dec_a.clone(), 1),
+    );
     for t in 0..dec_a.len() - 1 {
         let mut dec_b = dec_a.clone();
         for (i, id) in dec_b.iter_mut().enumerate().skip(t + 1) {
@@ -69,7 +85,12 @@ fn check_causality<V: Variant>() {
             "{}: changing decoder inputs after {t} changed logits at or before it",
             V::ARCH.name
         );
-        assert_ne!(la[(t + 1) * v..], lb[(t + 1) * v..], "{}: later logits should change", V::ARCH.name);
+        assert_ne!(
+            la[(t + 1) * v..],
+            lb[(t + 1) * v..],
+            "{}: later logits should change",
+            V::ARCH.name
+        );
     }
 }
 
@@ -90,18 +111,31 @@ fn check_padding<V: Variant>() {
     let enc_a = vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1, 2];
     let mask = vec![1., 1., 1., 1., 1., 1., 1., 1., 1., 0., 0., 0.];
     let dec = vec![0, 3, 4, 0, 5, 6];
-    let la = logits::<V>(&model, &batch(&dev, enc_a.clone(), mask.clone(), dec.clone(), 2));
+    let la = logits::<V>(
+        &model,
+        &batch(&dev, enc_a.clone(), mask.clone(), dec.clone(), 2),
+    );
     let mut enc_b = enc_a.clone();
     enc_b[9] = 4;
     enc_b[10] = 0;
     enc_b[11] = 9;
     let lb = logits::<V>(&model, &batch(&dev, enc_b, mask.clone(), dec.clone(), 2));
-    assert_eq!(la, lb, "{}: padded encoder tokens changed the output", V::ARCH.name);
+    assert_eq!(
+        la,
+        lb,
+        "{}: padded encoder tokens changed the output",
+        V::ARCH.name
+    );
     // and a real token does change it
     let mut enc_c = enc_a;
     enc_c[7] = 1;
     let lc = logits::<V>(&model, &batch(&dev, enc_c, mask, dec, 2));
-    assert_ne!(la, lc, "{}: a real encoder token should matter", V::ARCH.name);
+    assert_ne!(
+        la,
+        lc,
+        "{}: a real encoder token should matter",
+        V::ARCH.name
+    );
 }
 
 #[test]
@@ -116,7 +150,9 @@ fn padded_encoder_tokens_change_nothing() {
 
 fn loss_of<V: Variant>(model: &V::Model<f64, Dev>, dev: &Dev) -> f64 {
     let (b, labels) = probe_batch::<f64, Dev>(dev, V::ARCH.vocab);
-    model.loss(&b, &labels, &Ctx::eval(&V::ARCH), NoneTape).array()
+    model
+        .loss(&b, &labels, &Ctx::eval(&V::ARCH), NoneTape)
+        .array()
 }
 
 /// Central differences against the tape's gradient, for a spread of entries
@@ -149,7 +185,9 @@ fn check_gradients<V: Variant>() {
                 loss_of::<V>(&model, &dev)
             };
             let numeric = (eval_at(h) - eval_at(-h)) / (2.0 * h);
-            set_params(&mut model, |name, _| (name == info.name).then(|| params[&info.name].clone()));
+            set_params(&mut model, |name, _| {
+                (name == info.name).then(|| params[&info.name].clone())
+            });
             let a = analytic[&info.name][idx];
             assert!(
                 (numeric - a).abs() <= 1e-6 + 1e-5 * a.abs(),
@@ -179,14 +217,32 @@ fn check_liveness<V: Variant>() {
     let dev = Dev::seed_from_u64(0);
     let model = V::build::<f64, Dev>(&dev, 4);
     let (b, labels) = probe_batch::<f64, Dev>(&dev, V::ARCH.vocab);
-    let loss = model.loss(&b, &labels, &Ctx::eval(&V::ARCH), tape_into(&dev, model.alloc_grads()));
+    let loss = model.loss(
+        &b,
+        &labels,
+        &Ctx::eval(&V::ARCH),
+        tape_into(&dev, model.alloc_grads()),
+    );
     let grads = loss.backward();
     let mags = grad_magnitudes(&model, &grads);
-    let live: u64 = mags.iter().filter(|(_, m)| *m > 0.0).map(|(i, _)| i.numel as u64).sum();
+    let live: u64 = mags
+        .iter()
+        .filter(|(_, m)| *m > 0.0)
+        .map(|(i, _)| i.numel as u64)
+        .sum();
     let total: u64 = mags.iter().map(|(i, _)| i.numel as u64).sum();
-    let dead: Vec<&str> = mags.iter().filter(|(_, m)| *m == 0.0).map(|(i, _)| i.name.as_str()).collect();
+    let dead: Vec<&str> = mags
+        .iter()
+        .filter(|(_, m)| *m == 0.0)
+        .map(|(i, _)| i.name.as_str())
+        .collect();
     assert_eq!(total, V::ARCH.params.total, "{}", V::ARCH.name);
-    assert_eq!(live, V::ARCH.params.live, "{}: tensors without gradient: {dead:?}", V::ARCH.name);
+    assert_eq!(
+        live,
+        V::ARCH.params.live,
+        "{}: tensors without gradient: {dead:?}",
+        V::ARCH.name
+    );
 }
 
 #[test]
@@ -217,17 +273,30 @@ fn same_seed_same_model_same_loss() {
         let dev = Dev::seed_from_u64(seed);
         let m = Tiny::build::<f64, Dev>(&dev, 11);
         let (bt, labels) = probe_batch::<f64, Dev>(&dev, 11);
-        m.loss(&bt, &labels, &Ctx::train(&Tiny::ARCH), NoneTape).array()
+        m.loss(&bt, &labels, &Ctx::train(&Tiny::ARCH), NoneTape)
+            .array()
     };
     assert_eq!(train(5), train(5));
     assert_ne!(train(5), train(6));
-    assert_ne!(train(5), loss_of::<Tiny>(&a, &dev), "dropout is active in training");
+    assert_ne!(
+        train(5),
+        loss_of::<Tiny>(&a, &dev),
+        "dropout is active in training"
+    );
 }
 
 #[test]
 fn initialisation_follows_the_spec() {
     // std of each tensor against the spec, on the original baseline's shapes
-    #[march_model(dim_model = 512, layers = 1, heads = 8, dim_qkv = 64, vocab = 512, max_len = 64, budget = 7_114_240)]
+    #[march_model(
+        dim_model = 512,
+        layers = 1,
+        heads = 8,
+        dim_qkv = 64,
+        vocab = 512,
+        max_len = 64,
+        budget = 7_114_240
+    )]
     struct Init;
     let dev = Dev::seed_from_u64(0);
     let model = Init::build::<f64, Dev>(&dev, 0);
@@ -251,7 +320,10 @@ fn initialisation_follows_the_spec() {
             let n = v.len() as f64;
             let mean = v.iter().sum::<f64>() / n;
             let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
-            assert!((sd / std - 1.0).abs() < 0.05, "{name}: std {sd}, want {std}");
+            assert!(
+                (sd / std - 1.0).abs() < 0.05,
+                "{name}: std {sd}, want {std}"
+            );
             assert!(mean.abs() < 0.05 * std + 1e-3, "{name}: mean {mean}");
             seen += 1;
         }
