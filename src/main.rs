@@ -1,6 +1,7 @@
 //! The `march` command line.
 
 mod list;
+mod train;
 
 use std::process::ExitCode;
 
@@ -22,6 +23,8 @@ enum Command {
     /// List every registered variant: parameters (total and live), deviation
     /// from its budget, FLOPs per token and what its declaration changes.
     List(list::ListArgs),
+    /// Train a variant (default: SmallBaseline on the built-in corpus, CPU preset).
+    Train(Box<train::TrainArgs>),
     /// Describe one variant's architecture in full.
     Show {
         /// Variant name (case-insensitive), as `march list` prints it.
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::List(args) => list::run(&args),
         Command::Show { variant } => list::show(&variant),
+        Command::Train(args) => train::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

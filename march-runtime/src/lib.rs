@@ -3,10 +3,12 @@
 //! the registry of every variant declared with [`march_model`].
 
 pub mod arch;
+pub mod data;
 pub mod layers;
 pub mod model;
 pub mod params;
 pub mod registry;
+pub mod train;
 pub mod workload;
 
 pub use arch::Arch;

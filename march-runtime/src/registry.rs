@@ -36,6 +36,8 @@ pub struct Entry {
     /// The same pass on the first CUDA device.
     #[cfg(feature = "cuda")]
     pub cuda_grad_magnitudes: fn() -> Vec<(ParamInfo, f64)>,
+    /// Train the variant (`march train`).
+    pub train: fn(&crate::train::RunOptions) -> anyhow::Result<crate::train::Report>,
 }
 
 impl Entry {
@@ -46,6 +48,7 @@ impl Entry {
             grad_magnitudes: probe_gradients::<V, Cpu>,
             #[cfg(feature = "cuda")]
             cuda_grad_magnitudes: probe_gradients::<V, Cuda>,
+            train: crate::train::run::<V>,
         }
     }
 }

@@ -35,3 +35,8 @@ pub struct Baseline;
     budget = 2_394_240,
 )]
 pub struct SmallBaseline;
+
+/// The CPU-scale baseline at the original tokenizer's vocabulary (30,000),
+/// for runs with `--tokenizer march-tokenizer.json`.
+#[march_model(base = SmallBaseline, vocab = 30_000, budget = 5_185_664)]
+pub struct SmallBaselineVocab30k;

@@ -37,7 +37,7 @@ mod heads;
 mod position;
 mod residual;
 
-pub use baseline::{Baseline, SmallBaseline};
+pub use baseline::{Baseline, SmallBaseline, SmallBaselineVocab30k};
 pub use feed_forward::*;
 pub use heads::*;
 pub use position::*;

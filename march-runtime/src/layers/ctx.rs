@@ -1,24 +1,57 @@
+use std::cell::Cell;
+
 use dfdx::prelude::*;
 
 use crate::arch::Arch;
 
 /// What a forward pass needs besides its inputs: the variant's architecture
-/// (for everything that is not a shape) and whether dropout is active.
-#[derive(Debug, Clone, Copy)]
+/// (for everything that is not a shape) and, when training, the dropout
+/// stream.
+///
+/// Dropout masks come from a counter-based generator: element `i` of the
+/// `n`-th dropout of a pass is kept or dropped by a hash of
+/// `(seed, n, i)`. A pass is therefore a pure function of its seed, which
+/// is what makes runs reproducible and resumable without saving RNG state.
+#[derive(Debug)]
 pub struct Ctx<'a> {
     pub arch: &'a Arch,
     pub train: bool,
+    seed: u64,
+    calls: Cell<u64>,
+}
+
+/// SplitMix64's finaliser: a bijective 64-bit mix.
+#[inline]
+pub fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 impl<'a> Ctx<'a> {
-    /// A training pass: dropout active.
+    /// A training pass: dropout active, masks drawn from `seed`.
+    pub fn train_seeded(arch: &'a Arch, seed: u64) -> Self {
+        Ctx {
+            arch,
+            train: true,
+            seed,
+            calls: Cell::new(0),
+        }
+    }
+
+    /// A training pass with dropout seed 0.
     pub fn train(arch: &'a Arch) -> Self {
-        Ctx { arch, train: true }
+        Self::train_seeded(arch, 0)
     }
 
     /// An evaluation pass: dropout off.
     pub fn eval(arch: &'a Arch) -> Self {
-        Ctx { arch, train: false }
+        Ctx {
+            arch,
+            train: false,
+            seed: 0,
+            calls: Cell::new(0),
+        }
     }
 
     /// Dropout with probability `p` when training, the identity otherwise.
@@ -27,11 +60,28 @@ impl<'a> Ctx<'a> {
         t: Tensor<S, E, D, T>,
         p: f64,
     ) -> Tensor<S, E, D, T> {
-        if self.train && p > 0.0 {
-            t.dropout(p)
-        } else {
-            t
+        if !self.train || p <= 0.0 {
+            return t;
         }
+        let call = self.calls.get();
+        self.calls.set(call + 1);
+        let stream = mix64(self.seed ^ mix64(call.wrapping_add(0x9e37_79b9_7f4a_7c15)));
+        // keep where the element's uniform draw is at least p
+        let threshold = (p * (u64::MAX as f64)) as u64;
+        let scale = E::from_f64(1.0 / (1.0 - p)).unwrap();
+        let n = t.shape().num_elements();
+        let mask: Vec<E> = (0..n as u64)
+            .map(|i| {
+                if mix64(stream.wrapping_add(i)) >= threshold {
+                    scale
+                } else {
+                    E::default()
+                }
+            })
+            .collect();
+        let shape = *t.shape();
+        let mask = t.device().tensor_from_vec(mask, shape);
+        t * mask
     }
 
     /// Dropout with the variant's probability.

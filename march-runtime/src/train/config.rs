@@ -1,0 +1,180 @@
+//! Training configuration: presets, overridable field by field from a TOML
+//! file and from the command line.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::optim::AdamWConfig;
+use super::schedule::Schedule;
+
+/// Everything a run needs besides the variant. Saved in the run directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Preset this configuration started from.
+    pub preset: String,
+    /// Corpus files or directories; empty = the built-in synthetic corpus.
+    pub data: Vec<PathBuf>,
+    /// A Hugging Face `tokenizer.json`; none = train a byte-fallback BPE.
+    pub tokenizer: Option<PathBuf>,
+    /// Documents of the built-in corpus to generate.
+    pub builtin_documents: usize,
+    /// Tokens per chunk before span corruption.
+    pub chunk_len: usize,
+    /// Chunks held out for validation, and as many for test.
+    pub held_out_chunks: usize,
+    pub noise_density: f64,
+    pub mean_noise_span: f64,
+    /// Optimizer steps.
+    pub steps: u64,
+    /// Examples per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches per optimizer step.
+    pub grad_accum: usize,
+    pub lr: f64,
+    pub schedule: Schedule,
+    pub warmup_steps: u64,
+    pub adamw: AdamWConfig,
+    /// Clip the global gradient norm to this (0 = no clipping).
+    pub clip_grad_norm: f64,
+    /// Evaluate every this many steps (and at the end).
+    pub eval_every: u64,
+    /// Validation batches per evaluation (the same ones every time).
+    pub eval_batches: usize,
+    /// Save a checkpoint every this many steps (and at the end).
+    pub checkpoint_every: u64,
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig::preset("cpu").expect("the cpu preset exists")
+    }
+}
+
+/// The presets, by name.
+pub const PRESETS: &[(&str, &str)] = &[
+    ("cpu", "the small family in minutes on 2 cores: 300 steps of 16 × 128-token chunks, AdamW 1e-3 cosine"),
+    ("original", "the original march: 1,000 steps of 64 × 16 chunks of 1,024 tokens, AdamW 1e-4 constant, eval every 20"),
+    ("smoke", "a few steps, for tests"),
+];
+
+impl TrainConfig {
+    pub fn preset(name: &str) -> Result<Self, String> {
+        let cpu = TrainConfig {
+            preset: "cpu".into(),
+            data: Vec::new(),
+            tokenizer: None,
+            builtin_documents: 30_000,
+            chunk_len: 128,
+            held_out_chunks: 64,
+            noise_density: 0.15,
+            mean_noise_span: 3.0,
+            steps: 300,
+            batch_size: 16,
+            grad_accum: 1,
+            lr: 1e-3,
+            schedule: Schedule::Cosine,
+            warmup_steps: 30,
+            adamw: AdamWConfig::default(),
+            clip_grad_norm: 1.0,
+            eval_every: 25,
+            eval_batches: 4,
+            checkpoint_every: 100,
+            seed: 0,
+        };
+        match name {
+            "cpu" => Ok(cpu),
+            "original" => Ok(TrainConfig {
+                preset: "original".into(),
+                builtin_documents: 3_000_000,
+                chunk_len: 1024,
+                held_out_chunks: 2000,
+                steps: 1000,
+                batch_size: 64,
+                grad_accum: 16,
+                lr: 1e-4,
+                schedule: Schedule::Constant,
+                warmup_steps: 0,
+                clip_grad_norm: 0.0,
+                eval_every: 20,
+                eval_batches: 8,
+                checkpoint_every: 100,
+                ..cpu
+            }),
+            "smoke" => Ok(TrainConfig {
+                preset: "smoke".into(),
+                builtin_documents: 2_000,
+                chunk_len: 64,
+                held_out_chunks: 8,
+                steps: 6,
+                batch_size: 4,
+                warmup_steps: 2,
+                eval_every: 3,
+                eval_batches: 1,
+                checkpoint_every: 3,
+                ..cpu
+            }),
+            other => {
+                let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+                Err(format!(
+                    "unknown preset `{other}`; the presets are: {}",
+                    names.join(", ")
+                ))
+            }
+        }
+    }
+
+    /// Apply a TOML file's fields on top of this configuration.
+    pub fn merge_toml(&self, text: &str) -> Result<Self, String> {
+        let mut base = toml::Table::try_from(self).map_err(|e| e.to_string())?;
+        let over: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+        merge(&mut base, over);
+        toml::Value::Table(base)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())
+    }
+
+    /// Check the values; the message says what to change.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut bad = Vec::new();
+        if self.steps == 0 {
+            bad.push("steps must be at least 1".to_string());
+        }
+        if self.batch_size == 0 || self.grad_accum == 0 {
+            bad.push("batch_size and grad_accum must be at least 1".into());
+        }
+        if self.chunk_len < 8 {
+            bad.push(format!(
+                "chunk_len {} is too short (at least 8)",
+                self.chunk_len
+            ));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            bad.push(format!("lr must be a positive number, not {}", self.lr));
+        }
+        if !(0.0..1.0).contains(&self.noise_density) || self.mean_noise_span < 1.0 {
+            bad.push("noise_density must be in [0, 1) and mean_noise_span at least 1".into());
+        }
+        if self.eval_every == 0 || self.checkpoint_every == 0 || self.eval_batches == 0 {
+            bad.push("eval_every, eval_batches and checkpoint_every must be at least 1".into());
+        }
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(bad.join("; "))
+        }
+    }
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}

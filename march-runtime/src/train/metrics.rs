@@ -1,0 +1,118 @@
+//! Metrics: JSON Lines (one record per step and per evaluation) and
+//! TensorBoard scalars with the original's tags (`train/loss`, `eval/loss`,
+//! `train/num_params`).
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::tensorboard::EventWriter;
+
+pub const FILE: &str = "metrics.jsonl";
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Record {
+    Train {
+        step: u64,
+        tokens: u64,
+        loss: f64,
+        lr: f64,
+        grad_norm: f64,
+        tokens_per_s: f64,
+        elapsed_s: f64,
+    },
+    Eval {
+        step: u64,
+        tokens: u64,
+        val_loss: f64,
+    },
+}
+
+impl Record {
+    pub fn step(&self) -> u64 {
+        match self {
+            Record::Train { step, .. } | Record::Eval { step, .. } => *step,
+        }
+    }
+}
+
+pub struct Metrics {
+    jsonl: BufWriter<File>,
+    tb: EventWriter,
+    pub path: PathBuf,
+}
+
+/// Every record of a metrics file.
+pub fn read(path: &Path) -> Result<Vec<Record>> {
+    let f = File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    BufReader::new(f)
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let l = l?;
+            serde_json::from_str(&l)
+                .with_context(|| format!("{}:{}: bad record", path.display(), i + 1))
+        })
+        .collect()
+}
+
+impl Metrics {
+    /// Open the run's metrics; when resuming from `resume_step`, records of
+    /// later steps (written after that checkpoint) are dropped first.
+    pub fn open(dir: &Path, resume_step: Option<u64>, num_params: u64) -> Result<Self> {
+        let path = dir.join(FILE);
+        if let Some(step) = resume_step {
+            if path.exists() {
+                let keep: Vec<Record> = read(&path)?
+                    .into_iter()
+                    .filter(|r| r.step() <= step)
+                    .collect();
+                let mut f = BufWriter::new(File::create(&path)?);
+                for r in keep {
+                    writeln!(f, "{}", serde_json::to_string(&r)?)?;
+                }
+                f.flush()?;
+            }
+        }
+        let jsonl = BufWriter::new(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .with_context(|| format!("opening {}", path.display()))?,
+        );
+        let mut tb = EventWriter::create(&dir.join("tensorboard"))
+            .context("creating the TensorBoard event file")?;
+        tb.scalar(
+            "train/num_params",
+            resume_step.unwrap_or(0),
+            num_params as f32,
+        )?;
+        Ok(Metrics { jsonl, tb, path })
+    }
+
+    pub fn write(&mut self, r: &Record) -> Result<()> {
+        writeln!(self.jsonl, "{}", serde_json::to_string(r)?)?;
+        match r {
+            Record::Train { step, loss, lr, .. } => {
+                self.tb.scalar("train/loss", *step, *loss as f32)?;
+                self.tb.scalar("train/learning_rate", *step, *lr as f32)?;
+            }
+            Record::Eval { step, val_loss, .. } => {
+                self.tb.scalar("eval/loss", *step, *val_loss as f32)?
+            }
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        self.jsonl.flush()?;
+        self.tb.flush()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,12 @@
+//! Training any registered variant the same way.
+
+pub mod checkpoint;
+pub mod config;
+pub mod metrics;
+pub mod optim;
+pub mod schedule;
+pub mod tensorboard;
+pub mod trainer;
+
+pub use config::TrainConfig;
+pub use trainer::{run, DeviceKind, Report, RunOptions};

@@ -1,0 +1,654 @@
+//! The training loop: the same for every variant.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use dfdx::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::{self, TrainState};
+use super::config::TrainConfig;
+use super::metrics::{Metrics, Record};
+use super::optim::{grad_norm, AdamW};
+use crate::data::{
+    cache_dir, corpus, derive_seed, fnv1a, read_cache, synthetic, write_cache, Batcher, Chunks,
+    DataPosition, MarchTokenizer, SpanCorruption, TrainStream,
+};
+use crate::layers::Ctx;
+use crate::model::Seq2Seq;
+use crate::params::set_params;
+use crate::registry::{tape_into, SeedableDevice, Variant};
+
+/// Where to train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    #[default]
+    Cpu,
+    Cuda,
+}
+
+impl std::str::FromStr for DeviceKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cpu" => Ok(DeviceKind::Cpu),
+            "cuda" | "gpu" => Ok(DeviceKind::Cuda),
+            _ => Err(format!("unknown device `{s}`: use cpu or cuda")),
+        }
+    }
+}
+
+/// One `march train` invocation.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub cfg: TrainConfig,
+    /// The run directory.
+    pub out: PathBuf,
+    /// Continue the run in `out` from its checkpoint.
+    pub resume: bool,
+    pub device: DeviceKind,
+    /// Progress bar / log lines on stderr.
+    pub progress: bool,
+    /// Stop after this step as if killed (tests).
+    pub stop_after: Option<u64>,
+    /// Poison the weights before this step, to exercise the NaN guard (tests).
+    pub inject_nan_at: Option<u64>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub variant: String,
+    pub run_dir: PathBuf,
+    pub steps: u64,
+    pub tokens: u64,
+    pub first_val_loss: Option<f64>,
+    pub final_val_loss: Option<f64>,
+    pub best_val_loss: Option<f64>,
+    pub unigram_entropy: f64,
+    pub tokens_per_s: f64,
+    pub wall_s: f64,
+    pub interrupted: bool,
+}
+
+/// The run's description, saved as `config.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub variant: String,
+    pub architecture: String,
+    pub params_total: u64,
+    pub params_live: u64,
+    pub flops_per_token: u64,
+    pub device: DeviceKind,
+    pub data: String,
+    pub tokenizer: String,
+    pub corpus_tokens: usize,
+    pub train_chunks: usize,
+    pub validation_chunks: usize,
+    pub test_chunks: usize,
+    pub encoder_len: usize,
+    pub decoder_len: usize,
+    pub code_version: String,
+    pub train: TrainConfig,
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn install_ctrl_c() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            if INTERRUPTED.swap(true, Ordering::SeqCst) {
+                eprintln!("\ninterrupted twice: exiting without a checkpoint");
+                std::process::exit(130);
+            }
+            eprintln!(
+                "\ninterrupt: saving a checkpoint after this step (Ctrl-C again to quit now)"
+            );
+        });
+    });
+}
+
+pub fn code_version() -> String {
+    format!(
+        "march {}{}",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("MARCH_GIT_REV")
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+    )
+}
+
+/// Train variant `V` as `opts` says.
+pub fn run<V: Variant>(opts: &RunOptions) -> Result<Report> {
+    match opts.device {
+        DeviceKind::Cpu => train_on::<V, Cpu>(opts),
+        #[cfg(feature = "cuda")]
+        DeviceKind::Cuda => train_on::<V, Cuda>(opts),
+        #[cfg(not(feature = "cuda"))]
+        DeviceKind::Cuda => bail!("this march was built without CUDA: rebuild with `cargo build --release --features cuda`"),
+    }
+}
+
+/// Log to stderr unless quiet.
+fn say(opts: &RunOptions, msg: impl AsRef<str>) {
+    if opts.progress {
+        eprintln!("{}", msg.as_ref());
+    }
+}
+
+/// The data a run trains on.
+pub struct Prepared {
+    pub tokenizer: MarchTokenizer,
+    pub chunks: Chunks,
+    pub data_name: String,
+    pub unigram_entropy: f64,
+}
+
+/// Corpus → tokenizer → token stream (cached) → chunks.
+pub fn prepare_data(
+    cfg: &TrainConfig,
+    vocab: usize,
+    run_dir: &Path,
+    opts: &RunOptions,
+) -> Result<Prepared> {
+    let builtin = cfg.data.is_empty();
+    let data_name = if builtin {
+        format!("{} ({} documents)", synthetic::NAME, cfg.builtin_documents)
+    } else {
+        cfg.data
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let t0 = Instant::now();
+    let docs = if builtin {
+        synthetic::documents(0, cfg.builtin_documents)
+    } else {
+        corpus::read_documents(&cfg.data)?
+    };
+    say(
+        opts,
+        format!(
+            "data: {data_name}: {} documents read in {:.1}s",
+            docs.len(),
+            t0.elapsed().as_secs_f64()
+        ),
+    );
+
+    let saved = run_dir.join("tokenizer.json");
+    let tokenizer = match (&cfg.tokenizer, saved.exists()) {
+        (Some(path), _) => MarchTokenizer::load(path)?,
+        (None, true) => MarchTokenizer::load(&saved)?,
+        (None, false) => {
+            let t0 = Instant::now();
+            // a sample of up to ~20 MB of text is plenty for a BPE
+            let mut budget = 20_000_000usize;
+            let sample: Vec<String> = docs
+                .iter()
+                .take_while(|d| {
+                    let ok = budget > 0;
+                    budget = budget.saturating_sub(d.len());
+                    ok
+                })
+                .cloned()
+                .collect();
+            let t = MarchTokenizer::train(&sample, vocab)?;
+            say(
+                opts,
+                format!(
+                    "tokenizer: trained a byte-fallback BPE of {vocab} tokens in {:.1}s",
+                    t0.elapsed().as_secs_f64()
+                ),
+            );
+            t
+        }
+    };
+    if tokenizer.vocab_size() != vocab {
+        bail!(
+            "the tokenizer ({}) has {} tokens but the variant's vocabulary is {vocab}: pick a variant with vocab {} or train a tokenizer (omit --tokenizer)",
+            tokenizer.source,
+            tokenizer.vocab_size(),
+            tokenizer.vocab_size()
+        );
+    }
+    tokenizer.save(&saved)?;
+
+    // token stream, cached by corpus, tokenizer and chunk length
+    let tok_json = std::fs::read(&saved)?;
+    let mut desc = data_name.clone();
+    if !builtin {
+        for f in corpus::corpus_files(&cfg.data)? {
+            let m = std::fs::metadata(&f)?;
+            let mtime = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            desc.push_str(&format!("|{}:{}:{mtime}", f.display(), m.len()));
+        }
+    }
+    let key = fnv1a(&[desc.as_bytes(), &tok_json, &cfg.chunk_len.to_le_bytes()]);
+    let cache = cache_dir().join(format!("{key:016x}.tokens"));
+    let stream = match read_cache(&cache) {
+        Some(s) => {
+            say(
+                opts,
+                format!(
+                    "data: {} tokens from the cache ({})",
+                    s.len(),
+                    cache.display()
+                ),
+            );
+            s
+        }
+        None => {
+            let t0 = Instant::now();
+            let encoded = tokenizer.encode_all(&docs)?;
+            let mut stream = Vec::with_capacity(encoded.iter().map(|d| d.len() + 1).sum());
+            for d in encoded {
+                stream.extend_from_slice(&d);
+                stream.push(tokenizer.special.eos);
+            }
+            say(
+                opts,
+                format!(
+                    "data: tokenized {} tokens in {:.1}s",
+                    stream.len(),
+                    t0.elapsed().as_secs_f64()
+                ),
+            );
+            if let Err(e) = write_cache(&cache, &stream) {
+                say(
+                    opts,
+                    format!(
+                        "warning: cannot write the token cache {}: {e}",
+                        cache.display()
+                    ),
+                );
+            }
+            stream
+        }
+    };
+    let chunks = Chunks::from_stream(&stream, cfg.chunk_len, cfg.held_out_chunks);
+    if chunks.train.is_empty() {
+        bail!(
+            "the corpus has {} tokens: too few for even one training chunk of {} after holding out {} chunks twice",
+            stream.len(),
+            cfg.chunk_len,
+            cfg.held_out_chunks
+        );
+    }
+    let noise = SpanCorruption {
+        noise_density: cfg.noise_density,
+        mean_noise_span: cfg.mean_noise_span,
+    };
+    let spans = noise.counts(cfg.chunk_len).1;
+    if spans > tokenizer.special.sentinels.len() {
+        bail!(
+            "chunks of {} tokens need {spans} sentinels but the tokenizer has {}: use shorter chunks",
+            cfg.chunk_len,
+            tokenizer.special.sentinels.len()
+        );
+    }
+    // unigram entropy of the training tokens: the loss a model that ignores context reaches
+    let mut counts = vec![0u64; vocab];
+    for c in &chunks.train {
+        for &t in c {
+            counts[t as usize] += 1;
+        }
+    }
+    let n: u64 = counts.iter().sum();
+    let unigram_entropy = -counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n as f64;
+            p * p.ln()
+        })
+        .sum::<f64>();
+    Ok(Prepared {
+        tokenizer,
+        chunks,
+        data_name,
+        unigram_entropy,
+    })
+}
+
+fn train_on<V: Variant, D: Device<f32> + SeedableDevice>(opts: &RunOptions) -> Result<Report> {
+    let arch = &V::ARCH;
+    let dir = &opts.out;
+    let config_path = dir.join("config.json");
+    let ckpt_path = dir.join(checkpoint::FILE);
+
+    // the configuration: fresh, or the run's own when resuming
+    let cfg = if opts.resume {
+        if !ckpt_path.exists() {
+            bail!(
+                "{}: no checkpoint to resume from; start the run without --resume",
+                dir.display()
+            );
+        }
+        let saved: RunConfig = serde_json::from_slice(
+            &std::fs::read(&config_path)
+                .with_context(|| format!("reading {}", config_path.display()))?,
+        )
+        .with_context(|| format!("{}: unreadable run configuration", config_path.display()))?;
+        if saved.variant != arch.name {
+            bail!(
+                "{} is a run of {}, not {}",
+                dir.display(),
+                saved.variant,
+                arch.name
+            );
+        }
+        TrainConfig {
+            steps: opts.cfg.steps.max(saved.train.steps),
+            ..saved.train
+        }
+    } else {
+        if config_path.exists() {
+            bail!(
+                "{} already holds a run: continue it with --resume, or choose another --out",
+                dir.display()
+            );
+        }
+        opts.cfg.clone()
+    };
+    cfg.validate()
+        .map_err(|e| anyhow!("invalid configuration: {e}"))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+
+    let data = prepare_data(&cfg, arch.vocab, dir, opts)?;
+    let noise = SpanCorruption {
+        noise_density: cfg.noise_density,
+        mean_noise_span: cfg.mean_noise_span,
+    };
+    let batcher = Batcher::new(noise, data.tokenizer.special.clone(), cfg.chunk_len);
+    if batcher.enc_len > arch.max_len || batcher.dec_len > arch.max_len {
+        bail!(
+            "chunks of {} tokens make encoder inputs of {} tokens, longer than {}'s max_len {}",
+            cfg.chunk_len,
+            batcher.enc_len,
+            arch.name,
+            arch.max_len
+        );
+    }
+
+    let dev = D::seeded(cfg.seed);
+    let mut model = V::build::<f32, D>(&dev, cfg.seed);
+    let mut opt = AdamW::new::<f32, D>(cfg.adamw, || V::Model::<f32, D>::build(&dev));
+    let mut state = TrainState {
+        variant: arch.name.to_string(),
+        step: 0,
+        tokens: 0,
+        position: DataPosition { epoch: 0, index: 0 },
+        seed: cfg.seed,
+        adam_t: 0,
+    };
+    if opts.resume {
+        state = checkpoint::load(&ckpt_path, &mut model, &mut opt)?;
+        say(
+            opts,
+            format!(
+                "resuming {} at step {} from {}",
+                arch.name,
+                state.step,
+                ckpt_path.display()
+            ),
+        );
+    } else {
+        let run_config = RunConfig {
+            variant: arch.name.to_string(),
+            architecture: arch.to_string(),
+            params_total: arch.params.total,
+            params_live: arch.params.live,
+            flops_per_token: arch.flops_per_token(),
+            device: opts.device,
+            data: data.data_name.clone(),
+            tokenizer: data.tokenizer.source.clone(),
+            corpus_tokens: data.chunks.tokens(),
+            train_chunks: data.chunks.train.len(),
+            validation_chunks: data.chunks.validation.len(),
+            test_chunks: data.chunks.test.len(),
+            encoder_len: batcher.enc_len,
+            decoder_len: batcher.dec_len,
+            code_version: code_version(),
+            train: cfg.clone(),
+        };
+        std::fs::write(&config_path, serde_json::to_string_pretty(&run_config)?)?;
+    }
+    let mut metrics = Metrics::open(dir, opts.resume.then_some(state.step), arch.params.total)?;
+    let mut stream = TrainStream::new(cfg.seed, data.chunks.train.len(), state.position);
+
+    // the same validation batches every time (corruption independent of the run's seed)
+    let eval_batches: Vec<_> = data
+        .chunks
+        .validation
+        .chunks(cfg.batch_size)
+        .take(cfg.eval_batches)
+        .enumerate()
+        .map(|(b, chunks)| {
+            let seeded: Vec<(&[u32], u64)> = chunks
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    (
+                        c.as_slice(),
+                        derive_seed(0x4556_414c, &[b as u64, i as u64]),
+                    )
+                })
+                .collect();
+            batcher.batch::<f32, D>(&dev, &seeded)
+        })
+        .collect();
+    let evaluate = |model: &V::Model<f32, D>| -> f64 {
+        let ctx = Ctx::eval(arch);
+        let losses: Vec<f64> = eval_batches
+            .iter()
+            .map(|(b, l)| model.loss(b, l, &ctx, NoneTape).as_vec()[0] as f64)
+            .collect();
+        losses.iter().sum::<f64>() / losses.len() as f64
+    };
+
+    say(
+        opts,
+        format!(
+            "train: {} ({} parameters, {} live) on {:?}, {} steps × {} × {} chunks of {} tokens (encoder {}, decoder {}), unigram entropy {:.3} nats",
+            arch.name,
+            crate::arch::thousands(arch.params.total),
+            crate::arch::thousands(arch.params.live),
+            opts.device,
+            cfg.steps,
+            cfg.batch_size,
+            cfg.grad_accum,
+            cfg.chunk_len,
+            batcher.enc_len,
+            batcher.dec_len,
+            data.unigram_entropy
+        ),
+    );
+    install_ctrl_c();
+    INTERRUPTED.store(false, Ordering::SeqCst);
+
+    let bar = progress_bar(opts, cfg.steps, state.step);
+    let started = Instant::now();
+    let tokens_at_start = state.tokens;
+    let mut first_val = None;
+    let mut last_val = None;
+    let mut best_val: Option<f64> = None;
+    if !opts.resume {
+        let v = evaluate(&model);
+        metrics.write(&Record::Eval {
+            step: 0,
+            tokens: 0,
+            val_loss: v,
+        })?;
+        first_val = Some(v);
+        say(opts, format!("step 0: val loss {v:.4}"));
+    }
+    let mut grads = Some(model.alloc_grads());
+    let mut interrupted = false;
+    let tokens_per_step = (cfg.batch_size * cfg.grad_accum * cfg.chunk_len) as u64;
+    let log_every = (cfg.steps / 20).max(1);
+
+    while state.step < cfg.steps {
+        let step = state.step + 1;
+        if opts.inject_nan_at == Some(step) {
+            set_params(&mut model, |name, n| {
+                (name == "embedding").then(|| vec![f32::NAN; n])
+            });
+        }
+        let t0 = Instant::now();
+        let mut g = grads.take().expect("gradients");
+        model.zero_grads(&mut g);
+        let mut loss_sum = 0.0;
+        for micro in 0..cfg.grad_accum {
+            let picks = stream.take(cfg.batch_size);
+            let seeded: Vec<(&[u32], u64)> = picks
+                .iter()
+                .map(|&(c, s)| (data.chunks.train[c].as_slice(), s))
+                .collect();
+            let (batch, labels) = batcher.batch::<f32, D>(&dev, &seeded);
+            let ctx = Ctx::train_seeded(
+                arch,
+                derive_seed(cfg.seed, &[0x4452_4f50, step, micro as u64]),
+            );
+            let loss = model.loss(&batch, &labels, &ctx, tape_into(&dev, g));
+            loss_sum += loss.as_vec()[0] as f64;
+            g = loss.backward();
+        }
+        let loss = loss_sum / cfg.grad_accum as f64;
+        if !loss.is_finite() {
+            metrics.flush()?;
+            let last = if ckpt_path.exists() {
+                format!("the last good checkpoint is {}", ckpt_path.display())
+            } else {
+                "no checkpoint was written yet".to_string()
+            };
+            bail!("the training loss is {loss} at step {step}: stopping; {last}, metrics up to step {} are in {}", state.step, metrics.path.display());
+        }
+        let scale = 1.0 / cfg.grad_accum as f64;
+        let norm = grad_norm(&model, &g) * scale;
+        if !norm.is_finite() {
+            metrics.flush()?;
+            bail!("the gradient norm is {norm} at step {step}: stopping; the last good checkpoint is {}", ckpt_path.display());
+        }
+        let clip = if cfg.clip_grad_norm > 0.0 && norm > cfg.clip_grad_norm {
+            cfg.clip_grad_norm / (norm + 1e-6)
+        } else {
+            1.0
+        };
+        let lr = cfg.schedule.lr(cfg.lr, step, cfg.warmup_steps, cfg.steps);
+        opt.step(&mut model, &g, lr, scale * clip);
+        grads = Some(g);
+        state.step = step;
+        state.tokens += tokens_per_step;
+        state.position = stream.position;
+        state.adam_t = opt.t;
+        let dt = t0.elapsed().as_secs_f64();
+        metrics.write(&Record::Train {
+            step,
+            tokens: state.tokens,
+            loss,
+            lr,
+            grad_norm: norm,
+            tokens_per_s: tokens_per_step as f64 / dt,
+            elapsed_s: started.elapsed().as_secs_f64(),
+        })?;
+        if step % cfg.eval_every == 0 || step == cfg.steps {
+            let v = evaluate(&model);
+            metrics.write(&Record::Eval {
+                step,
+                tokens: state.tokens,
+                val_loss: v,
+            })?;
+            last_val = Some(v);
+            best_val = Some(best_val.map_or(v, |b| b.min(v)));
+            if bar.is_none() {
+                say(opts, format!("step {step}: val loss {v:.4}"));
+            }
+        }
+        interrupted = INTERRUPTED.load(Ordering::SeqCst);
+        if step % cfg.checkpoint_every == 0 || step == cfg.steps || interrupted {
+            metrics.flush()?;
+            checkpoint::save(dir, &model, &opt, &state)?;
+        }
+        let rate = (state.tokens - tokens_at_start) as f64 / started.elapsed().as_secs_f64();
+        match &bar {
+            Some(b) => {
+                b.set_position(step);
+                b.set_message(format!(
+                    "loss {loss:.3}{} {rate:.0} tok/s",
+                    last_val.map(|v| format!(" val {v:.3}")).unwrap_or_default()
+                ));
+            }
+            None if step % log_every == 0 => say(
+                opts,
+                format!(
+                    "step {step}/{}: loss {loss:.4} lr {lr:.2e} |g| {norm:.3} {rate:.0} tok/s",
+                    cfg.steps
+                ),
+            ),
+            None => {}
+        }
+        if interrupted {
+            say(
+                opts,
+                format!("interrupted at step {step}: checkpoint saved; continue with --resume"),
+            );
+            break;
+        }
+        if opts.stop_after == Some(step) {
+            metrics.flush()?;
+            break;
+        }
+    }
+    metrics.flush()?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let report = Report {
+        variant: arch.name.to_string(),
+        run_dir: dir.clone(),
+        steps: state.step,
+        tokens: state.tokens,
+        first_val_loss: first_val,
+        final_val_loss: last_val,
+        best_val_loss: best_val,
+        unigram_entropy: data.unigram_entropy,
+        tokens_per_s: (state.tokens - tokens_at_start) as f64 / wall,
+        wall_s: wall,
+        interrupted,
+    };
+    if state.step == cfg.steps {
+        std::fs::write(
+            dir.join("summary.json"),
+            serde_json::to_string_pretty(&report)?,
+        )?;
+    }
+    Ok(report)
+}
+
+fn progress_bar(opts: &RunOptions, steps: u64, at: u64) -> Option<indicatif::ProgressBar> {
+    if !opts.progress || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(steps);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} step {pos}/{len} [{bar:30}] {msg} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_position(at);
+    Some(bar)
+}

@@ -1,0 +1,116 @@
+//! `march train`.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context, Result};
+use march_runtime::registry::find;
+use march_runtime::train::{DeviceKind, RunOptions, TrainConfig};
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Variant to train (`march list` shows them).
+    #[arg(default_value = "SmallBaseline")]
+    variant: String,
+    /// Starting configuration: cpu (the small family in minutes), original
+    /// (the original march's 1,000 × 1M tokens), smoke (a few steps).
+    #[arg(long, default_value = "cpu")]
+    preset: String,
+    /// A TOML file whose fields override the preset's.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Corpus file or directory (.txt, .jsonl, .parquet); repeatable.
+    /// Without it: the built-in synthetic corpus.
+    #[arg(long)]
+    data: Vec<PathBuf>,
+    /// A Hugging Face tokenizer.json; without it a byte-fallback BPE is trained.
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// Optimizer steps (with --resume: the new total).
+    #[arg(long)]
+    steps: Option<u64>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Examples per micro-batch.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Micro-batches per optimizer step.
+    #[arg(long)]
+    grad_accum: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Tokens per chunk before span corruption.
+    #[arg(long)]
+    chunk_len: Option<usize>,
+    #[arg(long)]
+    eval_every: Option<u64>,
+    /// Run directory [default: runs/<variant>-seed<seed>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// cpu, or cuda (needs a build with --features cuda).
+    #[arg(long, default_value = "cpu")]
+    device: DeviceKind,
+    /// No progress output.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+pub fn run(args: &TrainArgs) -> Result<()> {
+    let Some(entry) = find(&args.variant) else {
+        bail!(
+            "unknown variant `{}`; run `march list` to see them all",
+            args.variant
+        );
+    };
+    let mut cfg = TrainConfig::preset(&args.preset).map_err(|e| anyhow!(e))?;
+    if let Some(path) = &args.config {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        cfg = cfg
+            .merge_toml(&text)
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    }
+    if !args.data.is_empty() {
+        cfg.data = args.data.clone();
+    }
+    if args.tokenizer.is_some() {
+        cfg.tokenizer = args.tokenizer.clone();
+    }
+    macro_rules! set {
+        ($($field:ident),*) => {$(if let Some(v) = args.$field { cfg.$field = v; })*};
+    }
+    set!(steps, seed, batch_size, grad_accum, lr, chunk_len, eval_every);
+    cfg.validate()
+        .map_err(|e| anyhow!("invalid configuration: {e}"))?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!("{}-seed{}", entry.arch.name, cfg.seed))
+    });
+    let opts = RunOptions {
+        cfg,
+        out,
+        resume: args.resume,
+        device: args.device,
+        progress: !args.quiet,
+        stop_after: None,
+        inject_nan_at: None,
+    };
+    let report = (entry.train)(&opts)?;
+    let fmt = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
+    println!(
+        "{}: {} steps, {} tokens, val loss {} → {} (best {}; unigram entropy {:.3}), {:.0} tokens/s, {:.1}s{}\nrun directory: {}",
+        report.variant,
+        report.steps,
+        report.tokens,
+        fmt(report.first_val_loss),
+        fmt(report.final_val_loss),
+        fmt(report.best_val_loss),
+        report.unigram_entropy,
+        report.tokens_per_s,
+        report.wall_s,
+        if report.interrupted { " (interrupted)" } else { "" },
+        report.run_dir.display()
+    );
+    Ok(())
+}

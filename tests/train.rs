@@ -1,0 +1,234 @@
+//! Training: determinism, exact resume, the NaN guard, TensorBoard files, and
+//! a short real run on WikiText-2 with the original tokenizer.
+
+mod common;
+
+use common::{shared_data, temp_dir};
+use march_runtime::train::metrics::{read, Record};
+use march_runtime::train::tensorboard::read_scalars;
+use march_runtime::train::{run, DeviceKind, RunOptions, TrainConfig};
+use march_runtime::{march_model, Variant};
+
+/// A small model for the built-in corpus (trained tokenizer of 1,024 tokens).
+#[march_model(
+    dim_model = 32,
+    layers = 2,
+    heads = 2,
+    dim_qkv = 16,
+    dim_ff = 64,
+    vocab = 1024,
+    max_len = 128,
+    budget = 74_112
+)]
+struct Mini;
+
+/// The same at the original tokenizer's vocabulary.
+#[march_model(base = Mini, vocab = 30_000, dim_model = 64, dim_qkv = 32, dim_ff = 128, budget_exempt = "test model")]
+struct MiniOriginalVocab;
+
+fn options(out: &std::path::Path, cfg: TrainConfig) -> RunOptions {
+    RunOptions {
+        cfg,
+        out: out.to_path_buf(),
+        resume: false,
+        device: DeviceKind::Cpu,
+        progress: false,
+        stop_after: None,
+        inject_nan_at: None,
+    }
+}
+
+fn smoke() -> TrainConfig {
+    TrainConfig {
+        builtin_documents: 1500,
+        steps: 8,
+        eval_every: 4,
+        checkpoint_every: 4,
+        ..TrainConfig::preset("smoke").unwrap()
+    }
+}
+
+/// The metrics without wall-clock fields.
+fn losses(dir: &std::path::Path) -> Vec<(u64, String, f64)> {
+    read(&dir.join("metrics.jsonl"))
+        .unwrap()
+        .into_iter()
+        .map(|r| match r {
+            Record::Train {
+                step,
+                loss,
+                grad_norm,
+                ..
+            } => (step, format!("train {grad_norm:e}"), loss),
+            Record::Eval { step, val_loss, .. } => (step, "eval".to_string(), val_loss),
+        })
+        .collect()
+}
+
+#[test]
+fn same_seed_same_losses_bit_for_bit() {
+    let (a, b, c) = (temp_dir("det-a"), temp_dir("det-b"), temp_dir("det-c"));
+    run::<Mini>(&options(&a, smoke())).unwrap();
+    run::<Mini>(&options(&b, smoke())).unwrap();
+    run::<Mini>(&options(&c, TrainConfig { seed: 1, ..smoke() })).unwrap();
+    assert_eq!(losses(&a), losses(&b));
+    assert_ne!(losses(&a), losses(&c));
+}
+
+#[test]
+fn resume_continues_exactly() {
+    let (full, part) = (temp_dir("resume-full"), temp_dir("resume-part"));
+    let cfg = TrainConfig {
+        grad_accum: 2,
+        ..smoke()
+    };
+    let whole = run::<Mini>(&options(&full, cfg.clone())).unwrap();
+    // killed after step 6 (last checkpoint at 4): steps 5-6 are redone
+    let killed = run::<Mini>(&RunOptions {
+        stop_after: Some(6),
+        ..options(&part, cfg.clone())
+    })
+    .unwrap();
+    assert_eq!(killed.steps, 6);
+    let resumed = run::<Mini>(&RunOptions {
+        resume: true,
+        ..options(&part, cfg)
+    })
+    .unwrap();
+    assert_eq!(resumed.steps, 8);
+    assert_eq!(losses(&full), losses(&part));
+    assert_eq!(whole.final_val_loss, resumed.final_val_loss);
+    let ckpt_a = std::fs::read(full.join("checkpoint.safetensors")).unwrap();
+    let ckpt_b = std::fs::read(part.join("checkpoint.safetensors")).unwrap();
+    assert!(ckpt_a == ckpt_b, "the final checkpoints differ");
+}
+
+#[test]
+fn a_nan_loss_stops_cleanly_and_keeps_what_was_written() {
+    let dir = temp_dir("nan");
+    let err = run::<Mini>(&RunOptions {
+        inject_nan_at: Some(6),
+        ..options(&dir, smoke())
+    })
+    .expect_err("the run must stop");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("step 6") && msg.contains("NaN") && msg.contains("checkpoint"),
+        "{msg}"
+    );
+    // metrics up to step 5 are intact, the checkpoint of step 4 resumes
+    let records = read(&dir.join("metrics.jsonl")).unwrap();
+    assert_eq!(records.iter().map(Record::step).max(), Some(5));
+    let again = run::<Mini>(&RunOptions {
+        resume: true,
+        ..options(&dir, smoke())
+    })
+    .unwrap();
+    assert_eq!(again.steps, 8);
+    assert!(again.final_val_loss.unwrap().is_finite());
+}
+
+#[test]
+fn run_directory_has_everything() {
+    let dir = temp_dir("rundir");
+    let report = run::<Mini>(&options(&dir, smoke())).unwrap();
+    for f in [
+        "config.json",
+        "tokenizer.json",
+        "metrics.jsonl",
+        "checkpoint.safetensors",
+        "summary.json",
+    ] {
+        assert!(dir.join(f).exists(), "{f} is missing");
+    }
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["variant"], "Mini");
+    assert_eq!(config["params_total"], Mini::PARAMS.total);
+    assert!(config["data"].as_str().unwrap().contains("synthetic"));
+    // TensorBoard: the original's tags, CRCs valid
+    let tb = std::fs::read_dir(dir.join("tensorboard"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let scalars = read_scalars(&tb).unwrap();
+    let tags: std::collections::BTreeSet<&str> =
+        scalars.iter().map(|(t, _, _)| t.as_str()).collect();
+    for t in ["train/loss", "eval/loss", "train/num_params"] {
+        assert!(tags.contains(t), "no {t} in {tags:?}");
+    }
+    let n = scalars.iter().filter(|(t, _, _)| t == "train/loss").count();
+    assert_eq!(n as u64, report.steps);
+    // starting again in the same directory is refused
+    let err = run::<Mini>(&options(&dir, smoke()))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("--resume"), "{err}");
+    // a tokenizer of the wrong size is refused, naming both sizes
+    let other = temp_dir("wrong-vocab");
+    let cfg = TrainConfig {
+        tokenizer: Some(shared_data().join("march-tokenizer.json")),
+        ..smoke()
+    };
+    let err = run::<Mini>(&options(&other, cfg))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("30000") && err.contains("1024"), "{err}");
+}
+
+#[test]
+fn builtin_corpus_is_learnable() {
+    let dir = temp_dir("learn");
+    let cfg = TrainConfig {
+        builtin_documents: 4000,
+        steps: 200,
+        batch_size: 8,
+        eval_every: 50,
+        warmup_steps: 10,
+        lr: 3e-3,
+        ..smoke()
+    };
+    let r = run::<Mini>(&options(&dir, cfg)).unwrap();
+    let (first, last) = (r.first_val_loss.unwrap(), r.final_val_loss.unwrap());
+    eprintln!(
+        "built-in corpus: validation loss {first} → {last}, unigram entropy {}",
+        r.unigram_entropy
+    );
+    assert!(last < first - 2.0, "validation loss {first} → {last}");
+    assert!(
+        last < r.unigram_entropy - 0.5,
+        "loss {last} is not well below the unigram entropy {}",
+        r.unigram_entropy
+    );
+}
+
+#[test]
+fn wikitext_with_the_original_tokenizer() {
+    let dir = temp_dir("wikitext");
+    let cfg = TrainConfig {
+        data: vec![shared_data().join("wikitext-2/valid.txt")],
+        tokenizer: Some(shared_data().join("march-tokenizer.json")),
+        chunk_len: 64,
+        held_out_chunks: 16,
+        steps: 30,
+        batch_size: 8,
+        eval_every: 15,
+        lr: 3e-3,
+        warmup_steps: 3,
+        ..smoke()
+    };
+    let r = run::<MiniOriginalVocab>(&options(&dir, cfg)).unwrap();
+    let (first, last) = (r.first_val_loss.unwrap(), r.final_val_loss.unwrap());
+    assert!(last < first - 1.0, "validation loss {first} → {last}");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    assert!(config["tokenizer"]
+        .as_str()
+        .unwrap()
+        .ends_with("march-tokenizer.json"));
+    assert_eq!(MiniOriginalVocab::ARCH.vocab, 30_000);
+}
