@@ -46,7 +46,8 @@ pub struct TrainArgs {
     /// Run directory [default: runs/<variant>-seed<seed>].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Continue the run in --out from its last checkpoint.
+    /// Continue the run in --out from its last checkpoint, with the run's own
+    /// configuration (only --steps may change it).
     #[arg(long)]
     resume: bool,
     /// cpu, or cuda (needs a build with --features cuda).
@@ -91,6 +92,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         cfg,
         out,
         resume: args.resume,
+        resume_steps: args.steps,
         device: args.device,
         progress: !args.quiet,
         stop_after: None,

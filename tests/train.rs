@@ -31,6 +31,7 @@ fn options(out: &std::path::Path, cfg: TrainConfig) -> RunOptions {
         cfg,
         out: out.to_path_buf(),
         resume: false,
+        resume_steps: None,
         device: DeviceKind::Cpu,
         progress: false,
         stop_after: None,

@@ -140,21 +140,23 @@ impl<E: Float, D: Device<E>> TensorVisitor<E, D> for Update<'_, E, D> {
         if g.clone().abs().max::<Rank0, _>().as_vec()[0] == E::zero() {
             return Ok(None);
         }
+        // in place (`axpy`): the parameters keep their ids, so the gradient
+        // buffers stay theirs
         let c = |x: f64| E::from_f64(x).unwrap();
         let (b1, b2) = self.cfg.betas;
         let g = g * c(self.grad_scale);
-        *m = m.clone() * c(b1) + g.clone() * c(1.0 - b1);
-        *v = v.clone() * c(b2) + g.square() * c(1.0 - b2);
+        m.axpy(b1, &g, 1.0 - b1);
+        v.axpy(b2, &g.square(), 1.0 - b2);
         let bc1 = 1.0 - b1.powi(self.t as i32);
         let bc2 = 1.0 - b2.powi(self.t as i32);
         let denom = (v.clone() * c(1.0 / bc2)).sqrt() + c(self.cfg.eps);
-        let update = (m.clone() * c(self.lr / bc1)) / denom;
-        let decayed = if decays(&name) && self.cfg.weight_decay > 0.0 {
-            p.clone() * c(1.0 - self.lr * self.cfg.weight_decay)
+        let update = m.clone() / denom;
+        let decay = if decays(&name) {
+            self.lr * self.cfg.weight_decay
         } else {
-            p.clone()
+            0.0
         };
-        *p = decayed - update;
+        p.axpy(1.0 - decay, &update, -self.lr / bc1);
         self.updated += 1;
         Ok(None)
     }

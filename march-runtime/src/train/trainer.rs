@@ -48,8 +48,11 @@ pub struct RunOptions {
     pub cfg: TrainConfig,
     /// The run directory.
     pub out: PathBuf,
-    /// Continue the run in `out` from its checkpoint.
+    /// Continue the run in `out` from its checkpoint, with its own
+    /// configuration.
     pub resume: bool,
+    /// With `resume`: a new total number of steps.
+    pub resume_steps: Option<u64>,
     pub device: DeviceKind,
     /// Progress bar / log lines on stderr.
     pub progress: bool,
@@ -349,7 +352,7 @@ fn train_on<V: Variant, D: Device<f32> + SeedableDevice>(opts: &RunOptions) -> R
             );
         }
         TrainConfig {
-            steps: opts.cfg.steps.max(saved.train.steps),
+            steps: opts.resume_steps.unwrap_or(saved.train.steps),
             ..saved.train
         }
     } else {

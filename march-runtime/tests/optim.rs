@@ -1,0 +1,160 @@
+//! AdamW and the schedules against reference computations.
+
+use dfdx::prelude::*;
+use march_runtime::train::optim::{decays, grad_norm, AdamW, AdamWConfig};
+use march_runtime::train::schedule::Schedule;
+
+/// A two-tensor "model": a weight and a norm weight.
+#[derive(Debug, Clone)]
+struct Two<E: Dtype, D: Storage<E>> {
+    w: Tensor<Rank1<3>, E, D>,
+    norm: Tensor<Rank1<2>, E, D>,
+    unused: Tensor<Rank1<2>, E, D>,
+}
+
+impl<E: Dtype, D: Device<E>> TensorCollection<E, D> for Two<E, D> {
+    type To<E2: Dtype, D2: Device<E2>> = Two<E2, D2>;
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        v: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        v.visit_fields(
+            (
+                Self::tensor("w", |s| &s.w, |s| &mut s.w, TensorOptions::reset_to_zeros()),
+                Self::tensor(
+                    "ffn_norm.weight",
+                    |s| &s.norm,
+                    |s| &mut s.norm,
+                    TensorOptions::reset_to_ones(),
+                ),
+                Self::tensor(
+                    "unused",
+                    |s| &s.unused,
+                    |s| &mut s.unused,
+                    TensorOptions::reset_to_ones(),
+                ),
+            ),
+            |(w, norm, unused)| Two { w, norm, unused },
+        )
+    }
+}
+
+/// PyTorch's AdamW for one scalar parameter.
+struct RefAdamW {
+    m: f64,
+    v: f64,
+    t: i32,
+}
+
+impl RefAdamW {
+    fn step(&mut self, p: f64, g: f64, lr: f64, cfg: &AdamWConfig, decay: bool) -> f64 {
+        self.t += 1;
+        let (b1, b2) = cfg.betas;
+        let p = if decay {
+            p * (1.0 - lr * cfg.weight_decay)
+        } else {
+            p
+        };
+        self.m = b1 * self.m + (1.0 - b1) * g;
+        self.v = b2 * self.v + (1.0 - b2) * g * g;
+        let m_hat = self.m / (1.0 - b1.powi(self.t));
+        let v_hat = self.v / (1.0 - b2.powi(self.t));
+        p - lr * m_hat / (v_hat.sqrt() + cfg.eps)
+    }
+}
+
+#[test]
+fn adamw_matches_the_reference_and_skips_what_got_no_gradient() {
+    let dev: Cpu = Default::default();
+    let mut model = Two::<f64, Cpu> {
+        w: dev.tensor([0.5, -1.0, 2.0]),
+        norm: dev.tensor([1.0, 0.9]),
+        unused: dev.tensor([3.0, 4.0]),
+    };
+    let cfg = AdamWConfig {
+        betas: (0.9, 0.95),
+        eps: 1e-8,
+        weight_decay: 0.1,
+    };
+    let mut opt = AdamW::new::<f64, Cpu>(cfg, || model.clone());
+    let mut refs: Vec<RefAdamW> = (0..5)
+        .map(|_| RefAdamW {
+            m: 0.0,
+            v: 0.0,
+            t: 0,
+        })
+        .collect();
+    let mut want: Vec<f64> = [model.w.as_vec(), model.norm.as_vec()].concat();
+    let mut grads = model.alloc_grads();
+    for step in 0..5 {
+        model.zero_grads(&mut grads);
+        // loss = sum(w² · k) + sum(norm³): a different gradient each step
+        let k = 1.0 + step as f64;
+        let loss = (model.w.clone().traced(grads).square() * k).sum::<Rank0, _>();
+        let (loss, tape) = loss.split_tape();
+        let l2 = model.norm.clone().put_tape(tape).powi(3).sum::<Rank0, _>();
+        grads = (l2 + loss).backward();
+        let g: Vec<f64> = [
+            grads.get(&model.w).as_vec(),
+            grads.get(&model.norm).as_vec(),
+        ]
+        .concat();
+        let scale = 0.5; // e.g. two accumulated micro-batches
+        let lr = 0.01 * (step + 1) as f64;
+        let updated = opt.step(&mut model, &grads, lr, scale);
+        assert_eq!(updated, 2, "the unused tensor is skipped");
+        for (i, r) in refs.iter_mut().enumerate() {
+            want[i] = r.step(want[i], g[i] * scale, lr, &cfg, i < 3);
+        }
+        let got: Vec<f64> = [model.w.as_vec(), model.norm.as_vec()].concat();
+        for (a, b) in got.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-12, "step {step}: {got:?} vs {want:?}");
+        }
+        assert_eq!(
+            model.unused.as_vec(),
+            [3.0, 4.0],
+            "no gradient: not even decayed"
+        );
+    }
+    assert_eq!(opt.t, 5);
+    assert!(
+        decays("encoder.0.ffn.up")
+            && decays("embedding")
+            && !decays("decoder.1.cross_attn_norm.weight")
+    );
+}
+
+#[test]
+fn grad_norm_is_the_global_l2_norm() {
+    let dev: Cpu = Default::default();
+    let model = Two::<f64, Cpu> {
+        w: dev.tensor([1.0, 2.0, 3.0]),
+        norm: dev.tensor([1.0, -1.0]),
+        unused: dev.tensor([0.0, 0.0]),
+    };
+    let grads = model.alloc_grads();
+    let loss = model.w.clone().traced(grads).sum::<Rank0, _>() * 3.0;
+    let grads = loss.backward();
+    // d/dw = 3 for each of 3 entries; the others 0
+    assert!((grad_norm(&model, &grads) - (27.0f64).sqrt()).abs() < 1e-12);
+}
+
+#[test]
+fn schedules_follow_their_formulas() {
+    let (base, warm, total) = (1e-3, 10, 110);
+    for s in [Schedule::Constant, Schedule::Cosine, Schedule::InverseSqrt] {
+        assert!(
+            (s.lr(base, 5, warm, total) - 5e-4).abs() < 1e-15,
+            "{s:?} warmup"
+        );
+        assert!(
+            (s.lr(base, 10, warm, total) - base).abs() < 1e-15,
+            "{s:?} end of warmup"
+        );
+    }
+    assert_eq!(Schedule::Constant.lr(base, 100, warm, total), base);
+    assert_eq!(Schedule::Constant.lr(base, 1, 0, total), base);
+    // cosine: half-way is the mean of max and min (10% of base), the end is the min
+    assert!((Schedule::Cosine.lr(base, 60, warm, total) - 0.55e-3).abs() < 1e-12);
+    assert!((Schedule::Cosine.lr(base, 110, warm, total) - 1e-4).abs() < 1e-12);
+    assert!((Schedule::InverseSqrt.lr(base, 40, warm, total) - base * 0.5).abs() < 1e-15);
+}

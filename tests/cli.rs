@@ -1,0 +1,187 @@
+//! The `march` command line: listing, errors on bad input, a smoke training,
+//! and Ctrl-C.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::temp_dir;
+
+fn march() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_march"));
+    c.env("MARCH_CACHE", std::env::temp_dir().join("march-test-cache"));
+    c
+}
+
+fn output(args: &[&str]) -> (bool, String, String) {
+    let out = march().args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn list_shows_every_variant_with_its_counts() {
+    let (ok, stdout, _) = output(&["list"]);
+    assert!(ok);
+    for (name, count) in [
+        ("Baseline ", "36,340,224"),
+        ("MoreHeadsLessLayers ", "34,764,800"),
+        ("MoreHeadsLessQKVDimLessLayers ", "32,143,360"),
+        ("SiLUGatedLinearUnit ", "36,337,152"),
+        ("SmallBaseline ", "2,394,240"),
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name}in\n{stdout}"));
+        assert!(line.contains(count), "{line}");
+    }
+    assert!(stdout.contains("EXEMPT"));
+}
+
+#[test]
+fn bad_input_gives_one_line_errors() {
+    for (args, expect) in [
+        (vec!["show", "Nope"], "unknown variant `Nope`"),
+        (vec!["train", "Nope"], "unknown variant `Nope`"),
+        (vec!["train", "--preset", "fast"], "unknown preset `fast`"),
+        (vec!["train", "--steps", "0"], "steps must be at least 1"),
+        (
+            vec![
+                "train",
+                "--data",
+                "/nonexistent/corpus.txt",
+                "--preset",
+                "smoke",
+            ],
+            "/nonexistent/corpus.txt",
+        ),
+        (
+            vec![
+                "train",
+                "--tokenizer",
+                "/nonexistent/t.json",
+                "--preset",
+                "smoke",
+            ],
+            "/nonexistent/t.json",
+        ),
+    ] {
+        let out = temp_dir("bad-input");
+        let mut full = args.clone();
+        full.extend(
+            ["--out", out.to_str().unwrap()]
+                .iter()
+                .filter(|_| args[0] == "train"),
+        );
+        let (ok, _, stderr) = output(&full);
+        assert!(!ok, "{args:?} succeeded");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+        assert_eq!(errors.len(), 1, "{args:?}: {stderr}");
+        assert!(errors[0].contains(expect), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn smoke_training_and_config_file() {
+    let dir = temp_dir("cli-smoke");
+    std::fs::write(
+        dir.join("c.toml"),
+        "steps = 4\nlr = 0.002\n[adamw]\nweight_decay = 0.0\n",
+    )
+    .unwrap();
+    let out = dir.join("run");
+    let (ok, stdout, stderr) = output(&[
+        "train",
+        "--preset",
+        "smoke",
+        "--config",
+        dir.join("c.toml").to_str().unwrap(),
+        "--seed",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("SmallBaseline: 4 steps"), "{stdout}");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["train"]["steps"], 4);
+    assert_eq!(config["train"]["lr"], 0.002);
+    assert_eq!(config["train"]["seed"], 3);
+    assert_eq!(config["train"]["adamw"]["weight_decay"], 0.0);
+    assert_eq!(
+        config["train"]["adamw"]["betas"][1], 0.95,
+        "fields not in the file keep the preset's"
+    );
+    // an unknown field in the file is an error
+    std::fs::write(dir.join("bad.toml"), "stepz = 4\n").unwrap();
+    let (ok, _, stderr) = output(&["train", "--config", dir.join("bad.toml").to_str().unwrap()]);
+    assert!(!ok && stderr.contains("stepz"), "{stderr}");
+}
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
+    let dir = temp_dir("ctrl-c");
+    let out = dir.join("run");
+    let child = march()
+        .args([
+            "train",
+            "--preset",
+            "smoke",
+            "--steps",
+            "100000",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // wait until it is training
+    let start = Instant::now();
+    while std::fs::read_to_string(out.join("metrics.jsonl"))
+        .map(|m| m.lines().count())
+        .unwrap_or(0)
+        < 5
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "training did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let result = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    assert!(stderr.contains("checkpoint saved"), "{stderr}");
+    assert!(String::from_utf8_lossy(&result.stdout).contains("(interrupted)"));
+    assert!(out.join("checkpoint.safetensors").exists());
+    // and it resumes, for two more steps
+    let done = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .matches("\"kind\":\"train\"")
+        .count();
+    let total = (done + 2).to_string();
+    let (ok, stdout, stderr) = output(&[
+        "train",
+        "--resume",
+        "--steps",
+        &total,
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(&format!("{total} steps")), "{stdout}");
+}
