@@ -8,9 +8,9 @@ use march_runtime::train::{DeviceKind, RunOptions, TrainConfig};
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
-    /// Variant to train (`march list` shows them).
-    #[arg(default_value = "SmallBaseline")]
-    variant: String,
+    /// Variant to train (`march list` shows them) [default: SmallBaseline,
+    /// or with --resume the run's own].
+    variant: Option<String>,
     /// Starting configuration: cpu (the small family in minutes), original
     /// (the original march's 1,000 × 1M tokens), smoke (a few steps).
     #[arg(long, default_value = "cpu")]
@@ -58,12 +58,27 @@ pub struct TrainArgs {
     quiet: bool,
 }
 
+/// The variant a run directory holds (its `config.json`).
+fn variant_of_run(dir: &std::path::Path) -> Result<String> {
+    let path = dir.join("config.json");
+    let text =
+        std::fs::read(&path).with_context(|| format!("{}: no run to resume", path.display()))?;
+    let config: serde_json::Value = serde_json::from_slice(&text)
+        .with_context(|| format!("{}: unreadable run configuration", path.display()))?;
+    config["variant"]
+        .as_str()
+        .map(String::from)
+        .ok_or_else(|| anyhow!("{}: names no variant", path.display()))
+}
+
 pub fn run(args: &TrainArgs) -> Result<()> {
-    let Some(entry) = find(&args.variant) else {
-        bail!(
-            "unknown variant `{}`; run `march list` to see them all",
-            args.variant
-        );
+    let name = match (&args.variant, args.resume, &args.out) {
+        (Some(v), _, _) => v.clone(),
+        (None, true, Some(out)) => variant_of_run(out)?,
+        (None, _, _) => "SmallBaseline".to_string(),
+    };
+    let Some(entry) = find(&name) else {
+        bail!("unknown variant `{name}`; run `march list` to see them all");
     };
     let mut cfg = TrainConfig::preset(&args.preset).map_err(|e| anyhow!(e))?;
     if let Some(path) = &args.config {

@@ -34,6 +34,23 @@ fn original_tokenizer_special_ids() {
     );
 }
 
+#[test]
+fn documents_are_neither_padded_nor_truncated() {
+    // the original tokenizer.json pads batches to their longest member and
+    // truncates at 1,024 tokens: packing must see neither
+    let t = original_tokenizer();
+    let long = "word ".repeat(3000);
+    let docs = vec![
+        "short".to_string(),
+        long.clone(),
+        "a bit longer than short".to_string(),
+    ];
+    let ids = t.encode_all(&docs).unwrap();
+    assert_eq!(ids[0].len(), 1);
+    assert_eq!(ids[1].len(), 3000);
+    assert!(!ids[2].contains(&t.special.eos));
+}
+
 fn wikitext_chunks(len: usize) -> (MarchTokenizer, Chunks) {
     let t = original_tokenizer();
     let docs = read_documents(&[shared_data().join("wikitext-2/valid.txt")]).unwrap();

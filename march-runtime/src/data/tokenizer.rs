@@ -44,7 +44,16 @@ fn sentinel(k: usize) -> String {
 }
 
 impl MarchTokenizer {
-    fn wrap(inner: Tokenizer, source: String) -> Result<Self, TokenizerError> {
+    fn wrap(mut inner: Tokenizer, source: String) -> Result<Self, TokenizerError> {
+        // documents are packed, never padded or cut (a tokenizer.json may
+        // carry either setting: the original's pads batches)
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|e| TokenizerError::Load {
+                path: source.clone().into(),
+                reason: e.to_string(),
+            })?;
         let missing = |token: &str| TokenizerError::MissingSpecial {
             source_name: source.clone(),
             token: token.to_string(),

@@ -68,15 +68,20 @@ impl Metrics {
         let path = dir.join(FILE);
         if let Some(step) = resume_step {
             if path.exists() {
-                let keep: Vec<Record> = read(&path)?
-                    .into_iter()
-                    .filter(|r| r.step() <= step)
-                    .collect();
-                let mut f = BufWriter::new(File::create(&path)?);
-                for r in keep {
-                    writeln!(f, "{}", serde_json::to_string(&r)?)?;
+                // keep the earlier lines byte for byte (no float re-formatting)
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let mut kept = String::new();
+                for (i, line) in text.lines().enumerate() {
+                    let r: Record = serde_json::from_str(line)
+                        .with_context(|| format!("{}:{}: bad record", path.display(), i + 1))?;
+                    if r.step() <= step {
+                        kept.push_str(line);
+                        kept.push('\n');
+                    }
                 }
-                f.flush()?;
+                std::fs::write(&path, kept)
+                    .with_context(|| format!("rewriting {}", path.display()))?;
             }
         }
         let jsonl = BufWriter::new(
