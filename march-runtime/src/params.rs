@@ -14,6 +14,23 @@ pub struct ParamInfo {
     pub numel: usize,
 }
 
+/// Run `visitor` over `model`'s tensors (read-only views and their names).
+fn walk<E: Dtype, D: Device<E>, M: TensorCollection<E, D>, V>(
+    model: &M,
+    visitor: &mut V,
+    what: &str,
+) where
+    V: TensorVisitor<E, D, Viewer = (ViewTensorRef, ViewTensorName), E2 = E, D2 = D, Err = D::Err>,
+{
+    let walker = &mut RecursiveWalker {
+        m: (model, String::new()),
+        f: visitor,
+    };
+    if <M as TensorCollection<E, D>>::iter_tensors(walker).is_err() {
+        panic!("{what} failed");
+    }
+}
+
 /// Calls `f(name, values)` for every trainable tensor, in the module's order.
 pub fn for_each_param<E: Dtype, D: Device<E>, M: TensorCollection<E, D>>(
     model: &M,
@@ -36,14 +53,7 @@ pub fn for_each_param<E: Dtype, D: Device<E>, M: TensorCollection<E, D>>(
             Ok(None)
         }
     }
-    let mut v = V(&mut f);
-    let walker = &mut RecursiveWalker {
-        m: (model, String::new()),
-        f: &mut v,
-    };
-    let _ = <M as TensorCollection<E, D>>::iter_tensors(walker)
-        .map_err(|_| ())
-        .expect("reading parameters");
+    walk(model, &mut V(&mut f), "reading parameters");
 }
 
 /// Sets every trainable tensor to `f(name, numel)` where it returns values;
@@ -95,38 +105,16 @@ pub fn grad_magnitudes<E: Dtype + num_traits::Float, D: Device<E>, M: TensorColl
     model: &M,
     grads: &Gradients<E, D>,
 ) -> Vec<(ParamInfo, f64)> {
-    struct V<'a, E: Dtype, D: Device<E>>(&'a Gradients<E, D>, Vec<(ParamInfo, f64)>);
-    impl<E: Dtype + num_traits::Float, D: Device<E>> TensorVisitor<E, D> for V<'_, E, D> {
-        type Viewer = (ViewTensorRef, ViewTensorName);
-        type Err = D::Err;
-        type E2 = E;
-        type D2 = D;
-        fn visit<S: Shape>(
-            &mut self,
-            opts: TensorOptions<S, E, D>,
-            (t, name): (&Tensor<S, E, D>, String),
-        ) -> Result<Option<Tensor<S, E, D>>, Self::Err> {
-            if opts.do_gradient_update {
-                let g = self.0.get(t).as_vec();
-                let mag = g.iter().map(|x| x.abs().to_f64().unwrap_or(f64::NAN)).sum();
-                let info = ParamInfo {
-                    name,
-                    numel: t.shape().num_elements(),
-                };
-                self.1.push((info, mag));
-            }
-            Ok(None)
-        }
-    }
-    let mut v = V(grads, Vec::new());
-    let walker = &mut RecursiveWalker {
-        m: (model, String::new()),
-        f: &mut v,
-    };
-    let _ = <M as TensorCollection<E, D>>::iter_tensors(walker)
-        .map_err(|_| ())
-        .expect("reading gradients");
-    v.1
+    let mut out = Vec::new();
+    for_each_grad(model, grads, |name, g| {
+        let mag = g.iter().map(|x| x.abs().to_f64().unwrap_or(f64::NAN)).sum();
+        let info = ParamInfo {
+            name: name.to_string(),
+            numel: g.len(),
+        };
+        out.push((info, mag));
+    });
+    out
 }
 
 /// Calls `f(name, gradient)` for every trainable tensor, in the module's order.
@@ -152,12 +140,5 @@ pub fn for_each_grad<E: Dtype, D: Device<E>, M: TensorCollection<E, D>>(
             Ok(None)
         }
     }
-    let mut v = V(grads, &mut f);
-    let walker = &mut RecursiveWalker {
-        m: (model, String::new()),
-        f: &mut v,
-    };
-    let _ = <M as TensorCollection<E, D>>::iter_tensors(walker)
-        .map_err(|_| ())
-        .expect("reading gradients");
+    walk(model, &mut V(grads, &mut f), "reading gradients");
 }
