@@ -461,3 +461,36 @@ fn ignored_labels_get_exactly_zero_gradient() {
         }
     }
 }
+
+#[test]
+fn dropout_drops_at_rate_p_and_rescales_the_rest() {
+    let dev = dev();
+    let n = 200_000;
+    let x: Tensor<(usize,), f64, Cpu> = dev.tensor_from_vec(vec![1.0; n], (n,));
+    let ctx = Ctx::train_seeded(&ARCH, 7);
+    let y = ctx.dropout(x.clone(), 0.1).as_vec();
+    let dropped = y.iter().filter(|&&v| v == 0.0).count() as f64 / n as f64;
+    assert!((dropped - 0.1).abs() < 0.003, "dropped {dropped}");
+    assert!(y.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.9).abs() < 1e-12));
+    // the next dropout of the pass draws another mask; the same seed, the same masks
+    let y2 = ctx.dropout(x.clone(), 0.1).as_vec();
+    assert_ne!(y, y2);
+    let again = Ctx::train_seeded(&ARCH, 7);
+    assert_eq!(again.dropout(x.clone(), 0.1).as_vec(), y);
+    assert_ne!(
+        Ctx::train_seeded(&ARCH, 8).dropout(x.clone(), 0.1).as_vec(),
+        y
+    );
+    // evaluation: the identity
+    assert_eq!(
+        Ctx::eval(&ARCH).dropout(x.clone(), 0.5).as_vec(),
+        vec![1.0; n]
+    );
+    // gradient: the mask, scaled
+    let g = ctx
+        .dropout(x.leaky_trace(), 0.5)
+        .sum::<Rank0, _>()
+        .backward();
+    let grad = g.get(&x).as_vec();
+    assert!(grad.iter().all(|&v| v == 0.0 || v == 2.0));
+}

@@ -253,11 +253,32 @@ pub fn prepare_data(
         }
         None => {
             let t0 = Instant::now();
-            let encoded = tokenizer.encode_all(&docs)?;
-            let mut stream = Vec::with_capacity(encoded.iter().map(|d| d.len() + 1).sum());
-            for d in encoded {
-                stream.extend_from_slice(&d);
-                stream.push(tokenizer.special.eos);
+            // in batches, each tokenized on all cores, with progress
+            let bar = progress_bar(opts, docs.len() as u64, 0, "documents tokenized");
+            let mut stream = Vec::new();
+            let mut logged = 0;
+            for (i, batch) in docs.chunks(4096).enumerate() {
+                for d in tokenizer.encode_all(batch)? {
+                    stream.extend_from_slice(&d);
+                    stream.push(tokenizer.special.eos);
+                }
+                let done = (i * 4096 + batch.len()) as u64;
+                match &bar {
+                    Some(b) => b.set_position(done),
+                    None if done * 4 >= (logged + 1) * docs.len() as u64
+                        && done < docs.len() as u64 =>
+                    {
+                        logged += 1;
+                        say(
+                            opts,
+                            format!("data: tokenized {done}/{} documents", docs.len()),
+                        );
+                    }
+                    None => {}
+                }
+            }
+            if let Some(b) = bar {
+                b.finish_and_clear();
             }
             say(
                 opts,
@@ -480,7 +501,7 @@ fn train_on<V: Variant, D: Device<f32> + SeedableDevice>(opts: &RunOptions) -> R
     install_ctrl_c();
     INTERRUPTED.store(false, Ordering::SeqCst);
 
-    let bar = progress_bar(opts, cfg.steps, state.step);
+    let bar = progress_bar(opts, cfg.steps, state.step, "");
     let started = Instant::now();
     let tokens_at_start = state.tokens;
     let mut first_val = None;
@@ -640,17 +661,27 @@ fn train_on<V: Variant, D: Device<f32> + SeedableDevice>(opts: &RunOptions) -> R
     Ok(report)
 }
 
-fn progress_bar(opts: &RunOptions, steps: u64, at: u64) -> Option<indicatif::ProgressBar> {
+/// A progress bar on a terminal (`None` elsewhere: plain log lines instead).
+/// `unit` empty: training steps; else a count of `unit`.
+fn progress_bar(
+    opts: &RunOptions,
+    len: u64,
+    at: u64,
+    unit: &str,
+) -> Option<indicatif::ProgressBar> {
     if !opts.progress || !std::io::stderr().is_terminal() {
         return None;
     }
-    let bar = indicatif::ProgressBar::new(steps);
+    let template = if unit.is_empty() {
+        "{spinner} step {pos}/{len} [{bar:30}] {msg} eta {eta}".to_string()
+    } else {
+        format!("{{spinner}} {{pos}}/{{len}} {unit} [{{bar:30}}] eta {{eta}}")
+    };
+    let bar = indicatif::ProgressBar::new(len);
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} step {pos}/{len} [{bar:30}] {msg} eta {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
     bar.set_position(at);
     Some(bar)
