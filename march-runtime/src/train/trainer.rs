@@ -501,7 +501,6 @@ fn train_on<V: Variant, D: Device<f32> + SeedableDevice>(opts: &RunOptions) -> R
     install_ctrl_c();
     INTERRUPTED.store(false, Ordering::SeqCst);
 
-    let bar = progress_bar(opts, cfg.steps, state.step, "");
     let started = Instant::now();
     let tokens_at_start = state.tokens;
     let mut first_val = None;
@@ -517,6 +516,7 @@ fn train_on<V: Variant, D: Device<f32> + SeedableDevice>(opts: &RunOptions) -> R
         first_val = Some(v);
         say(opts, format!("step 0: val loss {v:.4}"));
     }
+    let bar = progress_bar(opts, cfg.steps, state.step, "");
     let mut grads = Some(model.alloc_grads());
     let mut interrupted = false;
     let tokens_per_step = (cfg.batch_size * cfg.grad_accum * cfg.chunk_len) as u64;
