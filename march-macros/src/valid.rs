@@ -468,118 +468,8 @@ pub fn validate(attr: TokenStream, name: &Ident) -> (Validated, Vec<syn::Error>)
         {
             continue;
         }
-        let (op, op_span, v) = (e.op.kind, e.op.span, &e.value);
-        let numeric = matches!(
-            key.as_str(),
-            "dim_model"
-                | "layers"
-                | "encoder_layers"
-                | "decoder_layers"
-                | "heads"
-                | "dim_qkv"
-                | "dim_ff"
-                | "vocab"
-                | "max_len"
-        );
-        if op != OpKind::Set && !numeric {
-            c.err(
-                op_span,
-                format!("`{key}` can only be set: write `{key} = ...`"),
-            );
-            continue;
-        }
-        let k = &e.key;
-        match key.as_str() {
-            "dim_model" => config.dim_model = c.integer(k, op, op_span, v, config.dim_model).unwrap_or(config.dim_model),
-            "layers" => {
-                config.layers_span = Some(v.span());
-                let enc = c.integer(k, op, op_span, v, config.encoder_layers);
-                let dec = c.integer(k, op, op_span, v, config.decoder_layers);
-                if let (Some(a), Some(b)) = (enc, dec) {
-                    config.encoder_layers = a;
-                    config.decoder_layers = b;
-                }
-            }
-            "encoder_layers" => {
-                config.layers_span = Some(v.span());
-                config.encoder_layers = c.integer(k, op, op_span, v, config.encoder_layers).unwrap_or(config.encoder_layers);
-            }
-            "decoder_layers" => {
-                config.layers_span = Some(v.span());
-                config.decoder_layers = c.integer(k, op, op_span, v, config.decoder_layers).unwrap_or(config.decoder_layers);
-            }
-            "heads" => {
-                if let Some(h) = c.heads(k, op, op_span, v, &config.heads) {
-                    config.heads = h.normalized();
-                    config.heads_span = Some(v.span());
-                }
-            }
-            "dim_qkv" => config.dim_qkv = c.integer(k, op, op_span, v, config.dim_qkv).unwrap_or(config.dim_qkv),
-            "dim_ff" => config.dim_ff = c.integer(k, op, op_span, v, config.dim_ff).unwrap_or(config.dim_ff),
-            "vocab" => config.vocab = c.integer(k, op, op_span, v, config.vocab).unwrap_or(config.vocab),
-            "max_len" => config.max_len = c.integer(k, op, op_span, v, config.max_len).unwrap_or(config.max_len),
-            "dropout" => config.dropout = c.probability("dropout", v, k).unwrap_or(config.dropout),
-            "ffn" => config.ffn = c.ffn(k, v).unwrap_or(config.ffn),
-            "position_combine" => {
-                config.position_combine = c
-                    .choice(k, v, &[("mean", Combine::Mean), ("sum", Combine::Sum)])
-                    .unwrap_or(config.position_combine)
-            }
-            "position_init" => {
-                config.position_init = c
-                    .choice(k, v, &[("scaled", PositionInit::Scaled), ("unit", PositionInit::Unit)])
-                    .unwrap_or(config.position_init)
-            }
-            "self_attn_residual" => config.residual.0 = c.boolean(k, v).unwrap_or(config.residual.0),
-            "cross_attn_residual" => config.residual.1 = c.boolean(k, v).unwrap_or(config.residual.1),
-            "ffn_residual" => config.residual.2 = c.boolean(k, v).unwrap_or(config.residual.2),
-            "cross_attention" => {
-                config.cross_attention = c
-                    .choice(k, v, &[("reuse_encoder_kv", CrossAttention::ReuseEncoderKv), ("own_kv", CrossAttention::OwnKv)])
-                    .unwrap_or(config.cross_attention)
-            }
-            "attention" => {
-                config.attention = c
-                    .choice(k, v, &[("softmax", AttentionKind::Softmax), ("uniform_encoder", AttentionKind::UniformEncoder)])
-                    .unwrap_or(config.attention)
-            }
-            "budget" => {
-                budget_span = Some(v.span());
-                if let Some(b) = c.integer(k, op, op_span, v, 1) {
-                    config.budget = Some(b);
-                }
-            }
-            "budget_on" => {
-                config.budget_on = c
-                    .choice(k, v, &[("total", BudgetOn::Total), ("live", BudgetOn::Live)])
-                    .unwrap_or(config.budget_on)
-            }
-            "tolerance" => match v {
-                Value::Percent(n, span) => {
-                    let t = n.as_f64();
-                    if t < 0.0 {
-                        c.err(*span, "`tolerance` cannot be negative");
-                    } else {
-                        config.tolerance_pct = t;
-                    }
-                }
-                _ => c.err(v.span(), "`tolerance` takes a percentage: write e.g. `tolerance = 1%`"),
-            },
-            "budget_exempt" => match v {
-                Value::Str(s) if !s.value().trim().is_empty() => config.budget_exempt = Some(s.value()),
-                Value::Str(s) => c.err(s.span(), "`budget_exempt` needs a reason: say why this variant may run outside its budget"),
-                _ => c.wrong(k, v),
-            },
-            _ => {
-                let hint = match nearest(&key) {
-                    Some(k) => format!("; did you mean `{k}`?"),
-                    None => {
-                        let all: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
-                        format!("; the keys are: {}", all.join(", "))
-                    }
-                };
-                c.err(e.key.span(), format!("unknown key `{key}`{hint}"));
-            }
+        if let Some(span) = apply_entry(&mut c, &mut config, e) {
+            budget_span = Some(span);
         }
     }
 
@@ -703,87 +593,186 @@ fn resolve_base(tokens: TokenStream) -> Result<Config, String> {
 
 fn apply_resolved(c: &mut Checker, cfg: &mut Config, entries: &[Entry]) {
     for e in entries {
-        let (k, v) = (&e.key, &e.value);
-        let s = Span::call_site();
-        match k.to_string().as_str() {
-            "dim_model" => cfg.dim_model = c.integer(k, OpKind::Set, s, v, 1).unwrap_or(0),
-            "encoder_layers" => {
-                cfg.encoder_layers = c.integer(k, OpKind::Set, s, v, 1).unwrap_or(0)
+        apply_entry(c, cfg, e);
+    }
+    // spans of a resolved base point into the base's expansion: errors about
+    // the complete configuration point at the derived variant instead
+    cfg.heads_span = None;
+    cfg.layers_span = None;
+}
+
+/// Apply one `key op value` entry to `config`; returns the budget's span
+/// when the entry states the budget.
+fn apply_entry(c: &mut Checker, config: &mut Config, e: &Entry) -> Option<Span> {
+    let key = e.key.to_string();
+    let mut budget_span = None;
+    let (op, op_span, v) = (e.op.kind, e.op.span, &e.value);
+    let numeric = matches!(
+        key.as_str(),
+        "dim_model"
+            | "layers"
+            | "encoder_layers"
+            | "decoder_layers"
+            | "heads"
+            | "dim_qkv"
+            | "dim_ff"
+            | "vocab"
+            | "max_len"
+    );
+    if op != OpKind::Set && !numeric {
+        c.err(
+            op_span,
+            format!("`{key}` can only be set: write `{key} = ...`"),
+        );
+        return None;
+    }
+    let k = &e.key;
+    match key.as_str() {
+        "dim_model" => {
+            config.dim_model = c
+                .integer(k, op, op_span, v, config.dim_model)
+                .unwrap_or(config.dim_model)
+        }
+        "layers" => {
+            config.layers_span = Some(v.span());
+            let enc = c.integer(k, op, op_span, v, config.encoder_layers);
+            let dec = c.integer(k, op, op_span, v, config.decoder_layers);
+            if let (Some(a), Some(b)) = (enc, dec) {
+                config.encoder_layers = a;
+                config.decoder_layers = b;
             }
-            "decoder_layers" => {
-                cfg.decoder_layers = c.integer(k, OpKind::Set, s, v, 1).unwrap_or(0)
+        }
+        "encoder_layers" => {
+            config.layers_span = Some(v.span());
+            config.encoder_layers = c
+                .integer(k, op, op_span, v, config.encoder_layers)
+                .unwrap_or(config.encoder_layers);
+        }
+        "decoder_layers" => {
+            config.layers_span = Some(v.span());
+            config.decoder_layers = c
+                .integer(k, op, op_span, v, config.decoder_layers)
+                .unwrap_or(config.decoder_layers);
+        }
+        "heads" => {
+            if let Some(h) = c.heads(k, op, op_span, v, &config.heads) {
+                config.heads = h.normalized();
+                config.heads_span = Some(v.span());
             }
-            "heads" => {
-                cfg.heads = c
-                    .heads(k, OpKind::Set, s, v, &Heads::Uniform(1))
-                    .unwrap_or(Heads::Uniform(0))
+        }
+        "dim_qkv" => {
+            config.dim_qkv = c
+                .integer(k, op, op_span, v, config.dim_qkv)
+                .unwrap_or(config.dim_qkv)
+        }
+        "dim_ff" => {
+            config.dim_ff = c
+                .integer(k, op, op_span, v, config.dim_ff)
+                .unwrap_or(config.dim_ff)
+        }
+        "vocab" => {
+            config.vocab = c
+                .integer(k, op, op_span, v, config.vocab)
+                .unwrap_or(config.vocab)
+        }
+        "max_len" => {
+            config.max_len = c
+                .integer(k, op, op_span, v, config.max_len)
+                .unwrap_or(config.max_len)
+        }
+        "dropout" => config.dropout = c.probability("dropout", v, k).unwrap_or(config.dropout),
+        "ffn" => config.ffn = c.ffn(k, v).unwrap_or(config.ffn),
+        "position_combine" => {
+            config.position_combine = c
+                .choice(k, v, &[("mean", Combine::Mean), ("sum", Combine::Sum)])
+                .unwrap_or(config.position_combine)
+        }
+        "position_init" => {
+            config.position_init = c
+                .choice(
+                    k,
+                    v,
+                    &[
+                        ("scaled", PositionInit::Scaled),
+                        ("unit", PositionInit::Unit),
+                    ],
+                )
+                .unwrap_or(config.position_init)
+        }
+        "self_attn_residual" => config.residual.0 = c.boolean(k, v).unwrap_or(config.residual.0),
+        "cross_attn_residual" => config.residual.1 = c.boolean(k, v).unwrap_or(config.residual.1),
+        "ffn_residual" => config.residual.2 = c.boolean(k, v).unwrap_or(config.residual.2),
+        "cross_attention" => {
+            config.cross_attention = c
+                .choice(
+                    k,
+                    v,
+                    &[
+                        ("reuse_encoder_kv", CrossAttention::ReuseEncoderKv),
+                        ("own_kv", CrossAttention::OwnKv),
+                    ],
+                )
+                .unwrap_or(config.cross_attention)
+        }
+        "attention" => {
+            config.attention = c
+                .choice(
+                    k,
+                    v,
+                    &[
+                        ("softmax", AttentionKind::Softmax),
+                        ("uniform_encoder", AttentionKind::UniformEncoder),
+                    ],
+                )
+                .unwrap_or(config.attention)
+        }
+        "budget" => {
+            budget_span = Some(v.span());
+            if let Some(b) = c.integer(k, op, op_span, v, 1) {
+                config.budget = Some(b);
             }
-            "dim_qkv" => cfg.dim_qkv = c.integer(k, OpKind::Set, s, v, 1).unwrap_or(0),
-            "dim_ff" => cfg.dim_ff = c.integer(k, OpKind::Set, s, v, 1).unwrap_or(0),
-            "vocab" => cfg.vocab = c.integer(k, OpKind::Set, s, v, 1).unwrap_or(0),
-            "max_len" => cfg.max_len = c.integer(k, OpKind::Set, s, v, 1).unwrap_or(0),
-            "dropout" => cfg.dropout = c.probability("dropout", v, k).unwrap_or(0.0),
-            "ffn" => cfg.ffn = c.ffn(k, v).unwrap_or(cfg.ffn),
-            "position_combine" => {
-                cfg.position_combine = c
-                    .choice(k, v, &[("mean", Combine::Mean), ("sum", Combine::Sum)])
-                    .unwrap_or(cfg.position_combine)
-            }
-            "position_init" => {
-                cfg.position_init = c
-                    .choice(
-                        k,
-                        v,
-                        &[
-                            ("scaled", PositionInit::Scaled),
-                            ("unit", PositionInit::Unit),
-                        ],
-                    )
-                    .unwrap_or(cfg.position_init)
-            }
-            "self_attn_residual" => cfg.residual.0 = c.boolean(k, v).unwrap_or(true),
-            "cross_attn_residual" => cfg.residual.1 = c.boolean(k, v).unwrap_or(true),
-            "ffn_residual" => cfg.residual.2 = c.boolean(k, v).unwrap_or(true),
-            "cross_attention" => {
-                cfg.cross_attention = c
-                    .choice(
-                        k,
-                        v,
-                        &[
-                            ("reuse_encoder_kv", CrossAttention::ReuseEncoderKv),
-                            ("own_kv", CrossAttention::OwnKv),
-                        ],
-                    )
-                    .unwrap_or(cfg.cross_attention)
-            }
-            "attention" => {
-                cfg.attention = c
-                    .choice(
-                        k,
-                        v,
-                        &[
-                            ("softmax", AttentionKind::Softmax),
-                            ("uniform_encoder", AttentionKind::UniformEncoder),
-                        ],
-                    )
-                    .unwrap_or(cfg.attention)
-            }
-            "budget" => cfg.budget = c.integer(k, OpKind::Set, s, v, 1),
-            "budget_on" => {
-                cfg.budget_on = c
-                    .choice(
-                        k,
-                        v,
-                        &[("total", BudgetOn::Total), ("live", BudgetOn::Live)],
-                    )
-                    .unwrap_or(cfg.budget_on)
-            }
-            "tolerance" => {
-                if let Value::Percent(n, _) = v {
-                    cfg.tolerance_pct = n.as_f64();
+        }
+        "budget_on" => {
+            config.budget_on = c
+                .choice(
+                    k,
+                    v,
+                    &[("total", BudgetOn::Total), ("live", BudgetOn::Live)],
+                )
+                .unwrap_or(config.budget_on)
+        }
+        "tolerance" => match v {
+            Value::Percent(n, span) => {
+                let t = n.as_f64();
+                if t < 0.0 {
+                    c.err(*span, "`tolerance` cannot be negative");
+                } else {
+                    config.tolerance_pct = t;
                 }
             }
-            other => c.err(s, format!("unknown key `{other}`")),
+            _ => c.err(
+                v.span(),
+                "`tolerance` takes a percentage: write e.g. `tolerance = 1%`",
+            ),
+        },
+        "budget_exempt" => match v {
+            Value::Str(s) if !s.value().trim().is_empty() => config.budget_exempt = Some(s.value()),
+            Value::Str(s) => c.err(
+                s.span(),
+                "`budget_exempt` needs a reason: say why this variant may run outside its budget",
+            ),
+            _ => c.wrong(k, v),
+        },
+        _ => {
+            let hint = match nearest(&key) {
+                Some(k) => format!("; did you mean `{k}`?"),
+                None => {
+                    let all: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+                    format!("; the keys are: {}", all.join(", "))
+                }
+            };
+            c.err(e.key.span(), format!("unknown key `{key}`{hint}"));
         }
     }
+    budget_span
 }
