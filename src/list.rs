@@ -9,7 +9,7 @@ use march_runtime::registry::{find, variants};
 use march_runtime::Arch;
 
 /// Print `text` to stdout; a closed pipe surfaces as an `io::Error`.
-fn emit(text: &str) -> Result<()> {
+pub fn emit(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;

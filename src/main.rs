@@ -1,6 +1,9 @@
 //! The `march` command line.
 
+mod bench;
 mod list;
+mod report;
+mod sweep;
 mod train;
 
 use std::process::ExitCode;
@@ -25,6 +28,15 @@ enum Command {
     List(list::ListArgs),
     /// Train a variant (default: SmallBaseline on the built-in corpus, CPU preset).
     Train(Box<train::TrainArgs>),
+    /// Train variants × seeds under one configuration, each in its own run
+    /// directory; resumable, and sliceable across machines (--slice).
+    Sweep(Box<sweep::SweepArgs>),
+    /// Compare run directories: a Markdown table (mean ± std over seeds,
+    /// Welch's 95% interval against the baseline), plots and JSON.
+    Report(report::ReportArgs),
+    /// Measure a variant's throughput on a synthetic batch: ms/step, tokens/s,
+    /// GFLOP/s against the measured matmul ceiling, peak memory.
+    Bench(bench::BenchArgs),
     /// Describe one variant's architecture in full.
     Show {
         /// Variant name (case-insensitive), as `march list` prints it.
@@ -39,6 +51,9 @@ fn main() -> ExitCode {
         Command::List(args) => list::run(&args),
         Command::Show { variant } => list::show(&variant),
         Command::Train(args) => train::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
+        Command::Report(args) => report::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

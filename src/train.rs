@@ -6,11 +6,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use march_runtime::registry::find;
 use march_runtime::train::{DeviceKind, RunOptions, TrainConfig};
 
+/// The training configuration flags `train` and `sweep` share.
 #[derive(clap::Args)]
-pub struct TrainArgs {
-    /// Variant to train (`march list` shows them) [default: SmallBaseline,
-    /// or with --resume the run's own].
-    variant: Option<String>,
+pub struct ConfigArgs {
     /// Starting configuration: cpu (the small family in minutes), original
     /// (the original march's 1,000 × 1M tokens), smoke (a few steps).
     #[arg(long, default_value = "cpu")]
@@ -27,9 +25,7 @@ pub struct TrainArgs {
     tokenizer: Option<PathBuf>,
     /// Optimizer steps (with --resume: the new total).
     #[arg(long)]
-    steps: Option<u64>,
-    #[arg(long)]
-    seed: Option<u64>,
+    pub steps: Option<u64>,
     /// Examples per micro-batch.
     #[arg(long)]
     batch_size: Option<usize>,
@@ -43,6 +39,47 @@ pub struct TrainArgs {
     chunk_len: Option<usize>,
     #[arg(long)]
     eval_every: Option<u64>,
+}
+
+impl ConfigArgs {
+    /// The preset, then the TOML file, then the flags.
+    pub fn resolve(&self, seed: Option<u64>) -> Result<TrainConfig> {
+        let mut cfg = TrainConfig::preset(&self.preset).map_err(|e| anyhow!(e))?;
+        if let Some(path) = &self.config {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            cfg = cfg
+                .merge_toml(&text)
+                .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        }
+        if !self.data.is_empty() {
+            cfg.data = self.data.clone();
+        }
+        if self.tokenizer.is_some() {
+            cfg.tokenizer = self.tokenizer.clone();
+        }
+        macro_rules! set {
+            ($($field:ident),*) => {$(if let Some(v) = self.$field { cfg.$field = v; })*};
+        }
+        set!(steps, batch_size, grad_accum, lr, chunk_len, eval_every);
+        if let Some(seed) = seed {
+            cfg.seed = seed;
+        }
+        cfg.validate()
+            .map_err(|e| anyhow!("invalid configuration: {e}"))?;
+        Ok(cfg)
+    }
+}
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Variant to train (`march list` shows them) [default: SmallBaseline,
+    /// or with --resume the run's own].
+    variant: Option<String>,
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[arg(long)]
+    seed: Option<u64>,
     /// Run directory [default: runs/<variant>-seed<seed>].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -80,26 +117,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let Some(entry) = find(&name) else {
         bail!("unknown variant `{name}`; run `march list` to see them all");
     };
-    let mut cfg = TrainConfig::preset(&args.preset).map_err(|e| anyhow!(e))?;
-    if let Some(path) = &args.config {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        cfg = cfg
-            .merge_toml(&text)
-            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    }
-    if !args.data.is_empty() {
-        cfg.data = args.data.clone();
-    }
-    if args.tokenizer.is_some() {
-        cfg.tokenizer = args.tokenizer.clone();
-    }
-    macro_rules! set {
-        ($($field:ident),*) => {$(if let Some(v) = args.$field { cfg.$field = v; })*};
-    }
-    set!(steps, seed, batch_size, grad_accum, lr, chunk_len, eval_every);
-    cfg.validate()
-        .map_err(|e| anyhow!("invalid configuration: {e}"))?;
+    let cfg = args.config.resolve(args.seed)?;
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(format!("{}-seed{}", entry.arch.name, cfg.seed))
     });
@@ -107,7 +125,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         cfg,
         out,
         resume: args.resume,
-        resume_steps: args.steps,
+        resume_steps: args.config.steps,
         device: args.device,
         progress: !args.quiet,
         stop_after: None,

@@ -3,11 +3,15 @@
 //! the registry of every variant declared with [`march_model`].
 
 pub mod arch;
+pub mod bench;
 pub mod data;
+pub mod kernels;
 pub mod layers;
 pub mod model;
 pub mod params;
 pub mod registry;
+pub mod report;
+pub mod sweep;
 pub mod train;
 pub mod workload;
 

@@ -38,6 +38,8 @@ pub struct Entry {
     pub cuda_grad_magnitudes: fn() -> Vec<(ParamInfo, f64)>,
     /// Train the variant (`march train`).
     pub train: fn(&crate::train::RunOptions) -> anyhow::Result<crate::train::Report>,
+    /// A prepared benchmark step on a synthetic batch (`march bench`).
+    pub bench: fn(crate::workload::Workload, crate::bench::Mode) -> crate::bench::Step,
 }
 
 impl Entry {
@@ -49,6 +51,7 @@ impl Entry {
             #[cfg(feature = "cuda")]
             cuda_grad_magnitudes: probe_gradients::<V, Cuda>,
             train: crate::train::run::<V>,
+            bench: crate::bench::step::<V>,
         }
     }
 }

@@ -34,12 +34,14 @@ macro_rules! experiment {
 mod baseline;
 mod feed_forward;
 mod heads;
+mod original_masks;
 mod position;
 mod residual;
 
 pub use baseline::{Baseline, SmallBaseline, SmallBaselineVocab30k};
 pub use feed_forward::*;
 pub use heads::*;
+pub use original_masks::*;
 pub use position::*;
 pub use residual::*;
 

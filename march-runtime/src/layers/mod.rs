@@ -20,7 +20,7 @@ pub use attention::{
 pub use ctx::Ctx;
 pub use feed_forward::{DenseFfn, FeedForwardSublayer, GluFfn, MixedActFfn};
 pub use init::{InitParams, ParamInit};
-pub use loss::{masked_cross_entropy, tied_logits, IGNORE_INDEX};
+pub use loss::{masked_cross_entropy, masked_cross_entropy_composed, tied_logits, IGNORE_INDEX};
 pub use position::{embed, embed_with_positions};
 pub use rms_norm::{RmsNorm, RMS_NORM_EPS};
 

@@ -1,7 +1,9 @@
 //! Training: determinism, exact resume, the NaN guard, TensorBoard files, and
 //! a short real run on WikiText-2 with the original tokenizer.
 
+#[path = "../common/mod.rs"]
 mod common;
+mod sweep;
 
 use common::{shared_data, temp_dir};
 use march_runtime::train::metrics::{read, Record};

@@ -1,0 +1,80 @@
+//! Throughput of every variant, in corpus tokens per second
+//! (`Throughput::Elements`): the full training step (forward with dropout,
+//! backward, gradient norm, AdamW) and the forward pass alone (evaluation).
+//!
+//! - every variant of the small family at batch 16, encoder 230 / decoder 52
+//!   (span corruption of 256-token chunks);
+//! - the seed-scale baseline and three seed-scale variants at the reference
+//!   workload, batch 8.
+//!
+//! `cargo bench --bench throughput` runs them all (about 15 minutes on 2
+//! cores); `cargo bench --bench throughput -- SmallBaseline` one of them.
+//! The steps come from the registry (`Entry::bench`), so this crate
+//! instantiates no model code itself.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use march_runtime::bench::Mode;
+use march_runtime::registry::{find, variants, Entry};
+use march_runtime::workload::Workload;
+
+/// The seed-scale variants measured besides the baseline.
+const SEED_SCALE: [&str; 4] = [
+    "Baseline",
+    "SiLUGatedLinearUnit",
+    "ScalingHeads",
+    "MoreHeadsLessLayers",
+];
+
+fn bench_entry(c: &mut Criterion, group: &str, entry: &Entry, w: Workload, mode: Mode) {
+    // skip the model's construction when a filter leaves nothing to run
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let id = format!("{group}/{}", entry.arch.name);
+    if !filter.is_empty() && !filter.iter().any(|f| id.contains(f.as_str())) {
+        return;
+    }
+    let mut g = c.benchmark_group(group);
+    g.throughput(Throughput::Elements(w.tokens() as u64));
+    g.sample_size(10);
+    let mut step = (entry.bench)(w, mode);
+    g.bench_function(entry.arch.name, |b| b.iter(&mut step));
+    g.finish();
+}
+
+fn small_family() -> Vec<&'static Entry> {
+    march_models::link();
+    variants()
+        .into_iter()
+        .filter(|e| e.arch.name.starts_with("Small"))
+        .collect()
+}
+
+const SMALL: Workload = Workload {
+    batch: 16,
+    ..Workload::REFERENCE
+};
+
+fn small_train(c: &mut Criterion) {
+    for e in small_family() {
+        bench_entry(c, "train_step/small_b16", e, SMALL, Mode::Train);
+    }
+}
+
+fn small_forward(c: &mut Criterion) {
+    for e in small_family() {
+        bench_entry(c, "forward/small_b16", e, SMALL, Mode::Forward);
+    }
+}
+
+fn seed_scale(c: &mut Criterion) {
+    for name in SEED_SCALE {
+        let e = find(name).expect("a seed-scale variant");
+        bench_entry(c, "train_step/seed_b8", e, Workload::REFERENCE, Mode::Train);
+        bench_entry(c, "forward/seed_b8", e, Workload::REFERENCE, Mode::Forward);
+    }
+}
+
+criterion_group!(benches, small_train, small_forward, seed_scale);
+criterion_main!(benches);

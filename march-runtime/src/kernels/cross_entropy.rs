@@ -1,0 +1,89 @@
+//! Masked cross-entropy fused with the log-softmax over the vocabulary, in
+//! parallel over positions.
+//!
+//! dfdx's composition (`log_softmax` → `select` → weighted sum) runs on one
+//! thread and keeps several `[batch, seq, vocab]` tensors for its backward.
+//! Here each position's row is read once: its log-sum-exp gives the loss and,
+//! when a tape is recording, the same pass writes the gradient of the mean
+//! loss with respect to the logits, `w · (softmax(z) − onehot(label))`
+//! (`w = 1 / unmasked positions`, zero rows for ignored positions).
+//!
+//! The gradient enters the tape as a constant `G`: the returned loss is
+//! `Σ (z − z̄) ⊙ G + loss`, with `z̄` an untracked copy of the logits. Every
+//! `z − z̄` is exactly 0, so the value is exactly the loss, and the gradient
+//! with respect to `z` is exactly `G`.
+
+use dfdx::prelude::*;
+use rayon::prelude::*;
+
+use crate::layers::{AnyTape, Float};
+
+/// Loss of one position: `logsumexp(z) − z[label]`, and (with `grad`) its
+/// gradient scaled by `w` written into `grad`.
+fn row<E: Float>(z: &[E], label: usize, w: f64, grad: Option<&mut [E]>) -> f64 {
+    let max = z.iter().fold(E::neg_infinity(), |m, &x| m.max(x));
+    let sum: f64 = z.iter().map(|&x| (x - max).exp().to_f64().unwrap()).sum();
+    let lse = max.to_f64().unwrap() + sum.ln();
+    if let Some(g) = grad {
+        let inv = w / sum;
+        for (gi, &x) in g.iter_mut().zip(z) {
+            *gi = E::from_f64((x - max).exp().to_f64().unwrap() * inv).unwrap();
+        }
+        g[label] -= E::from_f64(w).unwrap();
+    }
+    lse - z[label].to_f64().unwrap()
+}
+
+/// Mean cross-entropy of `logits` `[batch, seq, V]` over the positions whose
+/// label (`[batch·seq]`, row-major) is not negative; see the module docs.
+pub fn fused_masked_cross_entropy<const V: usize, E: Float, D: Device<E>, T: AnyTape<E, D>>(
+    logits: Tensor<(usize, usize, Const<V>), E, D, T>,
+    labels: &[i64],
+) -> Tensor<Rank0, E, D, T> {
+    let (b, s, _) = *logits.shape();
+    assert_eq!(labels.len(), b * s, "one label per position");
+    for &l in labels {
+        assert!(l < V as i64, "label {l} is outside the vocabulary of {V}");
+    }
+    let count = labels.iter().filter(|&&l| l >= 0).count();
+    let w = 1.0 / count.max(1) as f64;
+    let z = logits.as_vec();
+    let dev = logits.device().clone();
+
+    if !T::OWNS_TAPE {
+        let losses: Vec<f64> = z
+            .par_chunks(V)
+            .zip(labels.par_iter())
+            .map(|(r, &l)| {
+                if l < 0 {
+                    0.0
+                } else {
+                    row(r, l as usize, w, None)
+                }
+            })
+            .collect();
+        // summed in a fixed order: the same result on any number of threads
+        let loss = losses.iter().sum::<f64>() * w;
+        let (_, tape) = logits.split_tape();
+        return dev.tensor(E::from_f64(loss).unwrap()).put_tape(tape);
+    }
+
+    let mut grad = vec![E::zero(); z.len()];
+    let losses: Vec<f64> = z
+        .par_chunks(V)
+        .zip(grad.par_chunks_mut(V))
+        .zip(labels.par_iter())
+        .map(|((r, g), &l)| {
+            if l < 0 {
+                0.0
+            } else {
+                row(r, l as usize, w, Some(g))
+            }
+        })
+        .collect();
+    let loss = losses.iter().sum::<f64>() * w;
+    let shape = (b, s, Const::<V>);
+    let g = dev.tensor_from_vec(grad, shape);
+    let z_bar = dev.tensor_from_vec(z, shape);
+    ((logits - z_bar) * g).sum::<Rank0, _>() + E::from_f64(loss).unwrap()
+}

@@ -1,0 +1,232 @@
+//! `march report`: compare runs (a sweep, or runs made one by one) variant by
+//! variant, with the uncertainty over seeds.
+//!
+//! - [`runs`] finds and reads run directories,
+//! - [`stats`] has the statistics (mean ± std, Welch's interval),
+//! - [`markdown`] writes the table, [`plot`] the figures (SVG and PNG).
+
+pub mod markdown;
+pub mod plot;
+pub mod runs;
+pub mod stats;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::registry::find;
+use runs::RunData;
+use stats::{welch, Summary, Welch};
+
+/// One point of a variant's validation curve, over its seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    pub tokens: u64,
+    pub mean: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// One variant's row of the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantResult {
+    pub variant: String,
+    pub seeds: Vec<u64>,
+    pub run_dirs: Vec<PathBuf>,
+    pub params_total: u64,
+    pub params_live: u64,
+    /// Deviation from its declared budget, in percent (`None` when the
+    /// variant is not registered in this build).
+    pub budget_deviation_pct: Option<f64>,
+    pub budget_exempt: bool,
+    pub flops_per_token: u64,
+    /// Training tokens seen by each run.
+    pub tokens: u64,
+    pub final_val_loss: Summary,
+    pub best_val_loss: Summary,
+    /// Final validation loss minus the baseline's, with Welch's 95% interval
+    /// (`None` for the baseline itself, or with fewer than two seeds).
+    pub vs_baseline: Option<Welch>,
+    pub tokens_per_s: Summary,
+    pub wall_s: Summary,
+    /// Validation loss against tokens: mean and range over the seeds (at the
+    /// evaluation points every seed has).
+    pub curve: Vec<CurvePoint>,
+}
+
+/// A comparison of variants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub baseline: Option<String>,
+    pub variants: Vec<VariantResult>,
+    /// Training settings that differ between the runs compared (a fair
+    /// comparison has none).
+    pub differences: Vec<String>,
+    /// Runs that could not be read or are unfinished, each naming its directory.
+    pub errors: Vec<String>,
+}
+
+/// Choose the baseline: the one asked for, else a variant called
+/// `Baseline`/`SmallBaseline`…, else the first.
+fn pick_baseline(names: &[String], asked: Option<&str>) -> Result<Option<String>> {
+    if let Some(a) = asked {
+        return match names.iter().find(|n| n.eq_ignore_ascii_case(a)) {
+            Some(n) => Ok(Some(n.clone())),
+            None => anyhow::bail!(
+                "the baseline `{a}` is not among the runs compared ({})",
+                names.join(", ")
+            ),
+        };
+    }
+    Ok(names
+        .iter()
+        .find(|n| n.ends_with("Baseline"))
+        .or(names.first())
+        .cloned())
+}
+
+/// Build the comparison of the runs under `roots`. Unreadable or unfinished
+/// runs are listed in `errors`; the rest are compared.
+pub fn compare(roots: &[PathBuf], baseline: Option<&str>, only: &[String]) -> Result<Comparison> {
+    let (dirs, mut errors) = runs::discover(roots);
+    let mut by_variant: Vec<(String, Vec<RunData>)> = Vec::new();
+    for d in dirs {
+        match runs::read_run(&d) {
+            Ok(r) => {
+                let v = r.config.variant.clone();
+                if !only.is_empty() && !only.iter().any(|o| o.eq_ignore_ascii_case(&v)) {
+                    continue;
+                }
+                match by_variant.iter_mut().find(|(n, _)| *n == v) {
+                    Some((_, runs)) => runs.push(r),
+                    None => by_variant.push((v, vec![r])),
+                }
+            }
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    let names: Vec<String> = by_variant.iter().map(|(n, _)| n.clone()).collect();
+    let baseline = pick_baseline(&names, baseline)?;
+    // the baseline first, the others in the order found
+    by_variant.sort_by_key(|(n, _)| Some(n) != baseline.as_ref());
+
+    let differences = differences(by_variant.iter().flat_map(|(_, r)| r));
+    let mut variants: Vec<VariantResult> = by_variant.iter().map(|(_, r)| summarize(r)).collect();
+    if let Some(base) = variants.first().cloned() {
+        if Some(&base.variant) == baseline.as_ref() {
+            for v in variants.iter_mut().skip(1) {
+                v.vs_baseline = welch(&v.final_val_loss, &base.final_val_loss);
+            }
+        }
+    }
+    Ok(Comparison {
+        baseline,
+        variants,
+        differences,
+        errors,
+    })
+}
+
+fn summarize(runs: &[RunData]) -> VariantResult {
+    let first = &runs[0];
+    let arch = find(&first.config.variant).map(|e| e.arch);
+    let col = |f: &dyn Fn(&RunData) -> f64| -> Summary {
+        Summary::of(&runs.iter().map(f).collect::<Vec<_>>()).expect("at least one run")
+    };
+    // evaluation points every seed has
+    let mut points: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+    for r in runs {
+        for &(t, v) in &r.curve {
+            points.entry(t).or_default().push(v);
+        }
+    }
+    let curve = points
+        .into_iter()
+        .filter(|(_, vs)| vs.len() == runs.len())
+        .map(|(tokens, vs)| {
+            let s = Summary::of(&vs).expect("values");
+            CurvePoint {
+                tokens,
+                mean: s.mean,
+                min: s.min,
+                max: s.max,
+            }
+        })
+        .collect();
+    VariantResult {
+        variant: first.config.variant.clone(),
+        seeds: runs.iter().map(|r| r.config.train.seed).collect(),
+        run_dirs: runs.iter().map(|r| r.dir.clone()).collect(),
+        params_total: first.config.params_total,
+        params_live: first.config.params_live,
+        budget_deviation_pct: arch.map(|a| a.budget_deviation_pct()),
+        budget_exempt: arch.is_some_and(|a| a.budget.exempt.is_some()),
+        flops_per_token: first.config.flops_per_token,
+        tokens: runs.iter().map(|r| r.summary.tokens).max().unwrap_or(0),
+        final_val_loss: col(&|r| r.summary.final_val_loss.unwrap_or(f64::NAN)),
+        best_val_loss: col(&|r| r.summary.best_val_loss.unwrap_or(f64::NAN)),
+        vs_baseline: None,
+        tokens_per_s: col(&|r| r.summary.tokens_per_s),
+        wall_s: col(&|r| r.summary.wall_s),
+        curve,
+    }
+}
+
+/// The training settings (besides the seed) that are not the same in every run.
+fn differences<'a>(runs: impl Iterator<Item = &'a RunData>) -> Vec<String> {
+    let mut seen: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    for r in runs {
+        let t = &r.config.train;
+        let fields: [(&'static str, String); 9] = [
+            ("data", r.config.data.clone()),
+            ("tokenizer", r.config.tokenizer.clone()),
+            ("steps", t.steps.to_string()),
+            ("batch_size", t.batch_size.to_string()),
+            ("grad_accum", t.grad_accum.to_string()),
+            ("chunk_len", t.chunk_len.to_string()),
+            ("lr", t.lr.to_string()),
+            (
+                "schedule",
+                format!("{:?} warmup {}", t.schedule, t.warmup_steps),
+            ),
+            ("device", format!("{:?}", r.config.device)),
+        ];
+        for (k, v) in fields {
+            let vals = seen.entry(k).or_default();
+            if !vals.contains(&v) {
+                vals.push(v);
+            }
+        }
+    }
+    seen.into_iter()
+        .filter(|(_, v)| v.len() > 1)
+        .map(|(k, v)| format!("{k}: {}", v.join(" / ")))
+        .collect()
+}
+
+/// The files a report writes.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub markdown: PathBuf,
+    pub json: PathBuf,
+    pub plots: Vec<PathBuf>,
+}
+
+/// Write `report.md`, `report.json` and the plots into `out`.
+pub fn write(cmp: &Comparison, out: &Path, command: &str) -> Result<Written> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let plots = plot::write_all(cmp, out)?;
+    let markdown = out.join("report.md");
+    std::fs::write(&markdown, markdown::render(cmp, command, &plots, out))
+        .with_context(|| format!("writing {}", markdown.display()))?;
+    let json = out.join("report.json");
+    std::fs::write(&json, serde_json::to_string_pretty(cmp)?)
+        .with_context(|| format!("writing {}", json.display()))?;
+    Ok(Written {
+        markdown,
+        json,
+        plots,
+    })
+}

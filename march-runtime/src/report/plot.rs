@@ -1,0 +1,245 @@
+//! The report's figures, as SVG and PNG: validation loss against tokens (mean
+//! line, min–max band over seeds) and final loss against parameters.
+//!
+//! Text is drawn with a bundled font (DejaVu Sans, `assets/`), registered
+//! with plotters' `ab_glyph` backend: no system fonts or libraries needed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::Comparison;
+
+static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+
+fn register_font() -> Result<()> {
+    static ONCE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *ONCE.get_or_init(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(anyhow!("the bundled font could not be loaded"))
+    }
+}
+
+const SIZE: (u32, u32) = (1000, 640);
+
+/// Write every figure as SVG and PNG into `out`; returns the files written.
+pub fn write_all(cmp: &Comparison, out: &Path) -> Result<Vec<PathBuf>> {
+    register_font()?;
+    let mut written = Vec::new();
+    if cmp.variants.is_empty() {
+        return Ok(written);
+    }
+    for name in ["val_loss", "final_loss_vs_params"] {
+        let svg = out.join(format!("{name}.svg"));
+        let png = out.join(format!("{name}.png"));
+        let drawn = match name {
+            "val_loss" => curves(SVGBackend::new(&svg, SIZE).into_drawing_area(), cmp)
+                .and_then(|()| curves(BitMapBackend::new(&png, SIZE).into_drawing_area(), cmp)),
+            _ => loss_vs_params(SVGBackend::new(&svg, SIZE).into_drawing_area(), cmp).and_then(
+                |()| loss_vs_params(BitMapBackend::new(&png, SIZE).into_drawing_area(), cmp),
+            ),
+        };
+        drawn.map_err(|e| anyhow!("drawing {} in {}: {e}", name, out.display()))?;
+        written.push(svg);
+        written.push(png);
+    }
+    Ok(written)
+}
+
+fn color(i: usize) -> RGBColor {
+    // Tableau 10, then Palette99
+    const T10: [(u8, u8, u8); 10] = [
+        (31, 119, 180),
+        (255, 127, 14),
+        (44, 160, 44),
+        (214, 39, 40),
+        (148, 103, 189),
+        (140, 86, 75),
+        (227, 119, 194),
+        (127, 127, 127),
+        (188, 189, 34),
+        (23, 190, 207),
+    ];
+    match T10.get(i) {
+        Some(&(r, g, b)) => RGBColor(r, g, b),
+        None => {
+            let c = Palette99::pick(i).to_rgba();
+            RGBColor(c.0, c.1, c.2)
+        }
+    }
+}
+
+fn pad(lo: f64, hi: f64, frac: f64) -> std::ops::Range<f64> {
+    // a single value still gets a visible range around it
+    let span = (hi - lo).max(hi.abs() * 0.05).max(1e-9);
+    (lo - frac * span)..(hi + frac * span)
+}
+
+/// Axis labels in the unit that suits the axis' largest value.
+fn tokens_label(max: f64) -> impl Fn(&f64) -> String {
+    move |x: &f64| {
+        if max >= 1e7 {
+            format!("{:.0}M", x / 1e6)
+        } else if max >= 1e6 {
+            format!("{:.1}M", x / 1e6)
+        } else if max >= 1e4 {
+            format!("{:.0}k", x / 1e3)
+        } else {
+            format!("{x:.0}")
+        }
+    }
+}
+
+/// Validation loss against tokens: a mean line and a min–max band per variant.
+/// The first evaluation (the untrained model) is left out of the y range so the
+/// differences that matter stay visible.
+fn curves<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    cmp: &Comparison,
+) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let pts = cmp
+        .variants
+        .iter()
+        .flat_map(|v| v.curve.iter().filter(|p| p.tokens > 0));
+    let (mut x1, mut y0, mut y1) = (1.0f64, f64::INFINITY, f64::NEG_INFINITY);
+    for p in pts {
+        x1 = x1.max(p.tokens as f64);
+        y0 = y0.min(p.min);
+        y1 = y1.max(p.max);
+    }
+    if !y0.is_finite() {
+        // only step-0 evaluations: show them
+        for p in cmp.variants.iter().flat_map(|v| &v.curve) {
+            y0 = y0.min(p.min);
+            y1 = y1.max(p.max);
+        }
+    }
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Validation loss (mean over seeds, band: min–max)",
+            ("sans-serif", 22),
+        )
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..x1 * 1.02, pad(y0, y1, 0.05))
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc("training tokens")
+        .y_desc("validation loss (nats)")
+        .x_label_formatter(&tokens_label(x1))
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(e)?;
+    for (i, v) in cmp.variants.iter().enumerate() {
+        let c = color(i);
+        let shown: Vec<_> = v
+            .curve
+            .iter()
+            .filter(|p| p.tokens > 0 || v.curve.len() == 1)
+            .collect();
+        if v.seeds.len() > 1 {
+            let band: Vec<(f64, f64)> = shown
+                .iter()
+                .map(|p| (p.tokens as f64, p.max))
+                .chain(shown.iter().rev().map(|p| (p.tokens as f64, p.min)))
+                .collect();
+            chart
+                .draw_series(std::iter::once(Polygon::new(band, c.mix(0.15))))
+                .map_err(e)?;
+        }
+        chart
+            .draw_series(LineSeries::new(
+                shown.iter().map(|p| (p.tokens as f64, p.mean)),
+                c.stroke_width(2),
+            ))
+            .map_err(e)?
+            .label(format!("{} (n={})", v.variant, v.seeds.len()))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font(("sans-serif", 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)
+}
+
+/// Final validation loss (mean ± std over seeds) against total parameters.
+fn loss_vs_params<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    cmp: &Comparison,
+) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let sd = |s: &super::stats::Summary| s.std.unwrap_or(0.0);
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
+    for v in &cmp.variants {
+        let x = v.params_total as f64;
+        let s = &v.final_val_loss;
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(s.mean - sd(s)).min(s.min);
+        y1 = y1.max(s.mean + sd(s)).max(s.max);
+    }
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Final validation loss against parameters (mean ± std over seeds)",
+            ("sans-serif", 22),
+        )
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(pad(x0, x1, 0.08), pad(y0, y1, 0.08))
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc("parameters (total)")
+        .y_desc("final validation loss (nats)")
+        .x_label_formatter(&|x| format!("{:.2}M", x / 1e6))
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(e)?;
+    for (i, v) in cmp.variants.iter().enumerate() {
+        let c = color(i);
+        let x = v.params_total as f64;
+        let s = v.final_val_loss;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(x, s.mean - sd(&s)), (x, s.mean + sd(&s))],
+                c.stroke_width(2),
+            )))
+            .map_err(e)?;
+        chart
+            .draw_series(std::iter::once(Circle::new((x, s.mean), 5, c.filled())))
+            .map_err(e)?
+            .label(format!("{} (n={})", v.variant, v.seeds.len()))
+            .legend(move |(x, y)| Circle::new((x + 10, y), 5, c.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font(("sans-serif", 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)
+}

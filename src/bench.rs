@@ -1,0 +1,118 @@
+//! `march bench`: the throughput of one variant on a stated workload.
+
+use anyhow::{bail, Result};
+use march_runtime::arch::thousands;
+use march_runtime::bench::{self, Mode};
+use march_runtime::registry::find;
+use march_runtime::workload::Workload;
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Variant to measure (`march list`).
+    #[arg(default_value = "SmallBaseline")]
+    variant: String,
+    /// Examples per step.
+    #[arg(long, default_value_t = Workload::REFERENCE.batch)]
+    batch: usize,
+    /// Encoder tokens per example.
+    #[arg(long, default_value_t = Workload::REFERENCE.enc_len)]
+    enc_len: usize,
+    /// Decoder tokens per example.
+    #[arg(long, default_value_t = Workload::REFERENCE.dec_len)]
+    dec_len: usize,
+    /// Corpus tokens one example stands for (tokens/s counts these).
+    #[arg(long, default_value_t = Workload::REFERENCE.chunk_tokens)]
+    chunk_tokens: usize,
+    /// Measured steps.
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// Unmeasured steps first.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Forward only (evaluation) instead of a training step.
+    #[arg(long)]
+    forward: bool,
+}
+
+fn mb(b: Option<u64>) -> String {
+    b.map(|b| format!("{:.0} MB", b as f64 / 1e6))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let Some(entry) = find(&args.variant) else {
+        bail!(
+            "unknown variant `{}`; run `march list` to see them all",
+            args.variant
+        );
+    };
+    let arch = entry.arch;
+    if args.batch == 0 || args.enc_len == 0 || args.dec_len == 0 || args.steps == 0 {
+        bail!("--batch, --enc-len, --dec-len and --steps must be at least 1");
+    }
+    if args.enc_len > arch.max_len || args.dec_len > arch.max_len {
+        bail!(
+            "{} takes at most {} tokens per sequence (its max_len)",
+            arch.name,
+            arch.max_len
+        );
+    }
+    let w = Workload {
+        batch: args.batch,
+        enc_len: args.enc_len,
+        dec_len: args.dec_len,
+        chunk_tokens: args.chunk_tokens,
+    };
+    let mode = if args.forward {
+        Mode::Forward
+    } else {
+        Mode::Train
+    };
+    let threads = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    eprintln!(
+        "{} {}: batch {} × (encoder {}, decoder {}) = {} tokens per step, {} thread(s); {} warm-up + {} measured steps",
+        arch.name,
+        mode.name(),
+        w.batch,
+        w.enc_len,
+        w.dec_len,
+        thousands(w.tokens() as u64),
+        threads,
+        args.warmup,
+        args.steps
+    );
+    let ceiling = bench::matmul_ceiling_gflops();
+    let mut step = (entry.bench)(w, mode);
+    let m = bench::measure(&mut step, args.warmup, args.steps, |i| {
+        eprint!("\r  step {i}/{}", args.steps)
+    });
+    eprintln!();
+    let median = m.median_s();
+    let min = m.step_s.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = m.step_s.iter().copied().fold(0.0, f64::max);
+    let flops = bench::flops_per_step(arch, w, mode);
+    let gflops = flops / median / 1e9;
+    let growth = match (m.rss_after_warmup, m.rss_at_end) {
+        (Some(a), Some(b)) => format!(
+            "{:+.1} MB over the measured steps",
+            (b as f64 - a as f64) / 1e6
+        ),
+        _ => "n/a".into(),
+    };
+    crate::list::emit(&format!(
+        "{name} {mode}\n  ms/step    {ms:.1} (median; min {min:.1}, max {max:.1})\n  tokens/s   {tps:.0}\n  GFLOP/s    {gflops:.1} ({gf:.1} GFLOP of matrix products per step)\n  ceiling    {pct:.0}% of this machine's measured f32 matmul ceiling ({ceiling:.0} GFLOP/s, dfdx 1024³, {threads} thread(s))\n  memory     peak resident {peak}; {growth}\n",
+        name = arch.name,
+        mode = mode.name(),
+        ms = median * 1e3,
+        min = min * 1e3,
+        max = max * 1e3,
+        tps = w.tokens() as f64 / median,
+        gf = flops / 1e9,
+        pct = 100.0 * gflops / ceiling,
+        peak = mb(m.peak_rss),
+    ))
+}

@@ -1,0 +1,65 @@
+//! `march report`: compare runs variant by variant.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use march_runtime::report;
+
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// Run directories, or directories of runs (a sweep).
+    #[arg(required = true)]
+    dirs: Vec<PathBuf>,
+    /// Where to write report.md, report.json and the plots [default: DIR/report
+    /// for the first DIR].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The variant the others are compared with [default: the one whose name
+    /// ends in `Baseline`, else the first].
+    #[arg(long)]
+    baseline: Option<String>,
+    /// Compare only these variants (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    variants: Vec<String>,
+}
+
+pub fn run(args: &ReportArgs) -> Result<()> {
+    let cmp = report::compare(&args.dirs, args.baseline.as_deref(), &args.variants)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.dirs[0].join("report"));
+    let command: Vec<String> = std::env::args()
+        .enumerate()
+        .map(|(i, a)| if i == 0 { "march".to_string() } else { a })
+        .collect();
+    if cmp.variants.is_empty() {
+        for e in &cmp.errors {
+            eprintln!("error: {e}");
+        }
+        bail!("no finished run to report on");
+    }
+    let written = report::write(&cmp, &out, &command.join(" "))?;
+    crate::list::emit(&format!(
+        "{}\nwritten: {}, {}, {}\n",
+        std::fs::read_to_string(&written.markdown)?,
+        written.markdown.display(),
+        written.json.display(),
+        written
+            .plots
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))?;
+    if !cmp.errors.is_empty() {
+        for e in &cmp.errors {
+            eprintln!("error: {e}");
+        }
+        bail!(
+            "{} run(s) left out of the report (named above)",
+            cmp.errors.len()
+        );
+    }
+    Ok(())
+}

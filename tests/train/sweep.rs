@@ -1,0 +1,335 @@
+//! Sweeps and reports: the statistics against hand-computed values on fixed
+//! run files, a sweep killed and resumed giving the same report as an
+//! uninterrupted one, slices, plots, and named errors for broken runs.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::temp_dir;
+use march_runtime::march_model;
+use march_runtime::report::{self, Comparison};
+use march_runtime::sweep::{self, run_state, RunState, Slice, SweepOptions, SweepSpec};
+use march_runtime::train::metrics::Record;
+use march_runtime::train::trainer::RunConfig;
+use march_runtime::train::{DeviceKind, Report, TrainConfig};
+
+use super::Mini;
+
+/// A second variant for the sweeps: only its initialisation differs from
+/// `Mini`, so it shares `Mini`'s model type (no extra compile time).
+#[march_model(base = Mini, position_init = unit)]
+struct MiniUnitPositions;
+
+fn smoke() -> TrainConfig {
+    TrainConfig {
+        builtin_documents: 1500,
+        steps: 6,
+        eval_every: 3,
+        checkpoint_every: 3,
+        ..TrainConfig::preset("smoke").unwrap()
+    }
+}
+
+fn spec() -> SweepSpec {
+    SweepSpec::new(
+        &["Mini".into(), "miniunitpositions".into()],
+        vec![0, 1],
+        smoke(),
+    )
+    .unwrap()
+}
+
+fn options(dir: &Path, stop_after: Option<(usize, u64)>) -> SweepOptions {
+    SweepOptions {
+        dir: dir.to_path_buf(),
+        slice: Slice::ALL,
+        device: DeviceKind::Cpu,
+        progress: false,
+        stop_after,
+    }
+}
+
+/// The report without what depends on the clock or the directory.
+fn comparable(mut c: Comparison) -> Comparison {
+    for v in &mut c.variants {
+        v.run_dirs.clear();
+        v.tokens_per_s = v.final_val_loss;
+        v.wall_s = v.final_val_loss;
+    }
+    c
+}
+
+#[test]
+fn killed_and_resumed_sweep_gives_the_same_report() {
+    let (a, b) = (temp_dir("sweep-a"), temp_dir("sweep-b"));
+    let (spec_a, runs_a) = sweep::open(&a, Some(spec())).unwrap();
+    assert_eq!(spec_a.variants, ["Mini", "MiniUnitPositions"]);
+    assert_eq!(runs_a.len(), 4);
+    let done = sweep::run(&spec_a, &runs_a, &options(&a, None)).unwrap();
+    assert_eq!((done.trained.len(), done.failed.len()), (4, 0));
+
+    // b: killed inside its second run after step 4 (checkpoint at step 3)…
+    let (spec_b, runs_b) = sweep::open(&b, Some(spec())).unwrap();
+    let first = sweep::run(&spec_b, &runs_b, &options(&b, Some((1, 4)))).unwrap();
+    assert!(first.stopped);
+    assert_eq!(first.trained.len(), 1);
+    let second_run = b.join(&runs_b[1].dir);
+    assert_eq!(run_state(&second_run), RunState::Resumable);
+    // …then in its third run before any checkpoint…
+    let again = sweep::open(&b, None).unwrap();
+    assert_eq!(again.0, spec_b);
+    let second = sweep::run(&spec_b, &runs_b, &options(&b, Some((1, 1)))).unwrap();
+    assert!(second.stopped);
+    assert_eq!((second.skipped.len(), second.resumed.len()), (1, 1));
+    assert_eq!(run_state(&b.join(&runs_b[2].dir)), RunState::NoCheckpoint);
+    // …and finished.
+    let third = sweep::run(&spec_b, &runs_b, &options(&b, None)).unwrap();
+    assert_eq!(
+        (third.skipped.len(), third.trained.len(), third.failed.len()),
+        (2, 2, 0)
+    );
+
+    let ra = report::compare(std::slice::from_ref(&a), None, &[]).unwrap();
+    let rb = report::compare(std::slice::from_ref(&b), None, &[]).unwrap();
+    assert!(ra.errors.is_empty() && ra.differences.is_empty(), "{ra:?}");
+    assert_eq!(ra.variants.len(), 2);
+    assert_eq!(ra.baseline.as_deref(), Some("Mini"));
+    assert_eq!(ra.variants[0].seeds, [0, 1]);
+    assert!(ra.variants[1].vs_baseline.is_some());
+    assert_eq!(comparable(ra.clone()), comparable(rb));
+
+    // the same variant and seed see the same data in both sweeps; another seed does not
+    let losses = |dir: &Path| std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let strip = |s: String| -> Vec<String> {
+        s.lines()
+            .filter(|l| l.contains("\"eval\""))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(
+        strip(losses(&a.join(&runs_a[0].dir))),
+        strip(losses(&b.join(&runs_b[0].dir)))
+    );
+    assert_ne!(
+        strip(losses(&a.join(&runs_a[0].dir))),
+        strip(losses(&a.join(&runs_a[2].dir)))
+    );
+
+    // a different sweep in the same directory is refused, naming what to do
+    let other = SweepSpec::new(&["Mini".into()], vec![0], smoke()).unwrap();
+    let err = sweep::open(&a, Some(other)).unwrap_err().to_string();
+    assert!(err.contains("holds a different sweep"), "{err}");
+
+    // plots and files
+    let out = a.join("report");
+    let written = report::write(&ra, &out, "march report").unwrap();
+    assert_eq!(written.plots.len(), 4);
+    for p in &written.plots {
+        let bytes = std::fs::read(p).unwrap();
+        assert!(
+            bytes.len() > 5_000,
+            "{} is {} bytes",
+            p.display(),
+            bytes.len()
+        );
+        if p.extension().unwrap() == "png" {
+            assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        } else {
+            let svg = String::from_utf8(bytes).unwrap();
+            assert!(svg.contains("<svg") && svg.contains("MiniUnitPositions"));
+        }
+    }
+    let md = std::fs::read_to_string(&written.markdown).unwrap();
+    assert!(md.contains("| MiniUnitPositions | 2 |"), "{md}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&written.json).unwrap()).unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(&serde_json::to_string(&ra).unwrap()).unwrap();
+    assert_eq!(json, expected);
+}
+
+#[test]
+fn slices_split_the_runs_between_machines() {
+    let dir = temp_dir("sweep-slices");
+    let spec = SweepSpec::new(&["Mini".into()], vec![3, 4, 5], smoke()).unwrap();
+    let (spec, runs) = sweep::open(&dir, Some(spec)).unwrap();
+    let text = std::fs::read_to_string(dir.join("runs.txt")).unwrap();
+    assert!(text.contains("Mini 4 Mini-seed4\n"), "{text}");
+    let slice = |s: &str| SweepOptions {
+        slice: s.parse().unwrap(),
+        ..options(&dir, None)
+    };
+    let one = sweep::run(&spec, &runs, &slice("1/2")).unwrap();
+    assert_eq!(one.trained.len(), 1);
+    assert_eq!(run_state(&dir.join("Mini-seed4")), RunState::Done);
+    assert_eq!(run_state(&dir.join("Mini-seed3")), RunState::New);
+    let zero = sweep::run(&spec, &runs, &slice("0/2")).unwrap();
+    assert_eq!(zero.trained.len(), 2);
+    let cmp = report::compare(&[dir], None, &[]).unwrap();
+    assert_eq!(cmp.variants[0].seeds, [3, 4, 5]);
+    assert!(cmp.variants[0].vs_baseline.is_none()); // the baseline itself
+
+    for bad in ["2/2", "1", "a/b", "0/0"] {
+        assert!(bad.parse::<Slice>().is_err(), "{bad}");
+    }
+}
+
+/// A finished run directory with chosen losses, written field by field.
+fn fake_run(dir: &Path, variant: &str, seed: u64, finals: f64, best: f64) -> PathBuf {
+    let run = dir.join(format!("{variant}-seed{seed}"));
+    std::fs::create_dir_all(&run).unwrap();
+    let config = RunConfig {
+        variant: variant.into(),
+        architecture: String::new(),
+        params_total: 1000,
+        params_live: 900,
+        flops_per_token: 6000,
+        device: DeviceKind::Cpu,
+        data: "fixture".into(),
+        tokenizer: "fixture".into(),
+        corpus_tokens: 0,
+        train_chunks: 0,
+        validation_chunks: 0,
+        test_chunks: 0,
+        encoder_len: 0,
+        decoder_len: 0,
+        code_version: String::new(),
+        train: TrainConfig {
+            seed,
+            steps: 2,
+            ..TrainConfig::preset("cpu").unwrap()
+        },
+    };
+    std::fs::write(
+        run.join("config.json"),
+        serde_json::to_string(&config).unwrap(),
+    )
+    .unwrap();
+    let records = [
+        Record::Eval {
+            step: 0,
+            tokens: 0,
+            val_loss: 9.0,
+        },
+        Record::Eval {
+            step: 1,
+            tokens: 100,
+            val_loss: best,
+        },
+        Record::Eval {
+            step: 2,
+            tokens: 200,
+            val_loss: finals,
+        },
+    ];
+    let lines: Vec<String> = records
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
+    std::fs::write(run.join("metrics.jsonl"), lines.join("\n") + "\n").unwrap();
+    let summary = Report {
+        variant: variant.into(),
+        run_dir: run.clone(),
+        steps: 2,
+        tokens: 200,
+        first_val_loss: Some(9.0),
+        final_val_loss: Some(finals),
+        best_val_loss: Some(best.min(finals)),
+        unigram_entropy: 5.0,
+        tokens_per_s: 1000.0 + seed as f64,
+        wall_s: 2.0,
+        interrupted: false,
+    };
+    std::fs::write(
+        run.join("summary.json"),
+        serde_json::to_string(&summary).unwrap(),
+    )
+    .unwrap();
+    run
+}
+
+fn close(a: f64, b: f64) {
+    assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+}
+
+#[test]
+fn report_statistics_match_hand_computation() {
+    let dir = temp_dir("report-stats");
+    for (seed, (b, v)) in [(4.0, 3.8), (4.2, 3.9), (4.1, 3.7)].into_iter().enumerate() {
+        fake_run(&dir, "Base", seed as u64, b, b + 0.5);
+        fake_run(&dir, "Wide", seed as u64, v, v - 0.1);
+    }
+    fake_run(&dir, "Single", 0, 5.0, 5.0);
+    let cmp = report::compare(std::slice::from_ref(&dir), Some("base"), &[]).unwrap();
+    assert_eq!(cmp.baseline.as_deref(), Some("Base"));
+    let names: Vec<&str> = cmp.variants.iter().map(|v| v.variant.as_str()).collect();
+    assert_eq!(names, ["Base", "Single", "Wide"]);
+    let (base, wide) = (&cmp.variants[0], &cmp.variants[2]);
+    // Base: 4.0, 4.2, 4.1 → mean 4.1, s = sqrt((0.01 + 0.01 + 0) / 2) = 0.1
+    close(base.final_val_loss.mean, 4.1);
+    close(base.final_val_loss.std.unwrap(), 0.1);
+    // Wide: 3.8, 3.9, 3.7 → mean 3.8, s = 0.1; best: 3.7, 3.8, 3.6 → mean 3.7
+    close(wide.final_val_loss.mean, 3.8);
+    close(wide.final_val_loss.std.unwrap(), 0.1);
+    close(wide.best_val_loss.mean, 3.7);
+    // Welch: diff −0.3, se = sqrt(0.01/3 + 0.01/3) = 0.0816497, df = 4,
+    // t(0.975, 4) = 2.7764451 → half-width 0.2266951
+    let w = wide.vs_baseline.unwrap();
+    close(w.diff, -0.3);
+    close(w.df, 4.0);
+    close(w.ci_low, -0.526_695_1);
+    close(w.ci_high, -0.073_304_9);
+    assert!(w.significant);
+    close(wide.tokens_per_s.mean, 1001.0);
+    // the curve: mean and range over seeds at each evaluation
+    let last = wide.curve.last().unwrap();
+    assert_eq!(last.tokens, 200);
+    close(last.mean, 3.8);
+    close(last.min, 3.7);
+    close(last.max, 3.9);
+    // one seed: no interval
+    assert!(cmp.variants[1].vs_baseline.is_none());
+    assert!(cmp.variants[1].final_val_loss.std.is_none());
+}
+
+#[test]
+fn broken_runs_are_named_and_the_rest_reported() {
+    let dir = temp_dir("report-broken");
+    fake_run(&dir, "Base", 0, 4.0, 4.0);
+    fake_run(&dir, "Base", 1, 4.2, 4.2);
+    let unfinished = fake_run(&dir, "Base", 2, 4.1, 4.1);
+    std::fs::remove_file(unfinished.join("summary.json")).unwrap();
+    let corrupt = fake_run(&dir, "Wide", 0, 3.0, 3.0);
+    std::fs::write(corrupt.join("summary.json"), "{ not json").unwrap();
+    let garbage = fake_run(&dir, "Wide", 1, 3.0, 3.0);
+    std::fs::write(garbage.join("metrics.jsonl"), "garbage\n").unwrap();
+
+    let cmp = report::compare(std::slice::from_ref(&dir), None, &[]).unwrap();
+    assert_eq!(cmp.variants.len(), 1);
+    assert_eq!(cmp.variants[0].seeds, [0, 1]);
+    assert_eq!(cmp.errors.len(), 3, "{:?}", cmp.errors);
+    let all = cmp.errors.join("\n");
+    for (dir, what) in [
+        (&unfinished, "unfinished run of Base (2 of 2 steps"),
+        (&corrupt, "summary.json is corrupt"),
+        (&garbage, "unreadable metrics"),
+    ] {
+        assert!(all.contains(&format!("{}: {what}", dir.display())), "{all}");
+    }
+    // a directory without runs, and one that does not exist
+    let empty = temp_dir("report-empty");
+    let cmp = report::compare(&[empty.clone(), dir.join("nope")], None, &[]).unwrap();
+    assert!(cmp.variants.is_empty());
+    assert!(
+        cmp.errors[0].contains("holds no run directory"),
+        "{:?}",
+        cmp.errors
+    );
+    assert!(
+        cmp.errors[1].contains("no such directory"),
+        "{:?}",
+        cmp.errors
+    );
+    // an unknown baseline is an error that lists the variants
+    let err = report::compare(&[dir], Some("Nope"), &[]).unwrap_err();
+    assert!(err.to_string().contains("(Base)"), "{err}");
+}
