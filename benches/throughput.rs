@@ -76,5 +76,16 @@ fn seed_scale(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, small_train, small_forward, seed_scale);
+/// Criterion is built without its plotters backend (see Cargo.toml): march
+/// builds plotters without system fonts, which criterion's plots need. The
+/// numbers are printed and kept in `target/criterion/`.
+fn config() -> Criterion {
+    Criterion::default()
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = small_train, small_forward, seed_scale
+}
 criterion_main!(benches);

@@ -6,6 +6,7 @@ the project (python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch
 --index-url https://download.pytorch.org/whl/cpu), e.g.
 
     /tmp/torch/bin/python benches/pytorch/baseline_step.py --threads 2
+    /tmp/torch/bin/python benches/pytorch/baseline_step.py --threads 2 --small --batch 16
 
 The model mirrors march's Baseline (36,340,224 parameters): tied embedding
 30,000 × 512 with learned positions combined by mean, 3 + 3 pre-RMSNorm
@@ -27,6 +28,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 V, M, H, DQK, FF, L, MAXLEN = 30_000, 512, 8, 64, 2048, 3, 1024
+
+
+def small_scale():
+    """march's SmallBaseline: dim 128, 4 heads of 32, feed-forward 512, vocab 8,192."""
+    global V, M, H, DQK, FF, MAXLEN
+    V, M, H, DQK, FF, MAXLEN = 8192, 128, 4, 32, 512, 512
 
 
 class RMSNorm(nn.Module):
@@ -131,6 +138,7 @@ class Baseline(nn.Module):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--small", action="store_true", help="SmallBaseline instead of Baseline")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--enc-len", type=int, default=230)
     ap.add_argument("--dec-len", type=int, default=52)
@@ -138,6 +146,8 @@ def main():
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     a = ap.parse_args()
+    if a.small:
+        small_scale()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     model = Baseline().train()

@@ -8,6 +8,13 @@
 //! loss with respect to the logits, `w · (softmax(z) − onehot(label))`
 //! (`w = 1 / unmasked positions`, zero rows for ignored positions).
 //!
+//! Status: correct (tested against the composition in f64 and f32) but not
+//! yet faster: 521 ms against dfdx's 337 ms for forward + backward at
+//! 8 × 52 × 30,000 on 2 cores. Its costs are the generic per-element f64
+//! conversions and the second `exp` in `row`, and the copies and three
+//! single-threaded dfdx passes around it (`as_vec`, `z − z̄`, `⊙ G`, sum);
+//! the next step is an f32 SIMD row kernel writing the gradient in one pass.
+//!
 //! The gradient enters the tape as a constant `G`: the returned loss is
 //! `Σ (z − z̄) ⊙ G + loss`, with `z̄` an untracked copy of the logits. Every
 //! `z − z̄` is exactly 0, so the value is exactly the loss, and the gradient

@@ -14,7 +14,10 @@ use super::Comparison;
 
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
-fn register_font() -> Result<()> {
+/// Make the bundled font the `sans-serif` of plotters (once per process).
+/// Anything drawing text with plotters in a march process needs it, e.g.
+/// criterion's HTML plots in the benches.
+pub fn register_font() -> Result<()> {
     static ONCE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let ok = *ONCE.get_or_init(|| {
         plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok()
