@@ -34,10 +34,7 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         .map(|(i, a)| if i == 0 { "march".to_string() } else { a })
         .collect();
     if cmp.variants.is_empty() {
-        for e in &cmp.errors {
-            eprintln!("error: {e}");
-        }
-        bail!("no finished run to report on");
+        bail!("no finished run to report on: {}", cmp.errors.join("; "));
     }
     let written = report::write(&cmp, &out, &command.join(" "))?;
     crate::list::emit(&format!(

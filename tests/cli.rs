@@ -70,6 +70,30 @@ fn bad_input_gives_one_line_errors() {
             ],
             "/nonexistent/t.json",
         ),
+        (
+            vec!["sweep", "--out", "/nonexistent/sweep"],
+            "/nonexistent/sweep holds no sweep",
+        ),
+        (
+            vec!["sweep", "Nope", "--out", "/nonexistent/sweep"],
+            "unknown variant `Nope`",
+        ),
+        (
+            vec![
+                "sweep",
+                "SmallBaseline",
+                "--out",
+                "/nonexistent/sweep",
+                "--slice",
+                "3/2",
+            ],
+            "slice `3/2`: write K/N",
+        ),
+        (
+            vec!["report", "/nonexistent/runs"],
+            "no finished run to report on: /nonexistent/runs: no such directory",
+        ),
+        (vec!["bench", "Nope"], "unknown variant `Nope`"),
     ] {
         let out = temp_dir("bad-input");
         let mut full = args.clone();

@@ -101,7 +101,8 @@ fn budgets_hold_unless_declared_exempt() {
             "MoreHeadsLessLayers",
             "MoreHeadsLessQKVDimLessLayers",
             "SmallMoreHeadsLessLayers",
-            "SmallMoreHeadsLessQKVDimLessLayers"
+            "SmallMoreHeadsLessQKVDimLessLayers",
+            "SmallUniformMoreHeadsLessLayers"
         ]
     );
 }

@@ -16,9 +16,9 @@
 //! the next step is an f32 SIMD row kernel writing the gradient in one pass.
 //!
 //! The gradient enters the tape as a constant `G`: the returned loss is
-//! `Σ (z − z̄) ⊙ G + loss`, with `z̄` an untracked copy of the logits. Every
-//! `z − z̄` is exactly 0, so the value is exactly the loss, and the gradient
-//! with respect to `z` is exactly `G`.
+//! `⟨z, G⟩ + (loss − value of ⟨z, G⟩)`, whose value is the loss (to one
+//! rounding of the final addition) and whose gradient with respect to `z` is
+//! exactly `G`.
 
 use dfdx::prelude::*;
 use rayon::prelude::*;
@@ -26,19 +26,28 @@ use rayon::prelude::*;
 use crate::layers::{AnyTape, Float};
 
 /// Loss of one position: `logsumexp(z) − z[label]`, and (with `grad`) its
-/// gradient scaled by `w` written into `grad`.
+/// gradient scaled by `w` written into `grad`. One `exp` per element: the
+/// exponentials are written into `grad`, then scaled.
 fn row<E: Float>(z: &[E], label: usize, w: f64, grad: Option<&mut [E]>) -> f64 {
     let max = z.iter().fold(E::neg_infinity(), |m, &x| m.max(x));
-    let sum: f64 = z.iter().map(|&x| (x - max).exp().to_f64().unwrap()).sum();
-    let lse = max.to_f64().unwrap() + sum.ln();
-    if let Some(g) = grad {
-        let inv = w / sum;
-        for (gi, &x) in g.iter_mut().zip(z) {
-            *gi = E::from_f64((x - max).exp().to_f64().unwrap() * inv).unwrap();
+    let sum: f64 = match grad {
+        None => z.iter().map(|&x| (x - max).exp().to_f64().unwrap()).sum(),
+        Some(g) => {
+            let mut sum = 0.0f64;
+            for (gi, &x) in g.iter_mut().zip(z) {
+                let e = (x - max).exp();
+                *gi = e;
+                sum += e.to_f64().unwrap();
+            }
+            let inv = E::from_f64(w / sum).unwrap();
+            for gi in g.iter_mut() {
+                *gi = *gi * inv;
+            }
+            g[label] -= E::from_f64(w).unwrap();
+            sum
         }
-        g[label] -= E::from_f64(w).unwrap();
-    }
-    lse - z[label].to_f64().unwrap()
+    };
+    max.to_f64().unwrap() + sum.ln() - z[label].to_f64().unwrap()
 }
 
 /// Mean cross-entropy of `logits` `[batch, seq, V]` over the positions whose
@@ -89,8 +98,9 @@ pub fn fused_masked_cross_entropy<const V: usize, E: Float, D: Device<E>, T: Any
         })
         .collect();
     let loss = losses.iter().sum::<f64>() * w;
-    let shape = (b, s, Const::<V>);
-    let g = dev.tensor_from_vec(grad, shape);
-    let z_bar = dev.tensor_from_vec(z, shape);
-    ((logits - z_bar) * g).sum::<Rank0, _>() + E::from_f64(loss).unwrap()
+    let g = dev.tensor_from_vec(grad, (b, s, Const::<V>));
+    // ⟨z, G⟩ carries the gradient; shifting it by its own value leaves the loss
+    let dot = (logits * g).sum::<Rank0, _>();
+    let shift = loss - dot.as_vec()[0].to_f64().unwrap();
+    dot + E::from_f64(shift).unwrap()
 }
