@@ -41,7 +41,7 @@ fn row<E: Float>(z: &[E], label: usize, w: f64, grad: Option<&mut [E]>) -> f64 {
             }
             let inv = E::from_f64(w / sum).unwrap();
             for gi in g.iter_mut() {
-                *gi = *gi * inv;
+                *gi *= inv;
             }
             g[label] -= E::from_f64(w).unwrap();
             sum
