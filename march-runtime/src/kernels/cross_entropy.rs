@@ -9,11 +9,13 @@
 //! (`w = 1 / unmasked positions`, zero rows for ignored positions).
 //!
 //! Status: correct (tested against the composition in f64 and f32) but not
-//! yet faster: 521 ms against dfdx's 337 ms for forward + backward at
-//! 8 × 52 × 30,000 on 2 cores. Its costs are the generic per-element f64
-//! conversions and the second `exp` in `row`, and the copies and three
-//! single-threaded dfdx passes around it (`as_vec`, `z − z̄`, `⊙ G`, sum);
-//! the next step is an f32 SIMD row kernel writing the gradient in one pass.
+//! yet shown faster. Its first version took 521 ms against dfdx's 337 ms for
+//! forward + backward at 8 × 52 × 30,000 on 2 cores (`cargo bench --bench
+//! kernels`), paying for a second `exp` per element and an extra copy and
+//! pass over the logits; this version computes one `exp` per element and
+//! no copy for the value, and has not been measured yet. What remains are
+//! the `as_vec` copy and dfdx's single-threaded `⊙ G` and sum passes; the
+//! next step is an f32 SIMD row kernel and a direct backward op.
 //!
 //! The gradient enters the tape as a constant `G`: the returned loss is
 //! `⟨z, G⟩ + (loss − value of ⟨z, G⟩)`, whose value is the loss (to one

@@ -24,8 +24,9 @@ pub fn tied_logits<const V: usize, const M: usize, E: Float, D: Device<E>, T: An
 ///
 /// The dfdx composition [`masked_cross_entropy_composed`] on every device:
 /// the fused kernel ([`crate::kernels::cross_entropy`]) is tested but not yet
-/// faster (`cargo bench --bench kernels`: 521 ms against 337 ms forward +
-/// backward at 8 × 52 × 30,000 on 2 cores), so it is not used yet.
+/// shown faster (its first version: 521 ms against 337 ms forward + backward
+/// at 8 × 52 × 30,000 on 2 cores, `cargo bench --bench kernels`), so it is
+/// not used yet.
 pub fn masked_cross_entropy<const V: usize, E: Float, D: Device<E>, T: AnyTape<E, D>>(
     logits: Tensor<(usize, usize, Const<V>), E, D, T>,
     labels: &[i64],
