@@ -169,15 +169,7 @@ fn curves<DB: DrawingBackend>(
             .label(format!("{} (n={})", v.variant, v.seeds.len()))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font(("sans-serif", 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()
-        .map_err(e)?;
-    root.present().map_err(e)
+    finish(&mut chart, &root)
 }
 
 /// Final validation loss (mean ± std over seeds) against total parameters.
@@ -236,6 +228,14 @@ fn loss_vs_params<DB: DrawingBackend>(
             .label(format!("{} (n={})", v.variant, v.seeds.len()))
             .legend(move |(x, y)| Circle::new((x + 10, y), 5, c.filled()));
     }
+    finish(&mut chart, &root)
+}
+
+/// The legend and the final write, the same for every figure.
+fn finish<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    root: &DrawingArea<DB, Shift>,
+) -> Result<(), String> {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)
@@ -243,6 +243,6 @@ fn loss_vs_params<DB: DrawingBackend>(
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.4))
         .draw()
-        .map_err(e)?;
-    root.present().map_err(e)
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
 }
