@@ -1,8 +1,30 @@
 //! The variant library: every registered variant's compile-time count equals
 //! dfdx's count of the built module, the original experiments have exactly
 //! the original's counts, and exactly the live parameters get gradients.
+//! Variants declared here, as a user's crate would declare them, are in the
+//! registry too and go through the same checks.
 
+use march_models::Baseline;
 use march_runtime::registry::{find, variants};
+use march_runtime::{march_model, Variant};
+
+/// Twice the heads at half the head dimension: one line.
+#[march_model(base = Baseline, heads *= 2, dim_qkv /= 2)]
+pub struct MyVariant;
+
+/// A variant of a variant declared outside the library.
+#[march_model(base = MyVariant, ffn = glu(silu), dim_ff = 1365)]
+pub struct MyGluVariant;
+
+#[test]
+fn a_user_crate_declares_variants_of_library_variants() {
+    assert_eq!(MyVariant::PARAMS.total, 36_340_224);
+    assert_eq!(<MyVariant as Variant>::ARCH.encoder_heads, [16, 16, 16]);
+    assert_eq!(<MyVariant as Variant>::ARCH.base, Some("Baseline"));
+    assert_eq!(MyGluVariant::PARAMS.total, 36_337_152);
+    assert_eq!(<MyGluVariant as Variant>::ARCH.base, Some("MyVariant"));
+    assert!(find("MyGluVariant").is_some(), "not in the registry");
+}
 
 /// The issue tracker's table (vocab 30,000).
 const ORIGINAL: &[(&str, u64)] = &[
