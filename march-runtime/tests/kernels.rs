@@ -139,3 +139,307 @@ fn fused_cross_entropy_rejects_labels_outside_the_vocabulary() {
     let values = logits(4, 2, 1.0);
     loss_and_grad::<4, f32>(&values, 1, 1, &[4], true);
 }
+
+type Tp<E> = OwnedTape<E, Cpu>;
+
+/// Loss `Σ y1 ⊙ R1 + Σ y2 ⊙ R2` with `y1 = x·W`, `y2 = x·Vᵀ`, where `x` is
+/// the permutation of a `[s, b, K]` tensor (not contiguous) and is used
+/// twice: values and gradients with respect to `x`, `W` and `V`.
+fn linear_loss_and_grads<E: march_runtime::layers::Float>(fast: bool) -> (f64, [Vec<f64>; 3])
+where
+    Cpu: Device<E>,
+{
+    use march_runtime::kernels::linear::{linear, linear_transposed};
+    const K: usize = 37;
+    const N: usize = 53;
+    let (b, s) = (3, 5);
+    let dev = Cpu::default();
+    let t = |n: usize, seed: u64| -> Vec<E> {
+        logits(n, seed, 1.0)
+            .into_iter()
+            .map(|x| E::from(x).unwrap())
+            .collect()
+    };
+    let x0: Tensor<(usize, usize, Const<K>), E, Cpu> =
+        dev.tensor_from_vec(t(s * b * K, 1), (s, b, Const::<K>));
+    let w: Tensor<Rank2<K, N>, E, Cpu> = dev.tensor_from_vec(t(K * N, 2), (Const, Const));
+    let v: Tensor<Rank2<N, K>, E, Cpu> = dev.tensor_from_vec(t(N * K, 3), (Const, Const));
+    let r1: Tensor<(usize, usize, Const<N>), E, Cpu> =
+        dev.tensor_from_vec(t(b * s * N, 4), (b, s, Const::<N>));
+    let r2 = dev.tensor_from_vec(t(b * s * N, 5), (b, s, Const::<N>));
+    let x = x0.leaky_trace().permute::<_, Axes3<1, 0, 2>>();
+    let (x, tape) = x.split_tape();
+    let (y1, y2) = if fast {
+        (
+            linear(x.clone().put_tape(tape), &w),
+            linear_transposed(x.retaped::<Tp<E>>(), &v),
+        )
+    } else {
+        (
+            x.clone().put_tape(tape).matmul(w.retaped::<Tp<E>>()),
+            x.retaped::<Tp<E>>().matmul(v.retaped::<Tp<E>>().permute()),
+        )
+    };
+    let (y1, t1) = y1.split_tape();
+    let (y2, t2) = y2.split_tape();
+    let loss =
+        (y1.put_tape(t1.merge(t2)) * r1).sum::<Rank0, _>() + (y2.retaped::<Tp<E>>() * r2).sum();
+    let value = loss.as_vec()[0].to_f64().unwrap();
+    let grads = loss.backward();
+    let f = |t: Vec<E>| t.iter().map(|x| x.to_f64().unwrap()).collect::<Vec<f64>>();
+    (
+        value,
+        [
+            f(grads.get(&x0).as_vec()),
+            f(grads.get(&w).as_vec()),
+            f(grads.get(&v).as_vec()),
+        ],
+    )
+}
+
+#[test]
+fn gemm_linear_matches_dfdx_matmul() {
+    // f64: to rounding
+    let (v_fast, g_fast) = linear_loss_and_grads::<f64>(true);
+    let (v_ref, g_ref) = linear_loss_and_grads::<f64>(false);
+    assert!((v_fast - v_ref).abs() <= 1e-12 * v_ref.abs().max(1.0));
+    for (a, b) in g_fast.iter().zip(&g_ref) {
+        assert!(b.iter().any(|&x| x != 0.0), "no gradient");
+        assert!(max_rel_diff(a, b) < 1e-12, "{}", max_rel_diff(a, b));
+    }
+    // f32: to float tolerance
+    let (v_fast, g_fast) = linear_loss_and_grads::<f32>(true);
+    let (v_ref32, g_ref32) = linear_loss_and_grads::<f32>(false);
+    assert!((v_fast - v_ref32).abs() <= 1e-4 * v_ref.abs().max(1.0));
+    for ((a, b), exact) in g_fast.iter().zip(&g_ref32).zip(&g_ref) {
+        assert!(max_rel_diff(a, b) < 1e-5, "{}", max_rel_diff(a, b));
+        assert!(max_rel_diff(a, exact) < 1e-5, "{}", max_rel_diff(a, exact));
+    }
+}
+
+const HEADS: [usize; 1] = [3];
+/// Only `dropout` is read by the attention.
+const ARCH: march_runtime::arch::Arch = {
+    use march_runtime::arch::*;
+    Arch {
+        name: "kernels",
+        base: None,
+        doc: "",
+        declared: "",
+        dim_model: 6,
+        vocab: 7,
+        max_len: 9,
+        encoder_heads: &HEADS,
+        decoder_heads: &HEADS,
+        dim_qkv: 4,
+        dim_ff: 5,
+        ffn: FeedForward::Dense {
+            activation: Activation::Relu,
+        },
+        position: Position {
+            combine: Combine::Mean,
+            init: PositionInit::Scaled,
+        },
+        residual: Residuals {
+            self_attn: true,
+            cross_attn: true,
+            ffn: true,
+        },
+        cross_attention: CrossAttention::ReuseEncoderKv,
+        attention: AttentionKind::Softmax,
+        dropout: 0.3,
+        params: ParamCount { total: 0, live: 0 },
+        budget: Budget {
+            params: 1,
+            on: BudgetOn::Total,
+            tolerance_pct: 1.0,
+            exempt: None,
+        },
+    }
+};
+
+/// `Σ attention(q, k, v) ⊙ R` with 3 heads of 4 dims, 5 queries over 7 keys
+/// whose last two are padding in the second example, dropout 0.3 (seed 5):
+/// value and gradients with respect to q, k, v.
+fn attention_loss_and_grads<E: march_runtime::layers::Float>(fast: bool) -> (f64, [Vec<f64>; 3])
+where
+    Cpu: Device<E>,
+{
+    use march_runtime::kernels::attention::fused_attention;
+    use march_runtime::layers::{attention, padding_bias, Ctx};
+    const H: usize = 3;
+    const D: usize = 4;
+    let (b, sq, sk, i) = (2, 5, 7, H * D);
+    let dev = Cpu::default();
+    let t = |n: usize, seed: u64, scale: f64| -> Vec<E> {
+        logits(n, seed, scale)
+            .into_iter()
+            .map(|x| E::from(x).unwrap())
+            .collect()
+    };
+    let q: Tensor<(usize, usize, usize), E, Cpu> =
+        dev.tensor_from_vec(t(b * sq * i, 11, 2.0), (b, sq, i));
+    let k: Tensor<(usize, usize, usize), E, Cpu> =
+        dev.tensor_from_vec(t(b * sk * i, 12, 2.0), (b, sk, i));
+    let v: Tensor<(usize, usize, usize), E, Cpu> =
+        dev.tensor_from_vec(t(b * sk * i, 13, 1.0), (b, sk, i));
+    let r = dev.tensor_from_vec(t(b * sq * i, 14, 1.0), (b, sq, i));
+    let mut mask = vec![E::one(); b * sk];
+    mask[2 * sk - 2..].fill(E::zero());
+    let bias = padding_bias(&dev.tensor_from_vec(mask, (b, sk)), sq);
+    let ctx = Ctx::train_seeded(&ARCH, 5);
+    let qt = q.leaky_trace();
+    let out = if fast {
+        let (qt, tape) = qt.split_tape();
+        let (kt, vt) = (k.clone(), v.clone());
+        // k and v carry no tape: their gradients are kept by id
+        fused_attention::<H, D, E, Cpu, _>(
+            qt.put_tape(tape),
+            &kt,
+            &vt,
+            &bias,
+            ctx.dropout_mask(0.3),
+        )
+    } else {
+        let heads = |x: Tensor<(usize, usize, usize), E, Cpu, Tp<E>>, s: usize| {
+            x.reshape_like(&(b, s, Const::<H>, Const::<D>))
+                .permute::<_, Axes4<0, 2, 1, 3>>()
+        };
+        let (qt, tape) = qt.split_tape();
+        let o = attention(
+            heads(qt.put_tape(tape), sq),
+            heads(k.retaped::<Tp<E>>(), sk),
+            heads(v.retaped::<Tp<E>>(), sk),
+            &bias,
+            &ctx,
+        );
+        o.permute::<_, Axes4<0, 2, 1, 3>>()
+            .reshape_like(&(b, sq, i))
+    };
+    let loss = (out * r).sum::<Rank0, _>();
+    let value = loss.as_vec()[0].to_f64().unwrap();
+    let grads = loss.backward();
+    let f = |t: Vec<E>| t.iter().map(|x| x.to_f64().unwrap()).collect::<Vec<f64>>();
+    (
+        value,
+        [
+            f(grads.get(&q).as_vec()),
+            f(grads.get(&k).as_vec()),
+            f(grads.get(&v).as_vec()),
+        ],
+    )
+}
+
+#[test]
+fn fused_attention_matches_the_composition() {
+    let (v_fast, g_fast) = attention_loss_and_grads::<f64>(true);
+    let (v_ref, g_ref) = attention_loss_and_grads::<f64>(false);
+    assert!(
+        (v_fast - v_ref).abs() <= 1e-12 * v_ref.abs().max(1.0),
+        "{v_fast} vs {v_ref}"
+    );
+    for (a, b) in g_fast.iter().zip(&g_ref) {
+        assert!(b.iter().any(|&x| x != 0.0), "no gradient");
+        assert!(max_rel_diff(a, b) < 1e-12, "{}", max_rel_diff(a, b));
+    }
+    // padded keys get no gradient
+    let (sk, i) = (7, 12);
+    assert!(g_fast[1][2 * sk * i - 2 * i..].iter().all(|&x| x == 0.0));
+    let (v32, g32) = attention_loss_and_grads::<f32>(true);
+    assert!((v32 - v_ref).abs() <= 1e-5 * v_ref.abs().max(1.0));
+    for (a, b) in g32.iter().zip(&g_ref) {
+        assert!(max_rel_diff(a, b) < 1e-5, "{}", max_rel_diff(a, b));
+    }
+}
+
+#[test]
+fn parallel_dropout_matches_the_mask_composition() {
+    use march_runtime::kernels::dropout::dropout;
+    use march_runtime::layers::Ctx;
+    let dev = Cpu::default();
+    let n = 3 * 40_005; // several chunks and a partial one
+    let x: Tensor<(usize, usize), f64, Cpu> = dev.tensor_from_vec(logits(n, 21, 1.0), (3, n / 3));
+    let r = dev.tensor_from_vec(logits(n, 22, 1.0), (3, n / 3));
+    let mask = Ctx::train_seeded(&ARCH, 9).dropout_mask(0.3).unwrap();
+    // the composition: x ⊙ {0, 1/(1−p)}
+    let m: Vec<f64> = (0..n as u64)
+        .map(|i| if mask.keep(i) { mask.scale } else { 0.0 })
+        .collect();
+    let m = dev.tensor_from_vec(m, (3, n / 3));
+    let want = x.leaky_trace() * m.clone();
+    let got = dropout(x.leaky_trace(), mask);
+    assert_eq!(got.as_vec(), want.as_vec());
+    let kept = m.as_vec().iter().filter(|&&v| v != 0.0).count() as f64 / m.as_vec().len() as f64;
+    assert!((kept - 0.7).abs() < 0.01, "kept {kept}");
+    let g_got = (got * r.clone())
+        .sum::<Rank0, _>()
+        .backward()
+        .get(&x)
+        .as_vec();
+    let g_want = (want * r.clone())
+        .sum::<Rank0, _>()
+        .backward()
+        .get(&x)
+        .as_vec();
+    assert_eq!(g_got, g_want);
+    // and the same on a tape-free pass
+    assert_eq!(dropout(x.clone(), mask).as_vec(), (x * m).as_vec());
+}
+
+/// `Σ rms_norm(x) ⊙ R` over 150 rows of 24 (several tasks and a partial
+/// one): value and gradients with respect to `x` and the weight.
+fn rms_norm_loss_and_grads<E: march_runtime::layers::Float>(fast: bool) -> (f64, [Vec<f64>; 2])
+where
+    Cpu: Device<E>,
+{
+    use march_runtime::layers::RmsNorm;
+    let dev = Cpu::default();
+    let t = |n: usize, seed: u64| -> Vec<E> {
+        logits(n, seed, 2.0)
+            .into_iter()
+            .map(|x| E::from(x).unwrap())
+            .collect()
+    };
+    let (b, s) = (5, 30);
+    let x: Tensor<(usize, usize, Const<24>), E, Cpu> =
+        dev.tensor_from_vec(t(b * s * 24, 31), (b, s, Const));
+    let r = dev.tensor_from_vec(t(b * s * 24, 32), (b, s, Const::<24>));
+    let norm = RmsNorm::<24, E, Cpu> {
+        weight: dev.tensor_from_vec(t(24, 33), (Const,)),
+    };
+    let y = if fast {
+        norm.forward(x.leaky_trace())
+    } else {
+        norm.forward_composed(x.leaky_trace())
+    };
+    let loss = (y * r).sum::<Rank0, _>();
+    let value = loss.as_vec()[0].to_f64().unwrap();
+    let grads = loss.backward();
+    let f = |t: Vec<E>| t.iter().map(|x| x.to_f64().unwrap()).collect::<Vec<f64>>();
+    (
+        value,
+        [
+            f(grads.get(&x).as_vec()),
+            f(grads.get(&norm.weight).as_vec()),
+        ],
+    )
+}
+
+#[test]
+fn fused_rms_norm_matches_the_composition() {
+    let (v_fast, g_fast) = rms_norm_loss_and_grads::<f64>(true);
+    let (v_ref, g_ref) = rms_norm_loss_and_grads::<f64>(false);
+    assert!(
+        (v_fast - v_ref).abs() <= 1e-12 * v_ref.abs().max(1.0),
+        "{v_fast} vs {v_ref}"
+    );
+    for (a, b) in g_fast.iter().zip(&g_ref) {
+        assert!(b.iter().any(|&x| x != 0.0), "no gradient");
+        assert!(max_rel_diff(a, b) < 1e-12, "{}", max_rel_diff(a, b));
+    }
+    let (v32, g32) = rms_norm_loss_and_grads::<f32>(true);
+    assert!((v32 - v_ref).abs() <= 1e-5 * v_ref.abs().max(1.0));
+    for (a, b) in g32.iter().zip(&g_ref) {
+        assert!(max_rel_diff(a, b) < 1e-5, "{}", max_rel_diff(a, b));
+    }
+}

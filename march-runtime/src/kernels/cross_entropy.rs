@@ -8,23 +8,17 @@
 //! loss with respect to the logits, `w · (softmax(z) − onehot(label))`
 //! (`w = 1 / unmasked positions`, zero rows for ignored positions).
 //!
-//! Status: correct (tested against the composition in f64 and f32) but not
-//! yet shown faster. Its first version took 521 ms against dfdx's 337 ms for
-//! forward + backward at 8 × 52 × 30,000 on 2 cores (`cargo bench --bench
-//! kernels`), paying for a second `exp` per element and an extra copy and
-//! pass over the logits; this version computes one `exp` per element and
-//! no copy for the value, and has not been measured yet. What remains are
-//! the `as_vec` copy and dfdx's single-threaded `⊙ G` and sum passes; the
-//! next step is an f32 SIMD row kernel and a direct backward op.
-//!
-//! The gradient enters the tape as a constant `G`: the returned loss is
-//! `⟨z, G⟩ + (loss − value of ⟨z, G⟩)`, whose value is the loss (to one
-//! rounding of the final addition) and whose gradient with respect to `z` is
-//! exactly `G`.
+//! The gradient `G` is computed in the forward pass (it is what the row's
+//! softmax already holds) and kept; the backward adds `ĝ · G` to the
+//! logits' gradient, `ĝ` being the loss's incoming gradient. dfdx's
+//! composition took 337–456 ms forward + backward at 8 × 52 × 30,000 on
+//! 2 cores (`cargo bench --bench kernels -- masked`); see that bench for
+//! this kernel's figure.
 
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
+use super::{cpu_grad, cpu_kernels, read};
 use crate::layers::{AnyTape, Float};
 
 /// Loss of one position: `logsumexp(z) − z[label]`, and (with `grad`) its
@@ -54,10 +48,15 @@ fn row<E: Float>(z: &[E], label: usize, w: f64, grad: Option<&mut [E]>) -> f64 {
 
 /// Mean cross-entropy of `logits` `[batch, seq, V]` over the positions whose
 /// label (`[batch·seq]`, row-major) is not negative; see the module docs.
+/// Where [`cpu_kernels`] holds.
 pub fn fused_masked_cross_entropy<const V: usize, E: Float, D: Device<E>, T: AnyTape<E, D>>(
     logits: Tensor<(usize, usize, Const<V>), E, D, T>,
     labels: &[i64],
 ) -> Tensor<Rank0, E, D, T> {
+    assert!(
+        cpu_kernels::<E, D>(),
+        "the fused cross-entropy runs on the Cpu only"
+    );
     let (b, s, _) = *logits.shape();
     assert_eq!(labels.len(), b * s, "one label per position");
     for &l in labels {
@@ -65,44 +64,60 @@ pub fn fused_masked_cross_entropy<const V: usize, E: Float, D: Device<E>, T: Any
     }
     let count = labels.iter().filter(|&&l| l >= 0).count();
     let w = 1.0 / count.max(1) as f64;
-    let z = logits.as_vec();
+    let (logits, tape) = logits.contiguous().split_tape();
+    let z = read(&logits);
     let dev = logits.device().clone();
-
-    if !T::OWNS_TAPE {
-        let losses: Vec<f64> = z
-            .par_chunks(V)
+    let mut grad = if T::OWNS_TAPE {
+        vec![E::zero(); z.len()]
+    } else {
+        Vec::new()
+    };
+    let row_loss = |(r, g): (&[E], Option<&mut [E]>), &l: &i64| {
+        if l < 0 {
+            0.0
+        } else {
+            row(r, l as usize, w, g)
+        }
+    };
+    let losses: Vec<f64> = if T::OWNS_TAPE {
+        z.par_chunks(V)
+            .zip(grad.par_chunks_mut(V))
             .zip(labels.par_iter())
-            .map(|(r, &l)| {
-                if l < 0 {
-                    0.0
-                } else {
-                    row(r, l as usize, w, None)
-                }
-            })
-            .collect();
-        // summed in a fixed order: the same result on any number of threads
-        let loss = losses.iter().sum::<f64>() * w;
-        let (_, tape) = logits.split_tape();
-        return dev.tensor(E::from_f64(loss).unwrap()).put_tape(tape);
-    }
-
-    let mut grad = vec![E::zero(); z.len()];
-    let losses: Vec<f64> = z
-        .par_chunks(V)
-        .zip(grad.par_chunks_mut(V))
-        .zip(labels.par_iter())
-        .map(|((r, g), &l)| {
-            if l < 0 {
-                0.0
-            } else {
-                row(r, l as usize, w, Some(g))
-            }
-        })
-        .collect();
+            .map(|((r, g), l)| row_loss((r, Some(g)), l))
+            .collect()
+    } else {
+        z.par_chunks(V)
+            .zip(labels.par_iter())
+            .map(|(r, l)| row_loss((r, None), l))
+            .collect()
+    };
+    drop(z);
+    // summed in a fixed order: the same result on any number of threads
     let loss = losses.iter().sum::<f64>() * w;
-    let g = dev.tensor_from_vec(grad, (b, s, Const::<V>));
-    // ⟨z, G⟩ carries the gradient; shifting it by its own value leaves the loss
-    let dot = (logits * g).sum::<Rank0, _>();
-    let shift = loss - dot.as_vec()[0].to_f64().unwrap();
-    dot + E::from_f64(shift).unwrap()
+    let out = dev.tensor(E::from_f64(loss).unwrap());
+    if !T::OWNS_TAPE {
+        return out.put_tape(tape);
+    }
+    let mut tape = tape;
+    let out_id = out.clone();
+    tape.add_backward_op(move |grads| {
+        grads.try_alloc_for(&logits)?;
+        grads.try_alloc_for(&out_id)?;
+        let (gl, _) = cpu_grad::<E, D>(grads.get_or_alloc_mut(&out_id)?);
+        // SAFETY: the loss's gradient is one element
+        let gl = unsafe { *gl };
+        let (gz, n) = cpu_grad::<E, D>(grads.get_or_alloc_mut(&logits)?);
+        assert_eq!(n, grad.len());
+        // SAFETY: the logits' gradient buffer, n elements, distinct from `grad`
+        let gz = unsafe { std::slice::from_raw_parts_mut(gz, n) };
+        gz.par_chunks_mut(V)
+            .zip(grad.par_chunks(V))
+            .for_each(|(gz, g)| {
+                for (gz, &g) in gz.iter_mut().zip(g) {
+                    *gz += gl * g;
+                }
+            });
+        Ok(())
+    });
+    out.put_tape(tape)
 }

@@ -6,6 +6,9 @@
 
 use dfdx::prelude::*;
 
+use crate::kernels::attention::{self as fused, fused_attention};
+use crate::kernels::linear::Linear;
+
 use super::{AnyTape, Ctx, Float, Hidden, InitParams, ParamInit};
 
 /// `[batch, heads, seq, dim_qkv]`.
@@ -175,28 +178,53 @@ fn stored_heads<const H: usize, const DQK: usize, E: Float, D: Device<E>, T: Any
         .permute::<_, Axes4<0, 2, 1, 3>>()
 }
 
-/// Attention of `q` (`None` for fixed probabilities) over stored keys and values.
-fn attend_stored<const H: usize, const DQK: usize, E: Float, D: Device<E>, T: AnyTape<E, D>>(
-    q: Option<Heads<H, DQK, E, D, T>>,
+/// Attention of `q` (`[batch, seq_q, H·DQK]`, `None` for fixed
+/// probabilities) over stored keys and values; heads merged:
+/// `[batch, seq_q, H·DQK]`. Softmax attention runs as one fused op where the
+/// device has it ([`fused_attention`]), as dfdx's composition otherwise.
+fn attend_stored<
+    const H: usize,
+    const DQK: usize,
+    const I: usize,
+    E: Float,
+    D: Device<E>,
+    T: AnyTape<E, D>,
+>(
+    q: Option<Hidden<I, E, D, T>>,
     kv: &KeyValue<E, D>,
     tape: T,
     mixing: Mixing<E, D>,
     ctx: &Ctx,
-) -> Heads<H, DQK, E, D, T> {
-    let v = stored_heads::<H, DQK, E, D, T>(&kv.values);
-    match (mixing, q) {
+) -> Hidden<I, E, D, T> {
+    let out = match (mixing, q) {
         (Mixing::Fixed(probs), _) => {
+            let v = stored_heads::<H, DQK, E, D, T>(&kv.values);
             let (v, v_tape) = v.split_tape();
             fixed_attention(probs, v.put_tape(tape.merge(v_tape)), ctx)
         }
         (Mixing::Softmax(bias), Some(q)) => {
             let keys = kv.keys.as_ref().expect("softmax attention needs keys");
-            let k = stored_heads::<H, DQK, E, D, T>(keys);
             let (q, q_tape) = q.split_tape();
-            attention(q.put_tape(q_tape.merge(tape)), k, v, bias, ctx)
+            let q = q.put_tape(q_tape.merge(tape));
+            if fused::available::<E, D>() {
+                let (b, s, _) = *q.shape();
+                let dropout = ctx.dropout_mask(ctx.arch.dropout);
+                return fused_attention::<H, DQK, E, D, T>(
+                    flat(q),
+                    keys,
+                    &kv.values,
+                    bias,
+                    dropout,
+                )
+                .reshape_like(&(b, s, Const::<I>));
+            }
+            let k = stored_heads::<H, DQK, E, D, T>(keys);
+            let v = stored_heads::<H, DQK, E, D, T>(&kv.values);
+            attention(split_heads::<H, DQK, I, _, _, _>(q), k, v, bias, ctx)
         }
         (Mixing::Softmax(_), None) => unreachable!("softmax attention needs queries"),
-    }
+    };
+    merge_heads::<H, DQK, I, _, _, _>(out)
 }
 
 fn flat<const I: usize, E: Float, D: Device<E>, T: AnyTape<E, D>>(
@@ -294,9 +322,8 @@ impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float,
     ) -> (KeyValue<E, D>, Hidden<M, E, D, T>) {
         let () = Self::SHAPES_AGREE;
         let (x, mut tape) = x.split_tape();
-        let project = |w: &Tensor<Rank2<M, I>, E, D>| {
-            flat(x.clone().retaped::<T>().matmul(w.retaped::<T>())).split_tape()
-        };
+        let project =
+            |w: &Tensor<Rank2<M, I>, E, D>| flat(x.clone().retaped::<T>().linear(w)).split_tape();
         let keys = with_keys.then(|| {
             let (k, k_tape) = project(&self.w_k);
             tape = std::mem::take(&mut tape).merge(k_tape);
@@ -318,20 +345,12 @@ impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float,
         let (kv, x) = self.key_value(x, softmax);
         let (x, tape) = x.split_tape();
         let (q, tape) = if softmax {
-            (
-                Some(split_heads::<H, DQK, I, _, _, _>(
-                    x.put_tape(tape).matmul(self.w_q.retaped::<T>()),
-                )),
-                T::default(),
-            )
+            (Some(x.put_tape(tape).linear(&self.w_q)), T::default())
         } else {
             (None, tape)
         };
-        let out = attend_stored(q, &kv, tape, mixing, ctx);
-        (
-            merge_heads::<H, DQK, I, _, _, _>(out).matmul(self.w_o.retaped::<T>()),
-            kv,
-        )
+        let out = attend_stored::<H, DQK, I, _, _, _>(q, &kv, tape, mixing, ctx);
+        (out.linear(&self.w_o), kv)
     }
 }
 
@@ -419,16 +438,11 @@ impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float,
             kv.expect("reuse_encoder_kv cross-attention needs the encoder layer's keys and values");
         let (x, tape) = x.split_tape();
         let (q, tape) = match mixing {
-            Mixing::Softmax(_) => (
-                Some(split_heads::<H, DQK, I, _, _, _>(
-                    x.put_tape(tape).matmul(self.w_q.retaped::<T>()),
-                )),
-                T::default(),
-            ),
+            Mixing::Softmax(_) => (Some(x.put_tape(tape).linear(&self.w_q)), T::default()),
             Mixing::Fixed(_) => (None, tape),
         };
-        let out = attend_stored(q, kv, tape, mixing, ctx);
-        merge_heads::<H, DQK, I, _, _, _>(out).matmul(self.w_o.retaped::<T>())
+        let out = attend_stored::<H, DQK, I, _, _, _>(q, kv, tape, mixing, ctx);
+        out.linear(&self.w_o)
     }
 }
 
@@ -489,16 +503,11 @@ impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float,
             (kv, tape)
         };
         let (q, tape) = if softmax {
-            (
-                Some(split_heads::<H, DQK, I, _, _, _>(
-                    x.put_tape(tape).matmul(a.w_q.retaped::<T>()),
-                )),
-                T::default(),
-            )
+            (Some(x.put_tape(tape).linear(&a.w_q)), T::default())
         } else {
             (None, tape)
         };
-        let out = attend_stored(q, &kv, tape, mixing, ctx);
-        merge_heads::<H, DQK, I, _, _, _>(out).matmul(a.w_o.retaped::<T>())
+        let out = attend_stored::<H, DQK, I, _, _, _>(q, &kv, tape, mixing, ctx);
+        out.linear(&a.w_o)
     }
 }

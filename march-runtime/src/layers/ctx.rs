@@ -2,7 +2,9 @@ use std::cell::Cell;
 
 use dfdx::prelude::*;
 
+use super::Float;
 use crate::arch::Arch;
+use crate::kernels::{self, cpu_kernels};
 
 /// What a forward pass needs besides its inputs: the variant's architecture
 /// (for everything that is not a shape) and, when training, the dropout
@@ -54,30 +56,38 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The mask of the next dropout with probability `p`, or `None` when
+    /// not training or `p` is 0. Each call draws a new stream.
+    pub fn dropout_mask(&self, p: f64) -> Option<DropMask> {
+        if !self.train || p <= 0.0 {
+            return None;
+        }
+        let call = self.calls.get();
+        self.calls.set(call + 1);
+        Some(DropMask {
+            stream: mix64(self.seed ^ mix64(call.wrapping_add(0x9e37_79b9_7f4a_7c15))),
+            // keep where the element's uniform draw is at least p
+            threshold: (p * (u64::MAX as f64)) as u64,
+            scale: 1.0 / (1.0 - p),
+        })
+    }
+
     /// Dropout with probability `p` when training, the identity otherwise.
-    pub fn dropout<S: Shape, E: Dtype, D: Device<E>, T: Tape<E, D>>(
+    pub fn dropout<S: Shape, E: Float, D: Device<E>, T: Tape<E, D>>(
         &self,
         t: Tensor<S, E, D, T>,
         p: f64,
     ) -> Tensor<S, E, D, T> {
-        if !self.train || p <= 0.0 {
+        let Some(mask) = self.dropout_mask(p) else {
             return t;
+        };
+        if cpu_kernels::<E, D>() {
+            return kernels::dropout::dropout(t, mask);
         }
-        let call = self.calls.get();
-        self.calls.set(call + 1);
-        let stream = mix64(self.seed ^ mix64(call.wrapping_add(0x9e37_79b9_7f4a_7c15)));
-        // keep where the element's uniform draw is at least p
-        let threshold = (p * (u64::MAX as f64)) as u64;
-        let scale = E::from_f64(1.0 / (1.0 - p)).unwrap();
+        let scale = E::from_f64(mask.scale).unwrap();
         let n = t.shape().num_elements();
         let mask: Vec<E> = (0..n as u64)
-            .map(|i| {
-                if mix64(stream.wrapping_add(i)) >= threshold {
-                    scale
-                } else {
-                    E::default()
-                }
-            })
+            .map(|i| if mask.keep(i) { scale } else { E::default() })
             .collect();
         let shape = *t.shape();
         let mask = t.device().tensor_from_vec(mask, shape);
@@ -85,10 +95,53 @@ impl<'a> Ctx<'a> {
     }
 
     /// Dropout with the variant's probability.
-    pub fn drop<S: Shape, E: Dtype, D: Device<E>, T: Tape<E, D>>(
+    pub fn drop<S: Shape, E: Float, D: Device<E>, T: Tape<E, D>>(
         &self,
         t: Tensor<S, E, D, T>,
     ) -> Tensor<S, E, D, T> {
         self.dropout(t, self.arch.dropout)
+    }
+}
+
+/// One dropout's mask over a tensor's elements in row-major order: element
+/// `i` is kept, and scaled by `1 / (1 − p)`, when the hash of
+/// `(stream, i)` is at least `p` of the 64-bit range.
+#[derive(Debug, Clone, Copy)]
+pub struct DropMask {
+    stream: u64,
+    threshold: u64,
+    /// `1 / (1 − p)`.
+    pub scale: f64,
+}
+
+impl DropMask {
+    /// Whether element `i` is kept.
+    #[inline]
+    pub fn keep(&self, i: u64) -> bool {
+        mix64(self.stream.wrapping_add(i)) >= self.threshold
+    }
+
+    /// `dst[j] = src[j] · mask(offset + j)` (`scale` or 0).
+    pub fn apply<E: Float>(&self, src: &[E], dst: &mut [E], offset: u64) {
+        let scale = E::from_f64(self.scale).unwrap();
+        for (j, (d, &s)) in dst.iter_mut().zip(src).enumerate() {
+            *d = if self.keep(offset + j as u64) {
+                s * scale
+            } else {
+                E::zero()
+            };
+        }
+    }
+
+    /// `x[j] ← x[j] · mask(offset + j)`.
+    pub fn apply_in_place<E: Float>(&self, x: &mut [E], offset: u64) {
+        let scale = E::from_f64(self.scale).unwrap();
+        for (j, v) in x.iter_mut().enumerate() {
+            *v = if self.keep(offset + j as u64) {
+                *v * scale
+            } else {
+                E::zero()
+            };
+        }
     }
 }

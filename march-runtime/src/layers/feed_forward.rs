@@ -3,6 +3,8 @@
 
 use dfdx::prelude::*;
 
+use crate::kernels::linear::Linear;
+
 use super::{AnyTape, Ctx, Float, Hidden, InitParams, ParamInit};
 use crate::arch::{Activation, Combine, FeedForward};
 
@@ -86,8 +88,8 @@ impl<const M: usize, const F: usize, E: Float, D: Device<E>> FeedForwardSublayer
         let FeedForward::Dense { activation } = ctx.arch.ffn else {
             panic!("DenseFfn built for a {} feed-forward", ctx.arch.ffn);
         };
-        let h = activate(x.matmul(self.up.retaped::<T>()), activation);
-        ctx.drop(h).matmul(self.down.retaped::<T>())
+        let h = activate(x.linear(&self.up), activation);
+        ctx.drop(h).linear(&self.down)
     }
 }
 
@@ -151,12 +153,9 @@ impl<const M: usize, const F: usize, E: Float, D: Device<E>> FeedForwardSublayer
             panic!("GluFfn built for a {} feed-forward", ctx.arch.ffn);
         };
         let (x, tape) = x.split_tape();
-        let g = activate(
-            x.clone().put_tape(tape).matmul(self.gate.retaped::<T>()),
-            gate,
-        );
-        let u = x.retaped::<T>().matmul(self.up.retaped::<T>());
-        ctx.drop(g * u).matmul(self.down.retaped::<T>())
+        let g = activate(x.clone().put_tape(tape).linear(&self.gate), gate);
+        let u = x.retaped::<T>().linear(&self.up);
+        ctx.drop(g * u).linear(&self.down)
     }
 }
 
@@ -231,17 +230,14 @@ impl<const M: usize, const F: usize, E: Float, D: Device<E>> FeedForwardSublayer
         };
         let (x, tape) = x.split_tape();
         let slow = ctx.dropout(
-            x.clone()
-                .put_tape(tape)
-                .matmul(self.up_slow.retaped::<T>())
-                .sigmoid(),
+            x.clone().put_tape(tape).linear(&self.up_slow).sigmoid(),
             branch_dropout,
         );
-        let fast = x.retaped::<T>().matmul(self.up_fast.retaped::<T>()).relu();
+        let fast = x.retaped::<T>().linear(&self.up_fast).relu();
         let h = match combine {
             Combine::Mean => (slow + fast) * E::from_f64(0.5).unwrap(),
             Combine::Sum => slow + fast,
         };
-        ctx.drop(h).matmul(self.down.retaped::<T>())
+        ctx.drop(h).linear(&self.down)
     }
 }

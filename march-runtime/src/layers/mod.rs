@@ -17,7 +17,7 @@ pub use attention::{
     CrossAttentionReuseKv, CrossAttentionSublayer, Heads, KeyValue, Mixing, QkMatrix,
     SelfAttention,
 };
-pub use ctx::Ctx;
+pub use ctx::{Ctx, DropMask};
 pub use feed_forward::{DenseFfn, FeedForwardSublayer, GluFfn, MixedActFfn};
 pub use init::{InitParams, ParamInit};
 pub use loss::{masked_cross_entropy, masked_cross_entropy_composed, tied_logits, IGNORE_INDEX};

@@ -4,6 +4,7 @@
 use dfdx::prelude::*;
 
 use super::{AnyTape, Float, Hidden, InitParams, ParamInit};
+use crate::kernels::{self, cpu_kernels};
 
 /// The epsilon added to the mean square, as T5.
 pub const RMS_NORM_EPS: f64 = 1e-6;
@@ -40,7 +41,17 @@ impl<const M: usize, E: Float, D: Device<E>> InitParams<E, D> for RmsNorm<M, E, 
 }
 
 impl<const M: usize, E: Float, D: Device<E>> RmsNorm<M, E, D> {
+    /// The fused kernel ([`crate::kernels::rms_norm`]) on the CPU, the
+    /// composition ([`Self::forward_composed`]) on other devices.
     pub fn forward<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>) -> Hidden<M, E, D, T> {
+        if cpu_kernels::<E, D>() {
+            return kernels::rms_norm::rms_norm(x, &self.weight, RMS_NORM_EPS);
+        }
+        self.forward_composed(x)
+    }
+
+    /// [`Self::forward`] as a composition of dfdx ops.
+    pub fn forward_composed<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>) -> Hidden<M, E, D, T> {
         let shape = *x.shape();
         let (x, tape) = x.split_tape();
         // [batch, seq]

@@ -9,6 +9,8 @@ use dfdx::nn::tensor_collection::{
 use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::kernels::adamw::{adamw_update, AdamWStep};
+use crate::kernels::cpu_kernels;
 use crate::layers::Float;
 use crate::params::{for_each_grad, set_params};
 
@@ -136,6 +138,30 @@ impl<E: Float, D: Device<E>> TensorVisitor<E, D> for Update<'_, E, D> {
             return Ok(None);
         }
         let g = self.grads.get(p);
+        let (b1, b2) = self.cfg.betas;
+        let bc1 = 1.0 - b1.powi(self.t as i32);
+        let bc2 = 1.0 - b2.powi(self.t as i32);
+        let decay = if decays(&name) {
+            self.lr * self.cfg.weight_decay
+        } else {
+            0.0
+        };
+        if cpu_kernels::<E, D>() {
+            let step = AdamWStep {
+                beta1: b1,
+                beta2: b2,
+                eps: self.cfg.eps,
+                grad_scale: self.grad_scale,
+                bias_correction: (bc1, bc2),
+                lr: self.lr,
+                decay,
+            };
+            if !adamw_update(p, m, v, &g, step) {
+                return Ok(None);
+            }
+            self.updated += 1;
+            return Ok(None);
+        }
         // a parameter that got no gradient is left alone (moments included)
         if g.clone().abs().max::<Rank0, _>().as_vec()[0] == E::zero() {
             return Ok(None);
@@ -143,19 +169,11 @@ impl<E: Float, D: Device<E>> TensorVisitor<E, D> for Update<'_, E, D> {
         // in place (`axpy`): the parameters keep their ids, so the gradient
         // buffers stay theirs
         let c = |x: f64| E::from_f64(x).unwrap();
-        let (b1, b2) = self.cfg.betas;
         let g = g * c(self.grad_scale);
         m.axpy(b1, &g, 1.0 - b1);
         v.axpy(b2, &g.square(), 1.0 - b2);
-        let bc1 = 1.0 - b1.powi(self.t as i32);
-        let bc2 = 1.0 - b2.powi(self.t as i32);
         let denom = (v.clone() * c(1.0 / bc2)).sqrt() + c(self.cfg.eps);
         let update = m.clone() / denom;
-        let decay = if decays(&name) {
-            self.lr * self.cfg.weight_decay
-        } else {
-            0.0
-        };
         p.axpy(1.0 - decay, &update, -self.lr / bc1);
         self.updated += 1;
         Ok(None)

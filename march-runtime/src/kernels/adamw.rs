@@ -1,0 +1,71 @@
+//! One AdamW update of one parameter tensor in a single parallel pass.
+//!
+//! dfdx's composition walks the parameter a dozen times and allocates six
+//! temporaries of its size (`g · s`, `g²`, `v / bc2`, `√·`, `+ ε`, `m / ·`),
+//! all on one thread: ~0.7 s per step over the baseline's 36M parameters.
+//! Here the moments and the parameter are updated together, element by
+//! element, on the rayon pool; the arithmetic is the composition's, in the
+//! same order, so both give the same result to rounding (tested in
+//! `march-runtime/tests/optim.rs` against a reference).
+
+use dfdx::prelude::*;
+use rayon::prelude::*;
+
+use super::read;
+use crate::layers::Float;
+
+/// The scalars of one step.
+#[derive(Debug, Clone, Copy)]
+pub struct AdamWStep {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// Multiplies the gradient first (gradient clipping).
+    pub grad_scale: f64,
+    /// `1 − β₁ᵗ`, `1 − β₂ᵗ`.
+    pub bias_correction: (f64, f64),
+    pub lr: f64,
+    /// `lr · weight_decay`, or 0 for a parameter that does not decay.
+    pub decay: f64,
+}
+
+/// Updates `p`, `m`, `v` in place from the gradient `g`. Returns `false`
+/// (and changes nothing) when `g` is all zeros: a parameter that got no
+/// gradient is left alone, moments included. Where
+/// [`cpu_kernels`](super::cpu_kernels) holds.
+pub fn adamw_update<S: Shape, E: Float, D: Device<E>>(
+    p: &mut Tensor<S, E, D>,
+    m: &mut Tensor<S, E, D>,
+    v: &mut Tensor<S, E, D>,
+    g: &Tensor<S, E, D>,
+    s: AdamWStep,
+) -> bool {
+    let g = read(g);
+    if g.par_iter().all(|&x| x == E::zero()) {
+        return false;
+    }
+    let (mut pv, mut mv, mut vv) = (read(p), read(m), read(v));
+    let c = |x: f64| E::from_f64(x).unwrap();
+    let (b1, b2) = (c(s.beta1), c(s.beta2));
+    let (one_b1, one_b2) = (c(1.0 - s.beta1), c(1.0 - s.beta2));
+    let (scale, inv_bc2, eps) = (c(s.grad_scale), c(1.0 / s.bias_correction.1), c(s.eps));
+    let (keep, step) = (c(1.0 - s.decay), c(-s.lr / s.bias_correction.0));
+    const CHUNK: usize = 1 << 14;
+    pv.par_chunks_mut(CHUNK)
+        .zip(mv.par_chunks_mut(CHUNK))
+        .zip(vv.par_chunks_mut(CHUNK))
+        .zip(g.par_chunks(CHUNK))
+        .for_each(|(((p, m), v), g)| {
+            for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
+                let g = g * scale;
+                *m = b1 * *m + one_b1 * g;
+                *v = b2 * *v + one_b2 * (g * g);
+                let update = *m / ((*v * inv_bc2).sqrt() + eps);
+                *p = keep * *p + step * update;
+            }
+        });
+    p.copy_from(&pv);
+    m.copy_from(&mv);
+    v.copy_from(&vv);
+    true
+}

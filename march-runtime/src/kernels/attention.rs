@@ -1,0 +1,241 @@
+//! Multi-head attention `dropout(softmax(q kᵀ + bias)) v` fused into one op,
+//! parallel over (batch, head).
+//!
+//! dfdx's composition splits the heads with a permute copy, runs a batched
+//! matmul, adds the broadcast bias into a fresh `[batch, heads, seq_q, seq_k]`
+//! tensor, takes the softmax in several single-threaded passes, draws and
+//! applies the dropout mask, runs the second matmul and copies the heads back
+//! together; its backward again allocates and walks each intermediate.
+//! Here the heads are read in place from the `[batch, seq, heads·dim_qkv]`
+//! projections (a head is a strided sub-matrix), each (batch, head) pair is
+//! one task on the rayon pool, and only the softmax probabilities are kept
+//! for the backward (the dropout mask is redrawn from its counter-based
+//! hash). The mask is element for element the one [`Ctx::dropout`] draws
+//! over `[batch, heads, seq_q, seq_k]`, so both paths compute the same
+//! function (tested in `march-runtime/tests/kernels.rs`).
+//!
+//! [`Ctx::dropout`]: crate::layers::Ctx::dropout
+
+use dfdx::prelude::*;
+use rayon::prelude::*;
+
+use super::{cpu_grad, cpu_kernels, gemm_into, read, SendPtr};
+use crate::layers::{DropMask, Float};
+
+/// `[batch, seq, heads·dim_qkv]`.
+pub type Flat<E, D, T = NoneTape> = Tensor<(usize, usize, usize), E, D, T>;
+
+/// Whether [`fused_attention`] serves this device and element type.
+pub fn available<E: 'static, D: 'static>() -> bool {
+    cpu_kernels::<E, D>()
+}
+
+/// `dropout(softmax(q kᵀ + bias)) v` per head, heads merged:
+/// `q` `[batch, seq_q, H·DQK]` (carries the tape), `k`, `v`
+/// `[batch, seq_k, H·DQK]` (tape-free; their gradients are accumulated under
+/// their ids), `bias` `[batch, seq_q, seq_k]` (a constant) →
+/// `[batch, seq_q, H·DQK]`. Only where [`available`] holds.
+pub fn fused_attention<const H: usize, const DQK: usize, E: Float, D: Device<E>, T: Tape<E, D>>(
+    q: Flat<E, D, T>,
+    k: &Flat<E, D>,
+    v: &Flat<E, D>,
+    bias: &Tensor<(usize, usize, usize), E, D>,
+    dropout: Option<DropMask>,
+) -> Flat<E, D, T> {
+    assert!(available::<E, D>(), "fused attention runs on the Cpu only");
+    let q = q.contiguous();
+    let (b, sq, i) = *q.shape();
+    let sk = k.shape().1;
+    assert_eq!(i, H * DQK, "queries must have heads·dim_qkv features");
+    assert_eq!(*k.shape(), (b, sk, i), "keys [batch, seq_k, heads·dim_qkv]");
+    assert_eq!(
+        *v.shape(),
+        (b, sk, i),
+        "values [batch, seq_k, heads·dim_qkv]"
+    );
+    assert_eq!(*bias.shape(), (b, sq, sk), "bias [batch, seq_q, seq_k]");
+
+    let (q, tape) = q.split_tape();
+    let (qs, ks, vs) = (read(&q), read(k), read(v));
+    // the bias is usually a broadcast: read it through its strides
+    let bias_vals = bias.as_vec();
+    let mut probs = vec![E::zero(); b * H * sq * sk];
+    let mut out = vec![E::zero(); b * sq * i];
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    probs.par_chunks_mut(sq * sk).enumerate().for_each_init(
+        || vec![E::zero(); sq * sk],
+        |scratch, (task, p)| {
+            let (bi, hi) = (task / H, task % H);
+            let (qo, ko) = (bi * sq * i + hi * DQK, bi * sk * i + hi * DQK);
+            // SAFETY: each operand lies inside its buffer; `p` is this
+            // task's own chunk and the task's output head block is written
+            // by this task only
+            unsafe {
+                // S = Q Kᵀ  (seq_q × seq_k)
+                gemm_into(
+                    (sq, DQK, sk),
+                    p.as_mut_ptr(),
+                    [sk as isize, 1],
+                    false,
+                    qs[qo..].as_ptr(),
+                    [i as isize, 1],
+                    ks[ko..].as_ptr(),
+                    [1, i as isize],
+                    false,
+                );
+            }
+            let bias_rows = &bias_vals[bi * sq * sk..(bi + 1) * sq * sk];
+            for (row, bias_row) in p.chunks_mut(sk).zip(bias_rows.chunks(sk)) {
+                softmax_row(row, bias_row);
+            }
+            let pd: &[E] = match &dropout {
+                None => p,
+                Some(m) => {
+                    m.apply(p, scratch, (task * sq * sk) as u64);
+                    scratch
+                }
+            };
+            unsafe {
+                // O = P_drop V  (seq_q × dim_qkv), into the merged heads
+                gemm_into(
+                    (sq, sk, DQK),
+                    out_ptr.get().add(bi * sq * i + hi * DQK),
+                    [i as isize, 1],
+                    false,
+                    pd.as_ptr(),
+                    [sk as isize, 1],
+                    vs[ko..].as_ptr(),
+                    [i as isize, 1],
+                    false,
+                );
+            }
+        },
+    );
+    drop((qs, ks, vs));
+    let out = q.device().tensor_from_vec(out, (b, sq, i));
+    if !T::OWNS_TAPE {
+        return out.put_tape(tape);
+    }
+    let mut tape = tape;
+    let (k, v, out_id) = (k.clone(), v.clone(), out.clone());
+    tape.add_backward_op(move |grads| {
+        for t in [&q, &k, &v, &out_id] {
+            grads.try_alloc_for(t)?;
+        }
+        let g_out = cpu_grad::<E, D>(grads.get_or_alloc_mut(&out_id)?);
+        let g_q = cpu_grad::<E, D>(grads.get_or_alloc_mut(&q)?);
+        let g_k = cpu_grad::<E, D>(grads.get_or_alloc_mut(&k)?);
+        let g_v = cpu_grad::<E, D>(grads.get_or_alloc_mut(&v)?);
+        assert!(g_out.1 == b * sq * i && g_q.1 == b * sq * i);
+        assert!(g_k.1 == b * sk * i && g_v.1 == b * sk * i);
+        let (qs, ks, vs) = (read(&q), read(&k), read(&v));
+        let (g_out, g_q, g_k, g_v) = (
+            SendPtr(g_out.0),
+            SendPtr(g_q.0),
+            SendPtr(g_k.0),
+            SendPtr(g_v.0),
+        );
+        probs.par_chunks(sq * sk).enumerate().for_each_init(
+            || (vec![E::zero(); sq * sk], vec![E::zero(); sq * sk]),
+            |(pd, dp), (task, p)| {
+                let (bi, hi) = (task / H, task % H);
+                let (qo, ko) = (bi * sq * i + hi * DQK, bi * sk * i + hi * DQK);
+                let pd: &[E] = match &dropout {
+                    None => p,
+                    Some(m) => {
+                        m.apply(p, pd, (task * sq * sk) as u64);
+                        pd
+                    }
+                };
+                // SAFETY: as in the forward; the gradient head blocks of
+                // (batch, head) are written by this task only, and the four
+                // gradient buffers are distinct
+                unsafe {
+                    // dP_drop = dO Vᵀ  (seq_q × seq_k)
+                    gemm_into(
+                        (sq, DQK, sk),
+                        dp.as_mut_ptr(),
+                        [sk as isize, 1],
+                        false,
+                        g_out.get().add(qo),
+                        [i as isize, 1],
+                        vs[ko..].as_ptr(),
+                        [1, i as isize],
+                        false,
+                    );
+                    // dV += P_dropᵀ dO  (seq_k × dim_qkv)
+                    gemm_into(
+                        (sk, sq, DQK),
+                        g_v.get().add(ko),
+                        [i as isize, 1],
+                        true,
+                        pd.as_ptr(),
+                        [1, sk as isize],
+                        g_out.get().add(qo),
+                        [i as isize, 1],
+                        false,
+                    );
+                }
+                if let Some(m) = &dropout {
+                    m.apply_in_place(dp, (task * sq * sk) as u64);
+                }
+                // dS = P ⊙ (dP − ⟨dP, P⟩ per row)
+                for (dp_row, p_row) in dp.chunks_mut(sk).zip(p.chunks(sk)) {
+                    let dot = dp_row
+                        .iter()
+                        .zip(p_row)
+                        .fold(E::zero(), |acc, (&g, &pv)| acc + g * pv);
+                    for (g, &pv) in dp_row.iter_mut().zip(p_row) {
+                        *g = pv * (*g - dot);
+                    }
+                }
+                unsafe {
+                    // dQ += dS K  (seq_q × dim_qkv)
+                    gemm_into(
+                        (sq, sk, DQK),
+                        g_q.get().add(qo),
+                        [i as isize, 1],
+                        true,
+                        dp.as_ptr(),
+                        [sk as isize, 1],
+                        ks[ko..].as_ptr(),
+                        [i as isize, 1],
+                        false,
+                    );
+                    // dK += dSᵀ Q  (seq_k × dim_qkv)
+                    gemm_into(
+                        (sk, sq, DQK),
+                        g_k.get().add(ko),
+                        [i as isize, 1],
+                        true,
+                        dp.as_ptr(),
+                        [1, sk as isize],
+                        qs[qo..].as_ptr(),
+                        [i as isize, 1],
+                        false,
+                    );
+                }
+            },
+        );
+        Ok(())
+    });
+    out.put_tape(tape)
+}
+
+/// `row ← softmax(row + bias)`, in place.
+fn softmax_row<E: Float>(row: &mut [E], bias: &[E]) {
+    let mut max = E::neg_infinity();
+    for (x, &b) in row.iter_mut().zip(bias) {
+        *x += b;
+        max = max.max(*x);
+    }
+    let mut sum = E::zero();
+    for x in row.iter_mut() {
+        *x = (*x - max).exp();
+        sum += *x;
+    }
+    let inv = sum.recip();
+    for x in row.iter_mut() {
+        *x *= inv;
+    }
+}

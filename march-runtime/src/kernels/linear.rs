@@ -1,0 +1,141 @@
+//! The projections `x · W` (and the tied LM head `x · Eᵀ`) on gemm 0.19
+//! with AVX-512 on stable Rust.
+//!
+//! dfdx 0.13's matmul uses gemm 0.15, whose AVX-512 kernels need nightly:
+//! 181–186 GFLOP/s at 2048³ on this machine's 2 cores against 355–360 for
+//! gemm 0.19 with `x86-v4` (chosen at run time; CPUs without AVX-512 get
+//! its FMA kernels), see `shared/notes/crates.md`.
+//!
+//! dfdx's kernel traits are crate-private, so the fast path is picked at run
+//! time by the device's type: on [`Cpu`] with `f32` or `f64` the product and
+//! its backward run here; any other device (CUDA) takes dfdx's `matmul`.
+//! The backward accumulates straight into dfdx's gradient buffers:
+//! `dX += dY · Wᵀ` and `dW += Xᵀ · dY`, with transposes expressed as strides,
+//! never copied.
+
+use dfdx::prelude::*;
+
+use super::{cpu_grad, cpu_kernels, gemm_into, read};
+use crate::layers::Float;
+
+/// `[batch, seq, K]`.
+type Rows<const K: usize, E, D, T> = Tensor<(usize, usize, Const<K>), E, D, T>;
+
+/// `x · w`: `[batch, seq, K] × [K, N] → [batch, seq, N]`. The tape travels on
+/// `x`; `w`'s gradient is accumulated under `w`'s id (as `w.retaped()` would).
+pub fn linear<const K: usize, const N: usize, E: Float, D: Device<E>, T: Tape<E, D>>(
+    x: Rows<K, E, D, T>,
+    w: &Tensor<Rank2<K, N>, E, D>,
+) -> Rows<N, E, D, T> {
+    if !cpu_kernels::<E, D>() {
+        return x.matmul(w.retaped::<T>());
+    }
+    // element (k, n) of the right factor is at k·N + n
+    product(x, w.clone(), [N as isize, 1])
+}
+
+/// `x · wᵀ`: `[batch, seq, K] × [N, K]ᵀ → [batch, seq, N]` (the tied LM head:
+/// hidden states times the transposed embedding).
+pub fn linear_transposed<const K: usize, const N: usize, E: Float, D: Device<E>, T: Tape<E, D>>(
+    x: Rows<K, E, D, T>,
+    w: &Tensor<Rank2<N, K>, E, D>,
+) -> Rows<N, E, D, T> {
+    if !cpu_kernels::<E, D>() {
+        return x.matmul(w.retaped::<T>().permute());
+    }
+    // element (k, n) of the right factor is at n·K + k
+    product(x, w.clone(), [1, K as isize])
+}
+
+/// `x · W` where element `(k, n)` of `W` is at `k·w_strides[0] + n·w_strides[1]`
+/// of `w`'s buffer.
+fn product<const K: usize, const N: usize, S: Shape, E: Float, D: Device<E>, T: Tape<E, D>>(
+    x: Rows<K, E, D, T>,
+    w: Tensor<S, E, D>,
+    w_strides: [isize; 2],
+) -> Rows<N, E, D, T> {
+    let x = x.contiguous();
+    let (b, s, _) = *x.shape();
+    let m = b * s;
+    let (x, tape) = x.split_tape();
+    let (xs, ws) = (read(&x), read(&w));
+    let mut y = vec![E::zero(); m * N];
+    // SAFETY: the buffers hold m×K, K×N and m×N elements; y is fresh
+    unsafe {
+        gemm_into(
+            (m, K, N),
+            y.as_mut_ptr(),
+            [N as isize, 1],
+            false,
+            xs.as_ptr(),
+            [K as isize, 1],
+            ws.as_ptr(),
+            w_strides,
+            true,
+        );
+    }
+    drop((xs, ws));
+    let out = x.device().tensor_from_vec(y, (b, s, Const::<N>));
+    if !T::OWNS_TAPE {
+        return out.put_tape(tape);
+    }
+    let mut tape = tape;
+    let out_id = out.clone();
+    tape.add_backward_op(move |grads| {
+        grads.try_alloc_for(&x)?;
+        grads.try_alloc_for(&w)?;
+        grads.try_alloc_for(&out_id)?;
+        // the three buffers are distinct entries whose heap storage does not
+        // move while no entry is added
+        let (gy, gy_len) = cpu_grad::<E, D>(grads.get_or_alloc_mut(&out_id)?);
+        let (gx, gx_len) = cpu_grad::<E, D>(grads.get_or_alloc_mut(&x)?);
+        let (gw, gw_len) = cpu_grad::<E, D>(grads.get_or_alloc_mut(&w)?);
+        assert!(gy_len == m * N && gx_len == m * K && gw_len == K * N);
+        let (xs, ws) = (read(&x), read(&w));
+        let [w_rs, w_cs] = w_strides;
+        // SAFETY: sizes asserted above; gradients are distinct buffers, and
+        // xs, ws are private copies
+        unsafe {
+            // dX (m × K) += dY (m × N) · Wᵀ (N × K)
+            gemm_into(
+                (m, N, K),
+                gx,
+                [K as isize, 1],
+                true,
+                gy,
+                [N as isize, 1],
+                ws.as_ptr(),
+                [w_cs, w_rs],
+                true,
+            );
+            // dW (K × N) += Xᵀ (K × m) · dY (m × N)
+            gemm_into(
+                (K, m, N),
+                gw,
+                [w_rs, w_cs],
+                true,
+                xs.as_ptr(),
+                [1, K as isize],
+                gy,
+                [N as isize, 1],
+                true,
+            );
+        }
+        Ok(())
+    });
+    out.put_tape(tape)
+}
+
+/// `x.linear(&w)` for [`linear`], so that a chain of ops reads left to right.
+pub trait Linear<const K: usize, E: Float, D: Device<E>, T: Tape<E, D>> {
+    /// `self · w`; see [`linear`].
+    fn linear<const N: usize>(self, w: &Tensor<Rank2<K, N>, E, D>) -> Rows<N, E, D, T>;
+}
+
+impl<const K: usize, E: Float, D: Device<E>, T: Tape<E, D>> Linear<K, E, D, T>
+    for Rows<K, E, D, T>
+{
+    fn linear<const N: usize>(self, w: &Tensor<Rank2<K, N>, E, D>) -> Rows<N, E, D, T> {
+        linear(self, w)
+    }
+}
