@@ -45,6 +45,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    march_runtime::alloc::keep_freed_memory();
     march_models::link();
     let cli = Cli::parse();
     let result = match cli.command {

@@ -2,6 +2,7 @@
 //! they make ([`model`]), the resolved architecture of a variant ([`arch`]) and
 //! the registry of every variant declared with [`march_model`].
 
+pub mod alloc;
 pub mod arch;
 pub mod bench;
 pub mod data;
