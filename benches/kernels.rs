@@ -1,13 +1,15 @@
 //! Micro-benchmarks of the kernels that dominate a step, at the seed-scale
 //! reference shapes (batch 8, encoder 230, decoder 52, dim 512, vocabulary
-//! 30,000), each forward + backward. Where march has a fast kernel, it is
-//! measured next to the dfdx composition it replaces.
-//! `cargo bench --bench kernels`.
+//! 30,000), each forward + backward, each next to the dfdx composition it
+//! replaces. `cargo bench --bench kernels`.
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use dfdx::prelude::*;
+use march_runtime::kernels::attention::fused_attention;
 use march_runtime::kernels::cross_entropy::fused_masked_cross_entropy;
-use march_runtime::layers::{masked_cross_entropy_composed, Ctx, RmsNorm};
+use march_runtime::kernels::dropout::dropout as fused_dropout;
+use march_runtime::kernels::linear::linear;
+use march_runtime::layers::{attention, masked_cross_entropy_composed, padding_bias, Ctx, RmsNorm};
 use march_runtime::train::optim::{AdamW, AdamWConfig};
 
 const VOCAB: usize = 30_000;
@@ -44,20 +46,69 @@ fn cross_entropy(c: &mut Criterion) {
     g.finish();
 }
 
-fn attention_softmax(c: &mut Criterion) {
+/// The feed-forward up-projection of the encoder, `[8·230, 512] × [512, 2048]`.
+fn projection(c: &mut Criterion) {
     let dev = Cpu::seed_from_u64(0);
-    let scores: Tensor<(usize, Const<8>, usize, usize), f32, Cpu> =
-        dev.sample_normal_like(&(B, Const, SE, SE));
-    let mut g = c.benchmark_group("attention_softmax_8x8x230x230");
-    g.throughput(Throughput::Elements((B * 8 * SE * SE) as u64));
+    let x: Tensor<(usize, usize, Const<512>), f32, Cpu> = dev.sample_normal_like(&(B, SE, Const));
+    let w: Tensor<Rank2<512, 2048>, f32, Cpu> = dev.sample_normal();
+    let mut g = c.benchmark_group("projection_8x230x512x2048");
+    g.throughput(Throughput::Elements((2 * 3 * B * SE * 512 * 2048) as u64));
     g.sample_size(20);
-    g.bench_function("dfdx_composition", |b| {
+    g.bench_function("gemm_0.19", |b| {
+        b.iter(|| linear(x.leaky_trace(), &w).sum::<Rank0, _>().backward())
+    });
+    g.bench_function("dfdx_matmul", |b| {
         b.iter(|| {
-            scores
-                .leaky_trace()
-                .softmax::<Axis<3>>()
+            x.leaky_trace()
+                .matmul(w.retaped::<OwnedTape<f32, Cpu>>())
                 .sum::<Rank0, _>()
                 .backward()
+        })
+    });
+    g.finish();
+}
+
+/// Encoder self-attention, 8 heads of 64, with padding and dropout 0.1.
+fn multi_head_attention(c: &mut Criterion) {
+    march_models::link();
+    let arch = march_runtime::registry::find("Baseline")
+        .expect("the baseline")
+        .arch;
+    let dev = Cpu::seed_from_u64(0);
+    type Flat = Tensor<(usize, usize, usize), f32, Cpu>;
+    let q: Flat = dev.sample_normal_like(&(B, SE, 512));
+    let k: Flat = dev.sample_normal_like(&(B, SE, 512));
+    let v: Flat = dev.sample_normal_like(&(B, SE, 512));
+    let bias = padding_bias(&dev.ones_like(&(B, SE)), SE);
+    let mut g = c.benchmark_group("attention_8x8x230x230");
+    g.throughput(Throughput::Elements((B * 8 * SE * SE) as u64));
+    g.sample_size(20);
+    g.bench_function("fused", |b| {
+        b.iter(|| {
+            let ctx = Ctx::train_seeded(arch, 1);
+            let mask = ctx.dropout_mask(0.1);
+            fused_attention::<8, 64, f32, Cpu, _>(q.leaky_trace(), &k, &v, &bias, mask)
+                .sum::<Rank0, _>()
+                .backward()
+        })
+    });
+    g.bench_function("dfdx_composition", |b| {
+        b.iter(|| {
+            let ctx = Ctx::train_seeded(arch, 1);
+            let heads = |t: Tensor<(usize, usize, usize), f32, Cpu, OwnedTape<f32, Cpu>>| {
+                t.reshape_like(&(B, SE, Const::<8>, Const::<64>))
+                    .permute::<_, Axes4<0, 2, 1, 3>>()
+            };
+            let (qt, tape) = q.leaky_trace().split_tape();
+            attention(
+                heads(qt.put_tape(tape)),
+                heads(k.retaped()),
+                heads(v.retaped()),
+                &bias,
+                &ctx,
+            )
+            .sum::<Rank0, _>()
+            .backward()
         })
     });
     g.finish();
@@ -70,8 +121,15 @@ fn rms_norm(c: &mut Criterion) {
     let mut g = c.benchmark_group("rms_norm_8x230x512");
     g.throughput(Throughput::Elements((B * SE * 512) as u64));
     g.sample_size(20);
-    g.bench_function("dfdx_composition", |b| {
+    g.bench_function("fused", |b| {
         b.iter(|| norm.forward(x.leaky_trace()).sum::<Rank0, _>().backward())
+    });
+    g.bench_function("dfdx_composition", |b| {
+        b.iter(|| {
+            norm.forward_composed(x.leaky_trace())
+                .sum::<Rank0, _>()
+                .backward()
+        })
     });
     g.finish();
 }
@@ -86,12 +144,22 @@ fn dropout(c: &mut Criterion) {
     let mut g = c.benchmark_group("dropout_8x230x2048");
     g.throughput(Throughput::Elements((B * SE * 2048) as u64));
     g.sample_size(20);
-    g.bench_function("counter_based", |b| {
+    g.bench_function("fused_counter_based", |b| {
         b.iter(|| {
-            let ctx = Ctx::train_seeded(arch, 1);
-            ctx.dropout(x.leaky_trace(), 0.1)
+            let mask = Ctx::train_seeded(arch, 1).dropout_mask(0.1).unwrap();
+            fused_dropout(x.leaky_trace(), mask)
                 .sum::<Rank0, _>()
                 .backward()
+        })
+    });
+    g.bench_function("counter_based_mask_composition", |b| {
+        b.iter(|| {
+            let mask = Ctx::train_seeded(arch, 1).dropout_mask(0.1).unwrap();
+            let m: Vec<f32> = (0..(B * SE * 2048) as u64)
+                .map(|i| if mask.keep(i) { mask.scale as f32 } else { 0.0 })
+                .collect();
+            let m = dev.tensor_from_vec(m, (B, SE, Const::<2048>));
+            (x.leaky_trace() * m).sum::<Rank0, _>().backward()
         })
     });
     g.bench_function("dfdx_chacha", |b| {
@@ -113,7 +181,7 @@ fn adamw(c: &mut Criterion) {
     let mut g = c.benchmark_group("adamw_33.6M_params");
     g.throughput(Throughput::Elements(model.num_trainable_params() as u64));
     g.sample_size(10);
-    g.bench_function("in_place", |b| {
+    g.bench_function("fused_parallel", |b| {
         b.iter(|| opt.step(&mut model, &grads, 1e-4, 1.0))
     });
     g.finish();
@@ -122,9 +190,15 @@ fn adamw(c: &mut Criterion) {
 criterion_group!(
     benches,
     cross_entropy,
-    attention_softmax,
+    projection,
+    multi_head_attention,
     rms_norm,
     dropout,
     adamw
 );
-criterion_main!(benches);
+fn main() {
+    // as the `march` binary does: freed memory stays in the process
+    march_runtime::alloc::keep_freed_memory();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

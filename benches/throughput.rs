@@ -12,7 +12,7 @@
 //! The steps come from the registry (`Entry::bench`), so this crate
 //! instantiates no model code itself.
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use march_runtime::bench::Mode;
 use march_runtime::registry::{find, variants, Entry};
 use march_runtime::workload::Workload;
@@ -88,4 +88,9 @@ criterion_group! {
     config = config();
     targets = small_train, small_forward, seed_scale
 }
-criterion_main!(benches);
+fn main() {
+    // as the `march` binary does: freed memory stays in the process
+    march_runtime::alloc::keep_freed_memory();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

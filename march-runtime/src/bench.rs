@@ -83,20 +83,22 @@ pub fn flops_per_step(arch: &crate::Arch, w: Workload, mode: Mode) -> f64 {
 }
 
 /// The f32 matrix-multiply throughput this process reaches (GFLOP/s): the
-/// best of a few 1024³ products through dfdx, on the threads it uses.
+/// best of a few 2048³ products through march's own matmul (the
+/// [`linear`](crate::kernels::linear) kernel, gemm 0.19), on the threads it
+/// uses.
 pub fn matmul_ceiling_gflops() -> f64 {
+    const N: usize = 2048;
     let dev = Cpu::seed_from_u64(0);
-    let n = 1024;
-    let a: Tensor<(usize, usize), f32, _> = dev.sample_normal_like(&(n, n));
-    let b: Tensor<(usize, usize), f32, _> = dev.sample_normal_like(&(n, n));
+    let a: Tensor<(usize, usize, Const<N>), f32, _> = dev.sample_normal_like(&(1, N, Const));
+    let b: Tensor<Rank2<N, N>, f32, _> = dev.sample_normal();
     let mut best = f64::INFINITY;
-    for _ in 0..6 {
+    for _ in 0..5 {
         let t0 = Instant::now();
-        let c = a.clone().matmul(b.clone());
+        let c = crate::kernels::linear::linear(a.clone(), &b);
         std::hint::black_box(&c);
         best = best.min(t0.elapsed().as_secs_f64());
     }
-    2.0 * (n as f64).powi(3) / best / 1e9
+    2.0 * (N as f64).powi(3) / best / 1e9
 }
 
 /// Memory of this process from `/proc/self/status`: (current, peak) resident

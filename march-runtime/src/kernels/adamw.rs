@@ -11,7 +11,7 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::read;
+use super::{view, view_mut};
 use crate::layers::Float;
 
 /// The scalars of one step.
@@ -40,11 +40,11 @@ pub fn adamw_update<S: Shape, E: Float, D: Device<E>>(
     g: &Tensor<S, E, D>,
     s: AdamWStep,
 ) -> bool {
-    let g = read(g);
+    let g = view(g);
     if g.par_iter().all(|&x| x == E::zero()) {
         return false;
     }
-    let (mut pv, mut mv, mut vv) = (read(p), read(m), read(v));
+    let (pv, mv, vv) = (view_mut(p), view_mut(m), view_mut(v));
     let c = |x: f64| E::from_f64(x).unwrap();
     let (b1, b2) = (c(s.beta1), c(s.beta2));
     let (one_b1, one_b2) = (c(1.0 - s.beta1), c(1.0 - s.beta2));
@@ -64,8 +64,5 @@ pub fn adamw_update<S: Shape, E: Float, D: Device<E>>(
                 *p = keep * *p + step * update;
             }
         });
-    p.copy_from(&pv);
-    m.copy_from(&mv);
-    v.copy_from(&vv);
     true
 }

@@ -19,7 +19,7 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{cpu_grad, cpu_kernels, gemm_into, read, SendPtr};
+use super::{cpu_grad, cpu_kernels, gemm_into, view, SendPtr};
 use crate::layers::{DropMask, Float};
 
 /// `[batch, seq, heads·dim_qkv]`.
@@ -56,7 +56,7 @@ pub fn fused_attention<const H: usize, const DQK: usize, E: Float, D: Device<E>,
     assert_eq!(*bias.shape(), (b, sq, sk), "bias [batch, seq_q, seq_k]");
 
     let (q, tape) = q.split_tape();
-    let (qs, ks, vs) = (read(&q), read(k), read(v));
+    let (qs, ks, vs) = (view(&q), view(k), view(v));
     // the bias is usually a broadcast: read it through its strides
     let bias_vals = bias.as_vec();
     let mut probs = vec![E::zero(); b * H * sq * sk];
@@ -128,7 +128,7 @@ pub fn fused_attention<const H: usize, const DQK: usize, E: Float, D: Device<E>,
         let g_v = cpu_grad::<E, D>(grads.get_or_alloc_mut(&v)?);
         assert!(g_out.1 == b * sq * i && g_q.1 == b * sq * i);
         assert!(g_k.1 == b * sk * i && g_v.1 == b * sk * i);
-        let (qs, ks, vs) = (read(&q), read(&k), read(&v));
+        let (qs, ks, vs) = (view(&q), view(&k), view(&v));
         let (g_out, g_q, g_k, g_v) = (
             SendPtr(g_out.0),
             SendPtr(g_q.0),

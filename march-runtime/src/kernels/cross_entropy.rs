@@ -18,7 +18,7 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{cpu_grad, cpu_kernels, read};
+use super::{cpu_grad, cpu_kernels, view};
 use crate::layers::{AnyTape, Float};
 
 /// Loss of one position: `logsumexp(z) − z[label]`, and (with `grad`) its
@@ -65,7 +65,7 @@ pub fn fused_masked_cross_entropy<const V: usize, E: Float, D: Device<E>, T: Any
     let count = labels.iter().filter(|&&l| l >= 0).count();
     let w = 1.0 / count.max(1) as f64;
     let (logits, tape) = logits.contiguous().split_tape();
-    let z = read(&logits);
+    let z = view(&logits);
     let dev = logits.device().clone();
     let mut grad = if T::OWNS_TAPE {
         vec![E::zero(); z.len()]

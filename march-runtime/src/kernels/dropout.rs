@@ -11,7 +11,7 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{cpu_grad, read};
+use super::{cpu_grad, view};
 use crate::layers::{DropMask, Float};
 
 const CHUNK: usize = 1 << 14;
@@ -24,7 +24,7 @@ pub fn dropout<S: Shape, E: Float, D: Device<E>, T: Tape<E, D>>(
     let t = t.contiguous();
     let shape = *t.shape();
     let (t, tape) = t.split_tape();
-    let xs = read(&t);
+    let xs = view(&t);
     let mut y = vec![E::zero(); xs.len()];
     y.par_chunks_mut(CHUNK)
         .zip(xs.par_chunks(CHUNK))

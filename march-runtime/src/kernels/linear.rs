@@ -15,7 +15,7 @@
 
 use dfdx::prelude::*;
 
-use super::{cpu_grad, cpu_kernels, gemm_into, read};
+use super::{cpu_grad, cpu_kernels, gemm_into, view};
 use crate::layers::Float;
 
 /// `[batch, seq, K]`.
@@ -58,7 +58,7 @@ fn product<const K: usize, const N: usize, S: Shape, E: Float, D: Device<E>, T: 
     let (b, s, _) = *x.shape();
     let m = b * s;
     let (x, tape) = x.split_tape();
-    let (xs, ws) = (read(&x), read(&w));
+    let (xs, ws) = (view(&x), view(&w));
     let mut y = vec![E::zero(); m * N];
     // SAFETY: the buffers hold m×K, K×N and m×N elements; y is fresh
     unsafe {
@@ -91,7 +91,7 @@ fn product<const K: usize, const N: usize, S: Shape, E: Float, D: Device<E>, T: 
         let (gx, gx_len) = cpu_grad::<E, D>(grads.get_or_alloc_mut(&x)?);
         let (gw, gw_len) = cpu_grad::<E, D>(grads.get_or_alloc_mut(&w)?);
         assert!(gy_len == m * N && gx_len == m * K && gw_len == K * N);
-        let (xs, ws) = (read(&x), read(&w));
+        let (xs, ws) = (view(&x), view(&w));
         let [w_rs, w_cs] = w_strides;
         // SAFETY: sizes asserted above; gradients are distinct buffers, and
         // xs, ws are private copies

@@ -19,6 +19,7 @@ pub mod linear;
 pub mod rms_norm;
 
 use std::any::{Any, TypeId};
+use std::borrow::Cow;
 
 use dfdx::prelude::*;
 use gemm::Parallelism;
@@ -32,13 +33,68 @@ pub fn cpu_kernels<E: 'static, D: 'static>() -> bool {
         && (TypeId::of::<E>() == TypeId::of::<f32>() || TypeId::of::<E>() == TypeId::of::<f64>())
 }
 
-/// A tensor's buffer, copied (dfdx keeps a tensor's storage private; the
-/// copy is a `memcpy`). Contiguous tensors only: call `.contiguous()` first
-/// where the layout is not known.
-fn read<S: Shape, E: Float, D: Device<E>, T>(t: &Tensor<S, E, D, T>) -> Vec<E> {
-    let mut v = vec![E::zero(); t.shape().num_elements()];
-    t.copy_into(&mut v);
-    v
+/// A tensor's elements in row-major order: its own buffer, borrowed, for a
+/// contiguous CPU tensor (what the kernels see in practice: they call
+/// `.contiguous()` first and weights are contiguous); a copy otherwise.
+///
+/// dfdx keeps a tensor's storage private, but a CPU tensor indexes into it
+/// (`Index<[usize; N]>` returns a reference into the buffer): the buffer is
+/// borrowed from the first element's address once the strides are checked,
+/// through the same indexing, to be the row-major ones, and the last
+/// element is checked to be inside the buffer.
+fn view<S: Shape, E: Float, D: Device<E>, T: 'static>(t: &Tensor<S, E, D, T>) -> Cow<'_, [E]> {
+    let n = t.shape().num_elements();
+    let any: &dyn Any = t;
+    if let Some(cpu) = any.downcast_ref::<Tensor<S, E, Cpu, T>>() {
+        if n > 0 && row_major(cpu) {
+            let first: *const E = &cpu[S::Concrete::default()];
+            // SAFETY: the strides are the row-major ones, so elements
+            // 0..n are buffer offsets 0..n, and offset n − 1 was read by
+            // `row_major` through dfdx's bounds-checked indexing
+            return Cow::Borrowed(unsafe { std::slice::from_raw_parts(first, n) });
+        }
+    }
+    Cow::Owned(t.as_vec())
+}
+
+/// Whether `t`'s strides are the row-major ones of its shape (checked
+/// through indexing), reading its last element (bounds-checked).
+fn row_major<S: Shape, E: Unit, T>(t: &Tensor<S, E, Cpu, T>) -> bool {
+    let dims = t.shape().concrete();
+    let strides = t.shape().strides();
+    let base: *const E = &t[S::Concrete::default()];
+    for j in 0..S::NUM_DIMS {
+        if dims[j] > 1 {
+            let mut at = S::Concrete::default();
+            at[j] = 1;
+            let p: *const E = &t[at];
+            // SAFETY: both point into the same buffer
+            if unsafe { p.offset_from(base) } != strides[j] as isize {
+                return false;
+            }
+        }
+    }
+    let mut last = S::Concrete::default();
+    for j in 0..S::NUM_DIMS {
+        last[j] = dims[j] - 1;
+    }
+    let p: *const E = &t[last];
+    // SAFETY: as above
+    unsafe { p.offset_from(base) == t.shape().num_elements() as isize - 1 }
+}
+
+/// A contiguous CPU tensor's buffer, mutably (shared buffers are unshared
+/// first, as dfdx's own in-place ops do). Where [`cpu_kernels`] holds.
+fn view_mut<S: Shape, E: Float, D: Device<E>>(t: &mut Tensor<S, E, D>) -> &mut [E] {
+    let n = t.shape().num_elements();
+    let any: &mut dyn Any = t;
+    let cpu = any
+        .downcast_mut::<Tensor<S, E, Cpu, NoneTape>>()
+        .expect("the CPU kernels run on the Cpu device only");
+    assert!(n > 0 && row_major(cpu), "a contiguous tensor");
+    let first: *mut E = &mut cpu[S::Concrete::default()];
+    // SAFETY: as in `view`; `IndexMut` made the buffer this tensor's own
+    unsafe { std::slice::from_raw_parts_mut(first, n) }
 }
 
 /// A CPU gradient buffer's pointer and length. Only where [`cpu_kernels`]
@@ -111,4 +167,30 @@ unsafe fn gemm_into<E: Float>(
         false,
         parallelism,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn views_borrow_contiguous_buffers_and_copy_the_rest() {
+        let dev = Cpu::default();
+        let t: Tensor<Rank3<2, 3, 4>, f32, Cpu> =
+            dev.tensor_from_vec((0..24).map(|x| x as f32).collect(), (Const, Const, Const));
+        assert!(matches!(view(&t), Cow::Borrowed(_)));
+        assert_eq!(view(&t).to_vec(), t.as_vec());
+        let p = t.clone().permute::<Rank3<3, 2, 4>, _>();
+        assert!(matches!(view(&p), Cow::Owned(_)));
+        assert_eq!(view(&p).to_vec(), p.as_vec());
+        let b: Tensor<Rank3<2, 3, 4>, f32, Cpu> = dev
+            .tensor_from_vec(vec![1.0, 2.0, 3.0, 4.0], (Const::<4>,))
+            .broadcast();
+        assert!(matches!(view(&b), Cow::Owned(_)));
+        assert_eq!(view(&b).to_vec(), b.as_vec());
+        let mut m = t.clone();
+        view_mut(&mut m)[5] = -1.0;
+        assert_eq!(m.as_vec()[5], -1.0);
+        assert_eq!(t.as_vec()[5], 5.0, "a shared buffer is unshared first");
+    }
 }

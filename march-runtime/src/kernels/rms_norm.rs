@@ -12,7 +12,7 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{cpu_grad, read};
+use super::{cpu_grad, view};
 use crate::layers::{Float, Hidden};
 
 /// Rows per task.
@@ -27,7 +27,7 @@ pub fn rms_norm<const M: usize, E: Float, D: Device<E>, T: Tape<E, D>>(
     let x = x.contiguous();
     let shape = *x.shape();
     let (x, tape) = x.split_tape();
-    let (xs, ws) = (read(&x), read(w));
+    let (xs, ws) = (view(&x), view(w));
     let rows = xs.len() / M;
     let mut inv = vec![E::zero(); rows];
     let mut y = vec![E::zero(); xs.len()];
@@ -39,7 +39,7 @@ pub fn rms_norm<const M: usize, E: Float, D: Device<E>, T: Tape<E, D>>(
         .for_each(|((y, x), inv)| {
             let ms = x.iter().fold(E::zero(), |a, &v| a + v * v) / m;
             *inv = (ms + eps).sqrt().recip();
-            for ((y, &x), &w) in y.iter_mut().zip(x).zip(&ws) {
+            for ((y, &x), &w) in y.iter_mut().zip(x).zip(ws.iter()) {
                 *y = *inv * x * w;
             }
         });
@@ -67,7 +67,7 @@ pub fn rms_norm<const M: usize, E: Float, D: Device<E>, T: Tape<E, D>>(
                 std::slice::from_raw_parts_mut(gw, M),
             )
         };
-        let (xs, ws) = (read(&x), read(&w));
+        let (xs, ws) = (view(&x), view(&w));
         // dx = inv·w·gy − x · inv³/M · Σ gy·w·x ; partial dw = Σ gy·x·inv
         let partial_dw: Vec<Vec<E>> = gx
             .par_chunks_mut(M * ROWS)
@@ -80,12 +80,16 @@ pub fn rms_norm<const M: usize, E: Float, D: Device<E>, T: Tape<E, D>>(
                     gx.chunks_mut(M).zip(gy.chunks(M)).zip(x.chunks(M)).zip(inv)
                 {
                     let mut dot = E::zero();
-                    for ((&g, &x), &w) in gy.iter().zip(x).zip(&ws) {
+                    for ((&g, &x), &w) in gy.iter().zip(x).zip(ws.iter()) {
                         dot += g * w * x;
                     }
                     let c = inv * inv * inv * dot / m;
-                    for ((((gx, &g), &x), &w), dw) in
-                        gx.iter_mut().zip(gy).zip(x).zip(&ws).zip(dw.iter_mut())
+                    for ((((gx, &g), &x), &w), dw) in gx
+                        .iter_mut()
+                        .zip(gy)
+                        .zip(x)
+                        .zip(ws.iter())
+                        .zip(dw.iter_mut())
                     {
                         *gx += inv * w * g - x * c;
                         *dw += g * x * inv;
