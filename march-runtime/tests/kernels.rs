@@ -56,6 +56,18 @@ where
     (value, grad)
 }
 
+/// [`logits`] as `E`.
+fn values<E: march_runtime::layers::Float>(n: usize, seed: u64, scale: f64) -> Vec<E> {
+    logits(n, seed, scale)
+        .into_iter()
+        .map(|x| E::from(x).unwrap())
+        .collect()
+}
+
+fn to_f64<E: march_runtime::layers::Float>(t: Vec<E>) -> Vec<f64> {
+    t.iter().map(|x| x.to_f64().unwrap()).collect()
+}
+
 fn logits(n: usize, seed: u64, scale: f64) -> Vec<f64> {
     // SplitMix64 → uniform in [-scale, scale)
     let mut z = seed;
@@ -154,12 +166,7 @@ where
     const N: usize = 53;
     let (b, s) = (3, 5);
     let dev = Cpu::default();
-    let t = |n: usize, seed: u64| -> Vec<E> {
-        logits(n, seed, 1.0)
-            .into_iter()
-            .map(|x| E::from(x).unwrap())
-            .collect()
-    };
+    let t = |n: usize, seed: u64| values::<E>(n, seed, 1.0);
     let x0: Tensor<(usize, usize, Const<K>), E, Cpu> =
         dev.tensor_from_vec(t(s * b * K, 1), (s, b, Const::<K>));
     let w: Tensor<Rank2<K, N>, E, Cpu> = dev.tensor_from_vec(t(K * N, 2), (Const, Const));
@@ -186,7 +193,7 @@ where
         (y1.put_tape(t1.merge(t2)) * r1).sum::<Rank0, _>() + (y2.retaped::<Tp<E>>() * r2).sum();
     let value = loss.as_vec()[0].to_f64().unwrap();
     let grads = loss.backward();
-    let f = |t: Vec<E>| t.iter().map(|x| x.to_f64().unwrap()).collect::<Vec<f64>>();
+    let f = to_f64::<E>;
     (
         value,
         [
@@ -217,45 +224,12 @@ fn gemm_linear_matches_dfdx_matmul() {
     }
 }
 
-const HEADS: [usize; 1] = [3];
-/// Only `dropout` is read by the attention.
-const ARCH: march_runtime::arch::Arch = {
-    use march_runtime::arch::*;
-    Arch {
-        name: "kernels",
-        base: None,
-        doc: "",
-        declared: "",
-        dim_model: 6,
-        vocab: 7,
-        max_len: 9,
-        encoder_heads: &HEADS,
-        decoder_heads: &HEADS,
-        dim_qkv: 4,
-        dim_ff: 5,
-        ffn: FeedForward::Dense {
-            activation: Activation::Relu,
-        },
-        position: Position {
-            combine: Combine::Mean,
-            init: PositionInit::Scaled,
-        },
-        residual: Residuals {
-            self_attn: true,
-            cross_attn: true,
-            ffn: true,
-        },
-        cross_attention: CrossAttention::ReuseEncoderKv,
-        attention: AttentionKind::Softmax,
-        dropout: 0.3,
-        params: ParamCount { total: 0, live: 0 },
-        budget: Budget {
-            params: 1,
-            on: BudgetOn::Total,
-            tolerance_pct: 1.0,
-            exempt: None,
-        },
-    }
+mod common;
+
+/// Only `dropout` is read by the attention and dropout kernels.
+const ARCH: march_runtime::arch::Arch = march_runtime::arch::Arch {
+    dropout: 0.3,
+    ..common::ARCH
 };
 
 /// `Σ attention(q, k, v) ⊙ R` with 3 heads of 4 dims, 5 queries over 7 keys
@@ -271,12 +245,7 @@ where
     const D: usize = 4;
     let (b, sq, sk, i) = (2, 5, 7, H * D);
     let dev = Cpu::default();
-    let t = |n: usize, seed: u64, scale: f64| -> Vec<E> {
-        logits(n, seed, scale)
-            .into_iter()
-            .map(|x| E::from(x).unwrap())
-            .collect()
-    };
+    let t = values::<E>;
     let q: Tensor<(usize, usize, usize), E, Cpu> =
         dev.tensor_from_vec(t(b * sq * i, 11, 2.0), (b, sq, i));
     let k: Tensor<(usize, usize, usize), E, Cpu> =
@@ -319,7 +288,7 @@ where
     let loss = (out * r).sum::<Rank0, _>();
     let value = loss.as_vec()[0].to_f64().unwrap();
     let grads = loss.backward();
-    let f = |t: Vec<E>| t.iter().map(|x| x.to_f64().unwrap()).collect::<Vec<f64>>();
+    let f = to_f64::<E>;
     (
         value,
         [
@@ -394,12 +363,7 @@ where
 {
     use march_runtime::layers::RmsNorm;
     let dev = Cpu::default();
-    let t = |n: usize, seed: u64| -> Vec<E> {
-        logits(n, seed, 2.0)
-            .into_iter()
-            .map(|x| E::from(x).unwrap())
-            .collect()
-    };
+    let t = |n: usize, seed: u64| values::<E>(n, seed, 2.0);
     let (b, s) = (5, 30);
     let x: Tensor<(usize, usize, Const<24>), E, Cpu> =
         dev.tensor_from_vec(t(b * s * 24, 31), (b, s, Const));
@@ -415,7 +379,7 @@ where
     let loss = (y * r).sum::<Rank0, _>();
     let value = loss.as_vec()[0].to_f64().unwrap();
     let grads = loss.backward();
-    let f = |t: Vec<E>| t.iter().map(|x| x.to_f64().unwrap()).collect::<Vec<f64>>();
+    let f = to_f64::<E>;
     (
         value,
         [

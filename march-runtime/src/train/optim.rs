@@ -156,10 +156,10 @@ impl<E: Float, D: Device<E>> TensorVisitor<E, D> for Update<'_, E, D> {
                 lr: self.lr,
                 decay,
             };
-            if !adamw_update(p, m, v, &g, step) {
-                return Ok(None);
+            // a parameter that got no gradient is left alone (moments included)
+            if adamw_update(p, m, v, &g, step) {
+                self.updated += 1;
             }
-            self.updated += 1;
             return Ok(None);
         }
         // a parameter that got no gradient is left alone (moments included)
