@@ -175,14 +175,14 @@ fn adamw(c: &mut Criterion) {
     let dev = Cpu::seed_from_u64(0);
     let mut model = dev.build_module::<Params, f32>();
     let x: Tensor<Rank2<2, 4096>, f32, Cpu> = dev.sample_normal();
-    let grads = model.forward(x.leaky_trace()).sum().backward();
+    let mut grads = model.forward(x.leaky_trace()).sum().backward();
     let mut opt =
         AdamW::new::<f32, Cpu>(AdamWConfig::default(), || dev.build_module::<Params, f32>());
     let mut g = c.benchmark_group("adamw_33.6M_params");
     g.throughput(Throughput::Elements(model.num_trainable_params() as u64));
     g.sample_size(10);
     g.bench_function("fused_parallel", |b| {
-        b.iter(|| opt.step(&mut model, &grads, 1e-4, 1.0))
+        b.iter(|| opt.step(&mut model, &mut grads, 1e-4, 1.0))
     });
     g.finish();
 }

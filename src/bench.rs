@@ -103,8 +103,18 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         ),
         _ => "n/a".into(),
     };
+    let ph = m.median_phases();
+    let phases = match mode {
+        Mode::Train => format!(
+            "forward {:.1}, backward {:.1}, optimizer {:.1} (gradient norm + AdamW) ms, medians",
+            ph.forward * 1e3,
+            ph.backward * 1e3,
+            ph.optimizer * 1e3
+        ),
+        Mode::Forward => format!("forward {:.1} ms, median", ph.forward * 1e3),
+    };
     crate::list::emit(&format!(
-        "{name} {mode}\n  ms/step    {ms:.1} (median; min {min:.1}, max {max:.1})\n  tokens/s   {tps:.0}\n  GFLOP/s    {gflops:.1} ({gf:.1} GFLOP of matrix products per step)\n  ceiling    {pct:.0}% of this machine's measured f32 matmul ceiling ({ceiling:.0} GFLOP/s, march's matmul at 2048³, {threads} thread(s))\n  memory     peak resident {peak}; {growth}\n",
+        "{name} {mode}\n  ms/step    {ms:.1} (median; min {min:.1}, max {max:.1})\n  phases     {phases}\n  tokens/s   {tps:.0}\n  GFLOP/s    {gflops:.1} ({gf:.1} GFLOP of matrix products per step)\n  ceiling    {pct:.0}% of this machine's measured f32 matmul ceiling ({ceiling:.0} GFLOP/s, march's matmul at 2048³, {threads} thread(s))\n  memory     peak resident {peak}; {growth}\n",
         name = arch.name,
         mode = mode.name(),
         ms = median * 1e3,

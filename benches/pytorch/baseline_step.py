@@ -162,22 +162,29 @@ def main():
     enc = torch.randint(0, V, (a.batch, a.enc_len))
     dec = torch.randint(0, V, (a.batch, a.dec_len))
     labels = torch.randint(0, V, (a.batch, a.dec_len))
-    times = []
+    times, phases = [], []
     for i in range(a.warmup + a.steps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss = model(enc, dec, labels)
+        loss.item()
+        t1 = time.perf_counter()
         loss.backward()
+        t2 = time.perf_counter()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        t3 = time.perf_counter()
         if i >= a.warmup:
-            times.append(time.perf_counter() - t0)
+            times.append(t3 - t0)
+            phases.append((t1 - t0, t2 - t1, t3 - t2))
     ms = statistics.median(times) * 1e3
+    fwd, bwd, optim = (statistics.median(p[k] for p in phases) * 1e3 for k in range(3))
     tokens = a.batch * a.chunk_tokens
     print(
         f"PyTorch {torch.__version__} eager f32, {a.threads} thread(s): {n:,} parameters, "
         f"batch {a.batch} × ({a.enc_len}, {a.dec_len}): {ms:.0f} ms/step (median of {a.steps}; "
-        f"min {min(times) * 1e3:.0f}), {tokens / (ms / 1e3):.0f} tokens/s"
+        f"min {min(times) * 1e3:.0f}), {tokens / (ms / 1e3):.0f} tokens/s; "
+        f"phases: forward {fwd:.0f}, backward {bwd:.0f}, optimizer {optim:.0f} ms (medians)"
     )
 
 

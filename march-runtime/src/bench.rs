@@ -31,8 +31,20 @@ impl Mode {
     }
 }
 
-/// One step of a variant on a fixed batch, ready to run again and again.
-pub type Step = Box<dyn FnMut()>;
+/// Seconds one step spent in each of its phases.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Phases {
+    /// The forward pass and the loss.
+    pub forward: f64,
+    /// The backward pass (zero in [`Mode::Forward`]).
+    pub backward: f64,
+    /// The gradient norm and the AdamW update (zero in [`Mode::Forward`]).
+    pub optimizer: f64,
+}
+
+/// One step of a variant on a fixed batch, ready to run again and again;
+/// it returns the time of each phase.
+pub type Step = Box<dyn FnMut() -> Phases>;
 
 /// Build `V` (seed 0) and a batch of `workload`, and return its `mode` step.
 pub fn step<V: Variant>(workload: Workload, mode: Mode) -> Step {
@@ -48,8 +60,13 @@ fn step_on<V: Variant, D: Device<f32> + SeedableDevice + 'static>(
     let (batch, labels) = workload.batch::<f32, D>(&dev, V::ARCH.vocab, 0);
     match mode {
         Mode::Forward => Box::new(move || {
+            let t0 = Instant::now();
             let loss = model.loss(&batch, &labels, &Ctx::eval(&V::ARCH), NoneTape);
             std::hint::black_box(loss.as_vec());
+            Phases {
+                forward: t0.elapsed().as_secs_f64(),
+                ..Phases::default()
+            }
         }),
         Mode::Train => {
             let mut opt =
@@ -58,15 +75,24 @@ fn step_on<V: Variant, D: Device<f32> + SeedableDevice + 'static>(
             let mut n = 0u64;
             Box::new(move || {
                 n += 1;
+                let t0 = Instant::now();
                 let mut g = grads.take().expect("gradients");
                 model.zero_grads(&mut g);
                 let ctx = Ctx::train_seeded(&V::ARCH, n);
                 let loss = model.loss(&batch, &labels, &ctx, tape_into(&dev, g));
                 std::hint::black_box(loss.as_vec());
-                let g = loss.backward();
-                let norm = grad_norm(&model, &g);
-                opt.step(&mut model, &g, 1e-4, 1.0 / norm.max(1.0));
+                let t1 = Instant::now();
+                let mut g = loss.backward();
+                let t2 = Instant::now();
+                let norm = grad_norm(&model, &mut g);
+                opt.step(&mut model, &mut g, 1e-4, 1.0 / norm.max(1.0));
                 grads = Some(g);
+                let t3 = Instant::now();
+                Phases {
+                    forward: (t1 - t0).as_secs_f64(),
+                    backward: (t2 - t1).as_secs_f64(),
+                    optimizer: (t3 - t2).as_secs_f64(),
+                }
             })
         }
     }
@@ -118,21 +144,38 @@ pub fn resident_memory() -> Option<(u64, u64)> {
 pub struct Measured {
     /// Seconds of each measured step.
     pub step_s: Vec<f64>,
+    /// The phases of each measured step.
+    pub phases: Vec<Phases>,
     /// Resident memory after the warm-up steps and after the last step.
     pub rss_after_warmup: Option<u64>,
     pub rss_at_end: Option<u64>,
     pub peak_rss: Option<u64>,
 }
 
+fn median(mut s: Vec<f64>) -> f64 {
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        0.5 * (s[n / 2 - 1] + s[n / 2])
+    }
+}
+
 impl Measured {
     pub fn median_s(&self) -> f64 {
-        let mut s = self.step_s.clone();
-        s.sort_by(f64::total_cmp);
-        let n = s.len();
-        if n % 2 == 1 {
-            s[n / 2]
-        } else {
-            0.5 * (s[n / 2 - 1] + s[n / 2])
+        median(self.step_s.clone())
+    }
+
+    /// The median of each phase over the measured steps.
+    pub fn median_phases(&self) -> Phases {
+        let of = |f: fn(&Phases) -> f64| median(self.phases.iter().map(f).collect());
+        Phases {
+            forward: of(|p| p.forward),
+            backward: of(|p| p.backward),
+            optimizer: of(|p| p.optimizer),
         }
     }
 }
@@ -149,15 +192,17 @@ pub fn measure(
     }
     let rss_after_warmup = resident_memory().map(|m| m.0);
     let mut step_s = Vec::with_capacity(steps);
+    let mut phases = Vec::with_capacity(steps);
     for i in 0..steps {
         let t0 = Instant::now();
-        step();
+        phases.push(step());
         step_s.push(t0.elapsed().as_secs_f64());
         tick(i + 1);
     }
     let mem = resident_memory();
     Measured {
         step_s,
+        phases,
         rss_after_warmup,
         rss_at_end: mem.map(|m| m.0),
         peak_rss: mem.map(|m| m.1),

@@ -321,24 +321,29 @@ fn fused_attention_matches_the_composition() {
     }
 }
 
-#[test]
-fn parallel_dropout_matches_the_mask_composition() {
+/// The dropout kernel against `x ⊙ mask` in `E`: the same values and
+/// gradients, exactly.
+fn dropout_matches_the_mask_composition_in<E: march_runtime::layers::Float>()
+where
+    Cpu: Device<E>,
+{
     use march_runtime::kernels::dropout::dropout;
     use march_runtime::layers::Ctx;
     let dev = Cpu::default();
     let n = 3 * 40_005; // several chunks and a partial one
-    let x: Tensor<(usize, usize), f64, Cpu> = dev.tensor_from_vec(logits(n, 21, 1.0), (3, n / 3));
-    let r = dev.tensor_from_vec(logits(n, 22, 1.0), (3, n / 3));
+    let x: Tensor<(usize, usize), E, Cpu> = dev.tensor_from_vec(values(n, 21, 1.0), (3, n / 3));
+    let r = dev.tensor_from_vec(values::<E>(n, 22, 1.0), (3, n / 3));
     let mask = Ctx::train_seeded(&ARCH, 9).dropout_mask(0.3).unwrap();
     // the composition: x ⊙ {0, 1/(1−p)}
-    let m: Vec<f64> = (0..n as u64)
-        .map(|i| if mask.keep(i) { mask.scale } else { 0.0 })
+    let scale = E::from_f64(mask.scale).unwrap();
+    let m: Vec<E> = (0..n as u64)
+        .map(|i| if mask.keep(i) { scale } else { E::zero() })
         .collect();
     let m = dev.tensor_from_vec(m, (3, n / 3));
     let want = x.leaky_trace() * m.clone();
     let got = dropout(x.leaky_trace(), mask);
     assert_eq!(got.as_vec(), want.as_vec());
-    let kept = m.as_vec().iter().filter(|&&v| v != 0.0).count() as f64 / m.as_vec().len() as f64;
+    let kept = m.as_vec().iter().filter(|&&v| v != E::zero()).count() as f64 / n as f64;
     assert!((kept - 0.7).abs() < 0.01, "kept {kept}");
     let g_got = (got * r.clone())
         .sum::<Rank0, _>()
@@ -353,6 +358,13 @@ fn parallel_dropout_matches_the_mask_composition() {
     assert_eq!(g_got, g_want);
     // and the same on a tape-free pass
     assert_eq!(dropout(x.clone(), mask).as_vec(), (x * m).as_vec());
+}
+
+#[test]
+fn parallel_dropout_matches_the_mask_composition() {
+    dropout_matches_the_mask_composition_in::<f64>();
+    // f32: the vectorised loops
+    dropout_matches_the_mask_composition_in::<f32>();
 }
 
 /// `Σ rms_norm(x) ⊙ R` over 150 rows of 24 (several tasks and a partial

@@ -62,20 +62,37 @@ impl RefAdamW {
     }
 }
 
-#[test]
-fn adamw_matches_the_reference_and_skips_what_got_no_gradient() {
+/// Five AdamW steps on [`Two`] in `E` against [`RefAdamW`] in f64, to
+/// `tol` (absolute, on parameters of order 1).
+fn adamw_matches_the_reference_in<E: march_runtime::layers::Float>(tol: f64)
+where
+    Cpu: Device<E>,
+{
     let dev: Cpu = Default::default();
-    let mut model = Two::<f64, Cpu> {
-        w: dev.tensor([0.5, -1.0, 2.0]),
-        norm: dev.tensor([1.0, 0.9]),
-        unused: dev.tensor([3.0, 4.0]),
+    let e = |x: f64| E::from_f64(x).unwrap();
+    let f = |t: &Tensor<Rank1<3>, E, Cpu>| {
+        t.as_vec()
+            .iter()
+            .map(|x| x.to_f64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let f2 = |t: &Tensor<Rank1<2>, E, Cpu>| {
+        t.as_vec()
+            .iter()
+            .map(|x| x.to_f64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let mut model = Two::<E, Cpu> {
+        w: dev.tensor([e(0.5), e(-1.0), e(2.0)]),
+        norm: dev.tensor([e(1.0), e(0.9)]),
+        unused: dev.tensor([e(3.0), e(4.0)]),
     };
     let cfg = AdamWConfig {
         betas: (0.9, 0.95),
         eps: 1e-8,
         weight_decay: 0.1,
     };
-    let mut opt = AdamW::new::<f64, Cpu>(cfg, || model.clone());
+    let mut opt = AdamW::new::<E, Cpu>(cfg, || model.clone());
     let mut refs: Vec<RefAdamW> = (0..5)
         .map(|_| RefAdamW {
             m: 0.0,
@@ -83,39 +100,43 @@ fn adamw_matches_the_reference_and_skips_what_got_no_gradient() {
             t: 0,
         })
         .collect();
-    let mut want: Vec<f64> = [model.w.as_vec(), model.norm.as_vec()].concat();
+    let mut want: Vec<f64> = [f(&model.w), f2(&model.norm)].concat();
     let mut grads = model.alloc_grads();
     for step in 0..5 {
         model.zero_grads(&mut grads);
         // loss = sum(w² · k) + sum(norm³): a different gradient each step
-        let k = 1.0 + step as f64;
+        let k = e(1.0 + step as f64);
         let loss = (model.w.clone().traced(grads).square() * k).sum::<Rank0, _>();
         let (loss, tape) = loss.split_tape();
         let l2 = model.norm.clone().put_tape(tape).powi(3).sum::<Rank0, _>();
         grads = (l2 + loss).backward();
-        let g: Vec<f64> = [
-            grads.get(&model.w).as_vec(),
-            grads.get(&model.norm).as_vec(),
-        ]
-        .concat();
+        let g: Vec<f64> = [f(&grads.get(&model.w)), f2(&grads.get(&model.norm))].concat();
         let scale = 0.5; // e.g. two accumulated micro-batches
         let lr = 0.01 * (step + 1) as f64;
-        let updated = opt.step(&mut model, &grads, lr, scale);
+        let updated = opt.step(&mut model, &mut grads, lr, scale);
         assert_eq!(updated, 2, "the unused tensor is skipped");
         for (i, r) in refs.iter_mut().enumerate() {
             want[i] = r.step(want[i], g[i] * scale, lr, &cfg, i < 3);
         }
-        let got: Vec<f64> = [model.w.as_vec(), model.norm.as_vec()].concat();
+        let got: Vec<f64> = [f(&model.w), f2(&model.norm)].concat();
         for (a, b) in got.iter().zip(&want) {
-            assert!((a - b).abs() < 1e-12, "step {step}: {got:?} vs {want:?}");
+            assert!((a - b).abs() < tol, "step {step}: {got:?} vs {want:?}");
         }
         assert_eq!(
-            model.unused.as_vec(),
+            f2(&model.unused),
             [3.0, 4.0],
             "no gradient: not even decayed"
         );
     }
     assert_eq!(opt.t, 5);
+}
+
+#[test]
+fn adamw_matches_the_reference_and_skips_what_got_no_gradient() {
+    // f64: the composition's arithmetic, to rounding
+    adamw_matches_the_reference_in::<f64>(1e-12);
+    // f32: the vectorised kernel, to float tolerance
+    adamw_matches_the_reference_in::<f32>(1e-5);
     assert!(
         decays("encoder.0.ffn.up")
             && decays("embedding")
@@ -133,9 +154,9 @@ fn grad_norm_is_the_global_l2_norm() {
     };
     let grads = model.alloc_grads();
     let loss = model.w.clone().traced(grads).sum::<Rank0, _>() * 3.0;
-    let grads = loss.backward();
+    let mut grads = loss.backward();
     // d/dw = 3 for each of 3 entries; the others 0
-    assert!((grad_norm(&model, &grads) - (27.0f64).sqrt()).abs() < 1e-12);
+    assert!((grad_norm(&model, &mut grads) - (27.0f64).sqrt()).abs() < 1e-12);
 }
 
 #[test]
@@ -157,4 +178,40 @@ fn schedules_follow_their_formulas() {
     assert!((Schedule::Cosine.lr(base, 60, warm, total) - 0.55e-3).abs() < 1e-12);
     assert!((Schedule::Cosine.lr(base, 110, warm, total) - 1e-4).abs() < 1e-12);
     assert!((Schedule::InverseSqrt.lr(base, 40, warm, total) - base * 0.5).abs() < 1e-15);
+}
+
+/// One large tensor: 300,001 elements, several parallel blocks of the
+/// gradient norm and a ragged end.
+#[derive(Debug, Clone)]
+struct Big<E: Dtype, D: Storage<E>> {
+    w: Tensor<Rank1<300_001>, E, D>,
+}
+
+impl<E: Dtype, D: Device<E>> TensorCollection<E, D> for Big<E, D> {
+    type To<E2: Dtype, D2: Device<E2>> = Big<E2, D2>;
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        v: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        v.visit_fields(
+            Self::tensor("w", |s| &s.w, |s| &mut s.w, TensorOptions::reset_to_zeros()),
+            |w| Big { w },
+        )
+    }
+}
+
+#[test]
+fn grad_norm_in_f32_sums_every_block() {
+    let dev: Cpu = Default::default();
+    let x: Vec<f32> = (0..300_001usize)
+        .map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 250.0)
+        .collect();
+    let model = Big::<f32, Cpu> {
+        w: dev.tensor_from_vec(x.clone(), (Const,)),
+    };
+    // ½ Σ w²: the gradient is w itself
+    let loss = model.w.leaky_trace().square().sum::<Rank0, _>() * 0.5f32;
+    let mut grads = loss.backward();
+    let want = x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+    let got = grad_norm(&model, &mut grads);
+    assert!((got - want).abs() < 1e-6 * want, "{got} vs {want}");
 }

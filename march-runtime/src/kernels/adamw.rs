@@ -11,7 +11,7 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{view, view_mut};
+use super::{f32s, f32s_mut, simd, view, view_mut};
 use crate::layers::Float;
 
 /// The scalars of one step.
@@ -41,16 +41,47 @@ pub fn adamw_update<S: Shape, E: Float, D: Device<E>>(
     s: AdamWStep,
 ) -> bool {
     let g = view(g);
+    update(view_mut(p), view_mut(m), view_mut(v), &g, s)
+}
+
+/// [`adamw_update`] on the buffers: parameters, moments, gradient.
+pub fn update<E: Float>(pv: &mut [E], mv: &mut [E], vv: &mut [E], g: &[E], s: AdamWStep) -> bool {
+    const CHUNK: usize = 1 << 14;
+    if let Some(g) = f32s(g) {
+        if g.par_chunks(CHUNK).all(simd::all_zero) {
+            return false;
+        }
+        let (pv, mv, vv) = (
+            f32s_mut(pv).unwrap(),
+            f32s_mut(mv).unwrap(),
+            f32s_mut(vv).unwrap(),
+        );
+        let sc = simd::AdamWScalars {
+            beta1: s.beta1 as f32,
+            one_minus_beta1: (1.0 - s.beta1) as f32,
+            beta2: s.beta2 as f32,
+            one_minus_beta2: (1.0 - s.beta2) as f32,
+            grad_scale: s.grad_scale as f32,
+            inv_bc2: (1.0 / s.bias_correction.1) as f32,
+            eps: s.eps as f32,
+            keep: (1.0 - s.decay) as f32,
+            step: (-s.lr / s.bias_correction.0) as f32,
+        };
+        pv.par_chunks_mut(CHUNK)
+            .zip(mv.par_chunks_mut(CHUNK))
+            .zip(vv.par_chunks_mut(CHUNK))
+            .zip(g.par_chunks(CHUNK))
+            .for_each(|(((p, m), v), g)| simd::adamw(p, m, v, g, sc));
+        return true;
+    }
     if g.par_iter().all(|&x| x == E::zero()) {
         return false;
     }
-    let (pv, mv, vv) = (view_mut(p), view_mut(m), view_mut(v));
     let c = |x: f64| E::from_f64(x).unwrap();
     let (b1, b2) = (c(s.beta1), c(s.beta2));
     let (one_b1, one_b2) = (c(1.0 - s.beta1), c(1.0 - s.beta2));
     let (scale, inv_bc2, eps) = (c(s.grad_scale), c(1.0 / s.bias_correction.1), c(s.eps));
     let (keep, step) = (c(1.0 - s.decay), c(-s.lr / s.bias_correction.0));
-    const CHUNK: usize = 1 << 14;
     pv.par_chunks_mut(CHUNK)
         .zip(mv.par_chunks_mut(CHUNK))
         .zip(vv.par_chunks_mut(CHUNK))

@@ -19,7 +19,7 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{cpu_grad, cpu_kernels, gemm_into, view, SendPtr};
+use super::{cpu_grad, cpu_kernels, f32s, f32s_mut, gemm_into, simd, view, SendPtr};
 use crate::layers::{DropMask, Float};
 
 /// `[batch, seq, heads·dim_qkv]`.
@@ -181,13 +181,7 @@ pub fn fused_attention<const H: usize, const DQK: usize, E: Float, D: Device<E>,
                 }
                 // dS = P ⊙ (dP − ⟨dP, P⟩ per row)
                 for (dp_row, p_row) in dp.chunks_mut(sk).zip(p.chunks(sk)) {
-                    let dot = dp_row
-                        .iter()
-                        .zip(p_row)
-                        .fold(E::zero(), |acc, (&g, &pv)| acc + g * pv);
-                    for (g, &pv) in dp_row.iter_mut().zip(p_row) {
-                        *g = pv * (*g - dot);
-                    }
+                    softmax_backward_row(dp_row, p_row);
                 }
                 unsafe {
                     // dQ += dS K  (seq_q × dim_qkv)
@@ -224,6 +218,11 @@ pub fn fused_attention<const H: usize, const DQK: usize, E: Float, D: Device<E>,
 
 /// `row ← softmax(row + bias)`, in place.
 fn softmax_row<E: Float>(row: &mut [E], bias: &[E]) {
+    if let (Some(row), Some(bias)) = (f32s_mut(row), f32s(bias)) {
+        let max = simd::add_max(row, bias);
+        let sum = simd::exp_shifted(row, max);
+        return simd::scale(row, 1.0 / sum);
+    }
     let mut max = E::neg_infinity();
     for (x, &b) in row.iter_mut().zip(bias) {
         *x += b;
@@ -237,5 +236,19 @@ fn softmax_row<E: Float>(row: &mut [E], bias: &[E]) {
     let inv = sum.recip();
     for x in row.iter_mut() {
         *x *= inv;
+    }
+}
+
+/// The softmax's backward on one row: `dp ← p ⊙ (dp − ⟨dp, p⟩)`.
+fn softmax_backward_row<E: Float>(dp: &mut [E], p: &[E]) {
+    if let (Some(dp), Some(p)) = (f32s_mut(dp), f32s(p)) {
+        return simd::softmax_backward(dp, p);
+    }
+    let dot = dp
+        .iter()
+        .zip(p)
+        .fold(E::zero(), |acc, (&g, &pv)| acc + g * pv);
+    for (g, &pv) in dp.iter_mut().zip(p) {
+        *g = pv * (*g - dot);
     }
 }

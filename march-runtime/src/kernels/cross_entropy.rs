@@ -18,13 +18,17 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{cpu_grad, cpu_kernels, view};
+use super::{cpu_grad, cpu_kernels, f32s, f32s_mut, simd, view};
 use crate::layers::{AnyTape, Float};
 
 /// Loss of one position: `logsumexp(z) − z[label]`, and (with `grad`) its
 /// gradient scaled by `w` written into `grad`. One `exp` per element: the
 /// exponentials are written into `grad`, then scaled.
 fn row<E: Float>(z: &[E], label: usize, w: f64, grad: Option<&mut [E]>) -> f64 {
+    if let Some(z) = f32s(z) {
+        let grad = grad.map(|g| f32s_mut(g).expect("f32 like the logits"));
+        return row_f32(z, label, w, grad);
+    }
     let max = z.iter().fold(E::neg_infinity(), |m, &x| m.max(x));
     let sum: f64 = match grad {
         None => z.iter().map(|&x| (x - max).exp().to_f64().unwrap()).sum(),
@@ -44,6 +48,21 @@ fn row<E: Float>(z: &[E], label: usize, w: f64, grad: Option<&mut [E]>) -> f64 {
         }
     };
     max.to_f64().unwrap() + sum.ln() - z[label].to_f64().unwrap()
+}
+
+/// [`row`] on [`simd`]'s loops.
+fn row_f32(z: &[f32], label: usize, w: f64, grad: Option<&mut [f32]>) -> f64 {
+    let max = simd::max(z);
+    let sum = match grad {
+        None => simd::exp_shifted_sum(z, max),
+        Some(g) => {
+            let sum = simd::exp_shifted_into(g, z, max);
+            simd::scale(g, (w / sum) as f32);
+            g[label] -= w as f32;
+            sum
+        }
+    };
+    max as f64 + sum.ln() - z[label] as f64
 }
 
 /// Mean cross-entropy of `logits` `[batch, seq, V]` over the positions whose
@@ -113,6 +132,9 @@ pub fn fused_masked_cross_entropy<const V: usize, E: Float, D: Device<E>, T: Any
         gz.par_chunks_mut(V)
             .zip(grad.par_chunks(V))
             .for_each(|(gz, g)| {
+                if let (Some(gz), Some(g)) = (f32s_mut(gz), f32s(g)) {
+                    return simd::axpy(gz, gl.to_f32().unwrap(), g);
+                }
                 for (gz, &g) in gz.iter_mut().zip(g) {
                     *gz += gl * g;
                 }

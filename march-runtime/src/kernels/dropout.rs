@@ -11,7 +11,7 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{cpu_grad, view};
+use super::{cpu_grad, f32s, f32s_mut, simd, view};
 use crate::layers::{DropMask, Float};
 
 const CHUNK: usize = 1 << 14;
@@ -56,6 +56,9 @@ pub fn dropout<S: Shape, E: Float, D: Device<E>, T: Tape<E, D>>(
             .enumerate()
             .for_each(|(c, (gx, gy))| {
                 let offset = (c * CHUNK) as u64;
+                if let (Some(gx), Some(gy)) = (f32s_mut(gx), f32s(gy)) {
+                    return simd::dropout_backward(&mask, gx, gy, offset);
+                }
                 for (j, (gx, &gy)) in gx.iter_mut().zip(gy).enumerate() {
                     if mask.keep(offset + j as u64) {
                         *gx += gy * scale;

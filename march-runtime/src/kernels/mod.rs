@@ -17,6 +17,7 @@ pub mod cross_entropy;
 pub mod dropout;
 pub mod linear;
 pub mod rms_norm;
+pub mod simd;
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
@@ -83,9 +84,30 @@ fn row_major<S: Shape, E: Unit, T>(t: &Tensor<S, E, Cpu, T>) -> bool {
     unsafe { p.offset_from(base) == t.shape().num_elements() as isize - 1 }
 }
 
+/// `x` as `f32`s, when `E` is `f32`: the kernels' inner loops then run
+/// [`simd`]'s versions.
+pub fn f32s<E: 'static>(x: &[E]) -> Option<&[f32]> {
+    if TypeId::of::<E>() == TypeId::of::<f32>() {
+        // SAFETY: `E` is `f32`
+        Some(unsafe { &*(x as *const [E] as *const [f32]) })
+    } else {
+        None
+    }
+}
+
+/// [`f32s`], mutably.
+pub fn f32s_mut<E: 'static>(x: &mut [E]) -> Option<&mut [f32]> {
+    if TypeId::of::<E>() == TypeId::of::<f32>() {
+        // SAFETY: `E` is `f32`
+        Some(unsafe { &mut *(x as *mut [E] as *mut [f32]) })
+    } else {
+        None
+    }
+}
+
 /// A contiguous CPU tensor's buffer, mutably (shared buffers are unshared
 /// first, as dfdx's own in-place ops do). Where [`cpu_kernels`] holds.
-fn view_mut<S: Shape, E: Float, D: Device<E>>(t: &mut Tensor<S, E, D>) -> &mut [E] {
+pub(crate) fn view_mut<S: Shape, E: Float, D: Device<E>>(t: &mut Tensor<S, E, D>) -> &mut [E] {
     let n = t.shape().num_elements();
     let any: &mut dyn Any = t;
     let cpu = any
@@ -101,7 +123,7 @@ fn view_mut<S: Shape, E: Float, D: Device<E>>(t: &mut Tensor<S, E, D>) -> &mut [
 /// holds. The pointer addresses the buffer's heap storage, which stays put
 /// while the gradient exists (entries added to `Gradients` later do not move
 /// it).
-fn cpu_grad<E: Unit, D: Storage<E>>(v: &mut D::Vec) -> (*mut E, usize) {
+pub(crate) fn cpu_grad<E: Unit, D: Storage<E>>(v: &mut D::Vec) -> (*mut E, usize) {
     let v: &mut dyn Any = v;
     let v = v
         .downcast_mut::<<Cpu as Storage<E>>::Vec>()

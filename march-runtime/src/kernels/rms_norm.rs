@@ -12,7 +12,7 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{cpu_grad, view};
+use super::{cpu_grad, f32s, f32s_mut, simd, view};
 use crate::layers::{Float, Hidden};
 
 /// Rows per task.
@@ -37,6 +37,11 @@ pub fn rms_norm<const M: usize, E: Float, D: Device<E>, T: Tape<E, D>>(
         .zip(inv.par_iter_mut())
         .with_min_len(ROWS)
         .for_each(|((y, x), inv)| {
+            if let (Some(yf), Some(xf), Some(wf)) = (f32s_mut(y), f32s(x), f32s(&ws)) {
+                let e = eps.to_f32().unwrap();
+                *inv = E::from_f32(simd::rms_norm_row(yf, xf, wf, e)).unwrap();
+                return;
+            }
             let ms = x.iter().fold(E::zero(), |a, &v| a + v * v) / m;
             *inv = (ms + eps).sqrt().recip();
             for ((y, &x), &w) in y.iter_mut().zip(x).zip(ws.iter()) {
@@ -79,6 +84,16 @@ pub fn rms_norm<const M: usize, E: Float, D: Device<E>, T: Tape<E, D>>(
                 for (((gx, gy), x), &inv) in
                     gx.chunks_mut(M).zip(gy.chunks(M)).zip(x.chunks(M)).zip(inv)
                 {
+                    if let (Some(gx), Some(dw), Some(gy), Some(x), Some(w)) = (
+                        f32s_mut(gx),
+                        f32s_mut(&mut dw),
+                        f32s(gy),
+                        f32s(x),
+                        f32s(&ws),
+                    ) {
+                        simd::rms_norm_backward_row(gx, dw, gy, x, w, inv.to_f32().unwrap());
+                        continue;
+                    }
                     let mut dot = E::zero();
                     for ((&g, &x), &w) in gy.iter().zip(x).zip(ws.iter()) {
                         dot += g * w * x;

@@ -23,7 +23,7 @@ pub struct Ctx<'a> {
 }
 
 /// SplitMix64's finaliser: a bijective 64-bit mix.
-#[inline]
+#[inline(always)]
 pub fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -116,13 +116,16 @@ pub struct DropMask {
 
 impl DropMask {
     /// Whether element `i` is kept.
-    #[inline]
+    #[inline(always)]
     pub fn keep(&self, i: u64) -> bool {
         mix64(self.stream.wrapping_add(i)) >= self.threshold
     }
 
     /// `dst[j] = src[j] · mask(offset + j)` (`scale` or 0).
     pub fn apply<E: Float>(&self, src: &[E], dst: &mut [E], offset: u64) {
+        if let (Some(src), Some(dst)) = (kernels::f32s(src), kernels::f32s_mut(dst)) {
+            return kernels::simd::dropout(self, src, dst, offset);
+        }
         let scale = E::from_f64(self.scale).unwrap();
         for (j, (d, &s)) in dst.iter_mut().zip(src).enumerate() {
             *d = if self.keep(offset + j as u64) {
@@ -135,6 +138,9 @@ impl DropMask {
 
     /// `x[j] ← x[j] · mask(offset + j)`.
     pub fn apply_in_place<E: Float>(&self, x: &mut [E], offset: u64) {
+        if let Some(x) = kernels::f32s_mut(x) {
+            return kernels::simd::dropout_in_place(self, x, offset);
+        }
         let scale = E::from_f64(self.scale).unwrap();
         for (j, v) in x.iter_mut().enumerate() {
             *v = if self.keep(offset + j as u64) {

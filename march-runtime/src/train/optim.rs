@@ -9,10 +9,11 @@ use dfdx::nn::tensor_collection::{
 use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::kernels::adamw::{adamw_update, AdamWStep};
-use crate::kernels::cpu_kernels;
+use crate::kernels::adamw::{self, AdamWStep};
+use crate::kernels::{cpu_kernels, f32s, simd, view_mut};
 use crate::layers::Float;
-use crate::params::{for_each_grad, set_params};
+use crate::params::{for_each_grad_slice, grad_slice_mut, set_params};
+use rayon::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AdamWConfig {
@@ -45,14 +46,25 @@ pub struct AdamW<M> {
     pub t: u64,
 }
 
-/// Global L2 norm of all gradients of `model`.
+/// Global L2 norm of all gradients of `model` (`&mut`: the gradient
+/// buffers are borrowed, not copied; a parameter without a gradient gets a
+/// zero one). Summed in a fixed order: the same on any number of threads.
 pub fn grad_norm<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
     model: &M,
-    grads: &Gradients<E, D>,
+    grads: &mut Gradients<E, D>,
 ) -> f64 {
+    const CHUNK: usize = 1 << 16;
     let mut sq = 0.0;
-    for_each_grad(model, grads, |_, g| {
-        sq += g.iter().map(|x| x.to_f64().unwrap().powi(2)).sum::<f64>();
+    for_each_grad_slice(model, grads, |_, g| {
+        sq += match f32s(g) {
+            Some(g) => g
+                .par_chunks(CHUNK)
+                .map(simd::sum_squares_f64)
+                .collect::<Vec<_>>()
+                .iter()
+                .sum::<f64>(),
+            None => g.iter().map(|x| x.to_f64().unwrap().powi(2)).sum::<f64>(),
+        };
     });
     sq.sqrt()
 }
@@ -78,11 +90,12 @@ impl<M> AdamW<M> {
 
     /// One update of `model` with `grads` scaled by `grad_scale` (gradient
     /// clipping and accumulation), at learning rate `lr`. Returns how many
-    /// parameter tensors were updated.
+    /// parameter tensors were updated. (`&mut` gradients: on the CPU their
+    /// buffers are read in place.)
     pub fn step<E: Float, D: Device<E>>(
         &mut self,
         model: &mut M,
-        grads: &Gradients<E, D>,
+        grads: &mut Gradients<E, D>,
         lr: f64,
         grad_scale: f64,
     ) -> usize
@@ -110,7 +123,7 @@ impl<M> AdamW<M> {
 }
 
 struct Update<'a, E: Dtype, D: Device<E>> {
-    grads: &'a Gradients<E, D>,
+    grads: &'a mut Gradients<E, D>,
     cfg: AdamWConfig,
     lr: f64,
     grad_scale: f64,
@@ -137,7 +150,6 @@ impl<E: Float, D: Device<E>> TensorVisitor<E, D> for Update<'_, E, D> {
         if !opts.do_gradient_update {
             return Ok(None);
         }
-        let g = self.grads.get(p);
         let (b1, b2) = self.cfg.betas;
         let bc1 = 1.0 - b1.powi(self.t as i32);
         let bc2 = 1.0 - b2.powi(self.t as i32);
@@ -156,12 +168,14 @@ impl<E: Float, D: Device<E>> TensorVisitor<E, D> for Update<'_, E, D> {
                 lr: self.lr,
                 decay,
             };
+            let g = grad_slice_mut(self.grads, p)?;
             // a parameter that got no gradient is left alone (moments included)
-            if adamw_update(p, m, v, &g, step) {
+            if adamw::update(view_mut(p), view_mut(m), view_mut(v), g, step) {
                 self.updated += 1;
             }
             return Ok(None);
         }
+        let g = self.grads.get(p);
         // a parameter that got no gradient is left alone (moments included)
         if g.clone().abs().max::<Rank0, _>().as_vec()[0] == E::zero() {
             return Ok(None);

@@ -559,7 +559,7 @@ fn train_on<V: Variant, D: Device<f32> + SeedableDevice>(opts: &RunOptions) -> R
             bail!("the training loss is {loss} at step {step}: stopping; {last}, metrics up to step {} are in {}", state.step, metrics.path.display());
         }
         let scale = 1.0 / cfg.grad_accum as f64;
-        let norm = grad_norm(&model, &g) * scale;
+        let norm = grad_norm(&model, &mut g) * scale;
         if !norm.is_finite() {
             metrics.flush()?;
             bail!("the gradient norm is {norm} at step {step}: stopping; the last good checkpoint is {}", ckpt_path.display());
@@ -570,7 +570,7 @@ fn train_on<V: Variant, D: Device<f32> + SeedableDevice>(opts: &RunOptions) -> R
             1.0
         };
         let lr = cfg.schedule.lr(cfg.lr, step, cfg.warmup_steps, cfg.steps);
-        opt.step(&mut model, &g, lr, scale * clip);
+        opt.step(&mut model, &mut g, lr, scale * clip);
         grads = Some(g);
         state.step = step;
         state.tokens += tokens_per_step;

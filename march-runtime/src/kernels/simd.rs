@@ -1,0 +1,419 @@
+//! The kernels' `f32` inner loops, compiled twice: for the x86-64 baseline
+//! (SSE2) and for AVX-512 (F, DQ, BW, VL with FMA), chosen at run time by
+//! the CPU's features. Each loop is plain Rust written so that LLVM
+//! vectorises it: reductions run over [`LANES`] independent accumulators
+//! (one 512-bit register), and `exp` is a polynomial instead of a call into
+//! libm. `march` is built for the baseline target, so without this the
+//! element-wise work of a step runs four lanes wide (or one, for
+//! reductions and `exp`).
+//!
+//! Results differ from the scalar loops by rounding only (tested in
+//! `march-runtime/tests/kernels.rs`); both versions give the same result
+//! from run to run on one machine.
+
+use crate::layers::DropMask;
+
+/// Accumulators per reduction: one AVX-512 register of `f32`.
+pub const LANES: usize = 16;
+
+/// Whether this CPU runs the AVX-512 versions.
+#[inline]
+pub fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512dq")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Defines `pub fn $name` whose body is compiled for the baseline and for
+/// AVX-512, the second used where [`avx512`] holds. Helpers the body calls
+/// must be `#[inline(always)]` to be compiled for AVX-512 with it.
+macro_rules! multiversion {
+    ($(#[doc = $doc:literal])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[doc = $doc])*
+        pub fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn portable($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            if avx512() {
+                #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
+                unsafe fn v4($($arg: $ty),*) $(-> $ret)? {
+                    portable($($arg),*)
+                }
+                // SAFETY: the CPU has the features `v4` is compiled for
+                return unsafe { v4($($arg),*) };
+            }
+            portable($($arg),*)
+        }
+    };
+}
+
+/// `eˣ` to about 2 ulp (Cephes' `expf` polynomial on `x − n·ln 2`, the
+/// power of two put in the exponent bits) for `x` in [−87.3, 88]; 0 below
+/// (where `f32` underflows), `+∞` above (`e⁸⁸` is within 3× of `f32::MAX`;
+/// the kernels only take `exp` of `x − max ≤ 0`), NaN for NaN.
+/// Branch-free, so it vectorises.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    // 1.5 · 2²³: adding it rounds to an integer held in the low mantissa bits
+    const ROUND: f32 = 12_582_912.0;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const LO: f32 = -87.336_54;
+    const HI: f32 = 88.0;
+    let xc = x.clamp(LO, HI);
+    let t = xc * LOG2E + ROUND;
+    let n = t - ROUND;
+    let r = xc - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    let y = p * r * r + r + 1.0;
+    // 2ⁿ: n + 127 in the exponent field (n ∈ [−126, 127] after the clamp)
+    let two_n = f32::from_bits(((t.to_bits() as i32 - 0x4B40_0000 + 127) << 23) as u32);
+    let e = y * two_n;
+    if x < LO {
+        0.0
+    } else if x > HI {
+        f32::INFINITY
+    } else if x.is_nan() {
+        x
+    } else {
+        e
+    }
+}
+
+/// Sums the lanes of an accumulator in a fixed order.
+#[inline(always)]
+fn sum_lanes(acc: [f32; LANES]) -> f32 {
+    acc.iter().sum()
+}
+
+multiversion! {
+    /// `max(x)`; −∞ for an empty slice. NaNs are skipped (they reach the
+    /// result through the `exp` that follows).
+    pub fn max(x: &[f32]) -> f32 {
+        let mut acc = [f32::NEG_INFINITY; LANES];
+        let chunks = x.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for j in 0..LANES {
+                acc[j] = if c[j] > acc[j] { c[j] } else { acc[j] };
+            }
+        }
+        let mut m = f32::NEG_INFINITY;
+        for &v in acc.iter().chain(rest) {
+            m = if v > m { v } else { m };
+        }
+        m
+    }
+}
+
+multiversion! {
+    /// `x ← x + b`; returns `max(x)` after the addition.
+    pub fn add_max(x: &mut [f32], b: &[f32]) -> f32 {
+        assert_eq!(x.len(), b.len());
+        for (x, &b) in x.iter_mut().zip(b) {
+            *x += b;
+        }
+        max(x)
+    }
+}
+
+multiversion! {
+    /// `x ← e^(x − shift)`; returns `Σ x` after.
+    pub fn exp_shifted(x: &mut [f32], shift: f32) -> f32 {
+        let mut acc = [0.0f32; LANES];
+        let mut chunks = x.chunks_exact_mut(LANES);
+        for c in &mut chunks {
+            for j in 0..LANES {
+                c[j] = exp(c[j] - shift);
+                acc[j] += c[j];
+            }
+        }
+        let mut s = sum_lanes(acc);
+        for v in chunks.into_remainder() {
+            *v = exp(*v - shift);
+            s += *v;
+        }
+        s
+    }
+}
+
+multiversion! {
+    /// `dst ← e^(src − shift)`; returns `Σ dst` (lanes summed in `f64`).
+    pub fn exp_shifted_into(dst: &mut [f32], src: &[f32], shift: f32) -> f64 {
+        assert_eq!(dst.len(), src.len());
+        let mut acc = [0.0f32; LANES];
+        let mut d = dst.chunks_exact_mut(LANES);
+        let mut s = src.chunks_exact(LANES);
+        for (d, s) in (&mut d).zip(&mut s) {
+            for j in 0..LANES {
+                d[j] = exp(s[j] - shift);
+                acc[j] += d[j];
+            }
+        }
+        let mut sum: f64 = acc.iter().map(|&a| a as f64).sum();
+        for (d, &s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+            *d = exp(s - shift);
+            sum += *d as f64;
+        }
+        sum
+    }
+}
+
+multiversion! {
+    /// `Σ e^(x − shift)` (lanes summed in `f64`).
+    pub fn exp_shifted_sum(x: &[f32], shift: f32) -> f64 {
+        let mut acc = [0.0f32; LANES];
+        let chunks = x.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for j in 0..LANES {
+                acc[j] += exp(c[j] - shift);
+            }
+        }
+        let mut sum: f64 = acc.iter().map(|&a| a as f64).sum();
+        for &v in rest {
+            sum += exp(v - shift) as f64;
+        }
+        sum
+    }
+}
+
+multiversion! {
+    /// `x ← s · x`.
+    pub fn scale(x: &mut [f32], s: f32) {
+        for v in x.iter_mut() {
+            *v *= s;
+        }
+    }
+}
+
+multiversion! {
+    /// `x ← x + s · y`.
+    pub fn axpy(x: &mut [f32], s: f32, y: &[f32]) {
+        assert_eq!(x.len(), y.len());
+        for (x, &y) in x.iter_mut().zip(y) {
+            *x += s * y;
+        }
+    }
+}
+
+/// `⟨a, b⟩` over [`LANES`] accumulators.
+#[inline(always)]
+fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let mut acc = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (a, b) in ca.zip(cb) {
+        for j in 0..LANES {
+            acc[j] += a[j] * b[j];
+        }
+    }
+    let mut s = sum_lanes(acc);
+    for (&a, &b) in ra.iter().zip(rb) {
+        s += a * b;
+    }
+    s
+}
+
+multiversion! {
+    /// `⟨a, b⟩`.
+    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+        dot_lanes(a, b)
+    }
+}
+
+multiversion! {
+    /// `Σ x²`, accumulated in `f64` per block of 1,024 (for gradient norms
+    /// over millions of elements).
+    pub fn sum_squares_f64(x: &[f32]) -> f64 {
+        x.chunks(1024).map(|c| dot_lanes(c, c) as f64).sum()
+    }
+}
+
+multiversion! {
+    /// The softmax's backward on one row: `dp ← p ⊙ (dp − ⟨dp, p⟩)`.
+    pub fn softmax_backward(dp: &mut [f32], p: &[f32]) {
+        let d = dot_lanes(dp, p);
+        for (g, &p) in dp.iter_mut().zip(p) {
+            *g = p * (*g - d);
+        }
+    }
+}
+
+multiversion! {
+    /// One RMS-norm row: `y ← inv · x ⊙ w` with `inv = 1/√(mean(x²) + eps)`;
+    /// returns `inv`.
+    pub fn rms_norm_row(y: &mut [f32], x: &[f32], w: &[f32], eps: f32) -> f32 {
+        let inv = 1.0 / (dot_lanes(x, x) / x.len() as f32 + eps).sqrt();
+        for ((y, &x), &w) in y.iter_mut().zip(x).zip(w) {
+            *y = inv * x * w;
+        }
+        inv
+    }
+}
+
+multiversion! {
+    /// One RMS-norm row's backward: `gx += inv·w⊙gy − x · inv³/M · ⟨gy⊙w, x⟩`
+    /// and `dw += inv · gy ⊙ x`.
+    pub fn rms_norm_backward_row(
+        gx: &mut [f32],
+        dw: &mut [f32],
+        gy: &[f32],
+        x: &[f32],
+        w: &[f32],
+        inv: f32,
+    ) {
+        let m = x.len();
+        assert!(gx.len() == m && dw.len() == m && gy.len() == m && w.len() == m);
+        let mut acc = [0.0f32; LANES];
+        let mut i = 0;
+        while i + LANES <= m {
+            for j in 0..LANES {
+                acc[j] += gy[i + j] * w[i + j] * x[i + j];
+            }
+            i += LANES;
+        }
+        let mut d = sum_lanes(acc);
+        for j in i..m {
+            d += gy[j] * w[j] * x[j];
+        }
+        let c = inv * inv * inv * d / m as f32;
+        for j in 0..m {
+            gx[j] += inv * w[j] * gy[j] - x[j] * c;
+            dw[j] += gy[j] * x[j] * inv;
+        }
+    }
+}
+
+multiversion! {
+    /// `dst[j] ← src[j] · mask(offset + j)`.
+    pub fn dropout(mask: &DropMask, src: &[f32], dst: &mut [f32], offset: u64) {
+        assert_eq!(src.len(), dst.len());
+        let s = mask.scale as f32;
+        for (j, (d, &x)) in dst.iter_mut().zip(src).enumerate() {
+            *d = if mask.keep(offset + j as u64) { x * s } else { 0.0 };
+        }
+    }
+}
+
+multiversion! {
+    /// `x[j] ← x[j] · mask(offset + j)`.
+    pub fn dropout_in_place(mask: &DropMask, x: &mut [f32], offset: u64) {
+        let s = mask.scale as f32;
+        for (j, v) in x.iter_mut().enumerate() {
+            *v = if mask.keep(offset + j as u64) { *v * s } else { 0.0 };
+        }
+    }
+}
+
+multiversion! {
+    /// `gx[j] += gy[j] · mask(offset + j)`: dropout's backward.
+    pub fn dropout_backward(mask: &DropMask, gx: &mut [f32], gy: &[f32], offset: u64) {
+        assert_eq!(gx.len(), gy.len());
+        let s = mask.scale as f32;
+        for (j, (g, &y)) in gx.iter_mut().zip(gy).enumerate() {
+            *g += if mask.keep(offset + j as u64) { y * s } else { 0.0 };
+        }
+    }
+}
+
+/// The scalars of an AdamW update, as `f32`.
+#[derive(Debug, Clone, Copy)]
+pub struct AdamWScalars {
+    pub beta1: f32,
+    pub one_minus_beta1: f32,
+    pub beta2: f32,
+    pub one_minus_beta2: f32,
+    pub grad_scale: f32,
+    /// `1 / (1 − β₂ᵗ)`.
+    pub inv_bc2: f32,
+    pub eps: f32,
+    /// `1 − lr · weight_decay`.
+    pub keep: f32,
+    /// `−lr / (1 − β₁ᵗ)`.
+    pub step: f32,
+}
+
+multiversion! {
+    /// AdamW on one block: moments and parameters updated in place.
+    pub fn adamw(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], s: AdamWScalars) {
+        let n = p.len();
+        assert!(m.len() == n && v.len() == n && g.len() == n);
+        for i in 0..n {
+            let g = g[i] * s.grad_scale;
+            m[i] = s.beta1 * m[i] + s.one_minus_beta1 * g;
+            v[i] = s.beta2 * v[i] + s.one_minus_beta2 * (g * g);
+            let update = m[i] / ((v[i] * s.inv_bc2).sqrt() + s.eps);
+            p[i] = s.keep * p[i] + s.step * update;
+        }
+    }
+}
+
+multiversion! {
+    /// Whether every element is zero.
+    pub fn all_zero(x: &[f32]) -> bool {
+        x.chunks(4096).all(|c| c.iter().fold(0u32, |a, v| a | (v.to_bits() << 1)) == 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_matches_libm_to_a_few_ulp() {
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let (got, want) = (exp(x) as f64, (x as f64).exp());
+            worst = worst.max(((got - want) / want).abs());
+            x += 0.0137;
+        }
+        assert!(worst < 4.0 * f32::EPSILON as f64, "relative error {worst}");
+        assert_eq!(exp(-100.0), 0.0);
+        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp(100.0), f32::INFINITY);
+        assert!(exp(f32::NAN).is_nan());
+        assert_eq!(exp(0.0), 1.0);
+    }
+
+    #[test]
+    fn reductions_match_scalar_loops() {
+        let x: Vec<f32> = (0..1000)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect();
+        let y: Vec<f32> = (0..1000)
+            .map(|i| ((i * 13 % 89) as f32 - 44.0) / 11.0)
+            .collect();
+        let want_max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        assert_eq!(max(&x), want_max);
+        assert_eq!(max(&[]), f32::NEG_INFINITY);
+        let want_dot: f64 = x.iter().zip(&y).map(|(&a, &b)| a as f64 * b as f64).sum();
+        assert!((dot(&x, &y) as f64 - want_dot).abs() < 1e-4 * want_dot.abs().max(1.0));
+        let want_sq: f64 = x.iter().map(|&a| (a as f64).powi(2)).sum();
+        assert!((sum_squares_f64(&x) - want_sq).abs() < 1e-5 * want_sq);
+        let want_exp: f64 = x.iter().map(|&a| ((a - want_max) as f64).exp()).sum();
+        assert!((exp_shifted_sum(&x, want_max) - want_exp).abs() < 1e-5 * want_exp);
+        let mut e = x.clone();
+        let s = exp_shifted(&mut e, want_max);
+        assert!((s as f64 - want_exp).abs() < 1e-5 * want_exp);
+        assert!(all_zero(&[0.0, -0.0, 0.0]));
+        assert!(!all_zero(&[0.0, 1e-30]));
+    }
+}
