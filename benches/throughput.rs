@@ -7,13 +7,15 @@
 //! - the seed-scale baseline and three seed-scale variants at the reference
 //!   workload, batch 8.
 //!
-//! `cargo bench --bench throughput` runs them all (about 15 minutes on 2
-//! cores); `cargo bench --bench throughput -- SmallBaseline` one of them.
+//! `cargo bench --bench throughput` runs them all (6 minutes on 2 cores
+//! with `-- --warm-up-time 1 --measurement-time 3`);
+//! `cargo bench --bench throughput -- SmallBaseline` the ones whose id
+//! contains `SmallBaseline`.
 //! The steps come from the registry (`Entry::bench`), so this crate
 //! instantiates no model code itself.
 
-use criterion::{criterion_group, Criterion, Throughput};
-use march_runtime::bench::Mode;
+use criterion::{criterion_group, Criterion, SamplingMode, Throughput};
+use march_runtime::bench::{Mode, Step};
 use march_runtime::registry::{find, variants, Entry};
 use march_runtime::workload::Workload;
 
@@ -26,20 +28,18 @@ const SEED_SCALE: [&str; 4] = [
 ];
 
 fn bench_entry(c: &mut Criterion, group: &str, entry: &Entry, w: Workload, mode: Mode) {
-    // skip the model's construction when a filter leaves nothing to run
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let id = format!("{group}/{}", entry.arch.name);
-    if !filter.is_empty() && !filter.iter().any(|f| id.contains(f.as_str())) {
-        return;
-    }
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(w.tokens() as u64));
+    // steps of 50 ms to seconds: a fixed number of iterations per sample
+    g.sampling_mode(SamplingMode::Flat);
     g.sample_size(10);
-    let mut step = (entry.bench)(w, mode);
-    g.bench_function(entry.arch.name, |b| b.iter(&mut step));
+    // built on first use: criterion calls this only when the benchmark's id
+    // passes the command line's filter
+    let mut step: Option<Step> = None;
+    g.bench_function(entry.arch.name, |b| {
+        let step = step.get_or_insert_with(|| (entry.bench)(w, mode));
+        b.iter(step)
+    });
     g.finish();
 }
 
