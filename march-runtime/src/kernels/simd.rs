@@ -7,9 +7,11 @@
 //! element-wise work of a step runs four lanes wide (or one, for
 //! reductions and `exp`).
 //!
-//! Results differ from the scalar loops by rounding only (tested in
-//! `march-runtime/tests/kernels.rs`); both versions give the same result
-//! from run to run on one machine.
+//! The kernels' generic scalar loops (still used for `f64`) and these
+//! differ by rounding only (`march-runtime/tests/kernels.rs` checks the
+//! kernels in f32 against f64). The baseline and AVX-512 builds of these
+//! loops give bit-identical results (tested below): a run's numbers do not
+//! depend on the CPU's vector width.
 
 use crate::layers::DropMask;
 
@@ -33,26 +35,51 @@ pub fn avx512() -> bool {
     }
 }
 
-/// Defines `pub fn $name` whose body is compiled for the baseline and for
-/// AVX-512, the second used where [`avx512`] holds. Helpers the body calls
-/// must be `#[inline(always)]` to be compiled for AVX-512 with it.
+/// Defines each `pub fn` given three times: in [`portable`] (compiled for
+/// the baseline), in `v4` (the same body compiled for AVX-512) and here,
+/// choosing `v4` where [`avx512`] holds. Helpers the bodies call must be
+/// `#[inline(always)]` to be compiled for AVX-512 with them.
 macro_rules! multiversion {
-    ($(#[doc = $doc:literal])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
-        $(#[doc = $doc])*
-        pub fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[inline(always)]
-            fn portable($($arg: $ty),*) $(-> $ret)? $body
-            #[cfg(target_arch = "x86_64")]
-            if avx512() {
-                #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
-                unsafe fn v4($($arg: $ty),*) $(-> $ret)? {
-                    portable($($arg),*)
-                }
-                // SAFETY: the CPU has the features `v4` is compiled for
-                return unsafe { v4($($arg),*) };
-            }
-            portable($($arg),*)
+    ($(
+        $(#[doc = $doc:literal])*
+        pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block
+    )*) => {
+        /// The loops compiled for the x86-64 baseline: what runs where the
+        /// CPU lacks AVX-512. Both builds give bit-identical results (no
+        /// fast-math: LLVM only vectorises the lanes written out, in order).
+        pub mod portable {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                $(#[doc = $doc])*
+                #[inline(always)]
+                pub fn $name($($arg: $ty),*) $(-> $ret)? $body
+            )*
         }
+
+        #[cfg(target_arch = "x86_64")]
+        mod v4 {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
+                pub unsafe fn $name($($arg: $ty),*) $(-> $ret)? {
+                    super::portable::$name($($arg),*)
+                }
+            )*
+        }
+
+        $(
+            $(#[doc = $doc])*
+            pub fn $name($($arg: $ty),*) $(-> $ret)? {
+                #[cfg(target_arch = "x86_64")]
+                if avx512() {
+                    // SAFETY: the CPU has the features `v4` is compiled for
+                    return unsafe { v4::$name($($arg),*) };
+                }
+                portable::$name($($arg),*)
+            }
+        )*
     };
 }
 
@@ -101,117 +128,6 @@ fn sum_lanes(acc: [f32; LANES]) -> f32 {
     acc.iter().sum()
 }
 
-multiversion! {
-    /// `max(x)`; −∞ for an empty slice. NaNs are skipped (they reach the
-    /// result through the `exp` that follows).
-    pub fn max(x: &[f32]) -> f32 {
-        let mut acc = [f32::NEG_INFINITY; LANES];
-        let chunks = x.chunks_exact(LANES);
-        let rest = chunks.remainder();
-        for c in chunks {
-            for j in 0..LANES {
-                acc[j] = if c[j] > acc[j] { c[j] } else { acc[j] };
-            }
-        }
-        let mut m = f32::NEG_INFINITY;
-        for &v in acc.iter().chain(rest) {
-            m = if v > m { v } else { m };
-        }
-        m
-    }
-}
-
-multiversion! {
-    /// `x ← x + b`; returns `max(x)` after the addition.
-    pub fn add_max(x: &mut [f32], b: &[f32]) -> f32 {
-        assert_eq!(x.len(), b.len());
-        for (x, &b) in x.iter_mut().zip(b) {
-            *x += b;
-        }
-        max(x)
-    }
-}
-
-multiversion! {
-    /// `x ← e^(x − shift)`; returns `Σ x` after.
-    pub fn exp_shifted(x: &mut [f32], shift: f32) -> f32 {
-        let mut acc = [0.0f32; LANES];
-        let mut chunks = x.chunks_exact_mut(LANES);
-        for c in &mut chunks {
-            for j in 0..LANES {
-                c[j] = exp(c[j] - shift);
-                acc[j] += c[j];
-            }
-        }
-        let mut s = sum_lanes(acc);
-        for v in chunks.into_remainder() {
-            *v = exp(*v - shift);
-            s += *v;
-        }
-        s
-    }
-}
-
-multiversion! {
-    /// `dst ← e^(src − shift)`; returns `Σ dst` (lanes summed in `f64`).
-    pub fn exp_shifted_into(dst: &mut [f32], src: &[f32], shift: f32) -> f64 {
-        assert_eq!(dst.len(), src.len());
-        let mut acc = [0.0f32; LANES];
-        let mut d = dst.chunks_exact_mut(LANES);
-        let mut s = src.chunks_exact(LANES);
-        for (d, s) in (&mut d).zip(&mut s) {
-            for j in 0..LANES {
-                d[j] = exp(s[j] - shift);
-                acc[j] += d[j];
-            }
-        }
-        let mut sum: f64 = acc.iter().map(|&a| a as f64).sum();
-        for (d, &s) in d.into_remainder().iter_mut().zip(s.remainder()) {
-            *d = exp(s - shift);
-            sum += *d as f64;
-        }
-        sum
-    }
-}
-
-multiversion! {
-    /// `Σ e^(x − shift)` (lanes summed in `f64`).
-    pub fn exp_shifted_sum(x: &[f32], shift: f32) -> f64 {
-        let mut acc = [0.0f32; LANES];
-        let chunks = x.chunks_exact(LANES);
-        let rest = chunks.remainder();
-        for c in chunks {
-            for j in 0..LANES {
-                acc[j] += exp(c[j] - shift);
-            }
-        }
-        let mut sum: f64 = acc.iter().map(|&a| a as f64).sum();
-        for &v in rest {
-            sum += exp(v - shift) as f64;
-        }
-        sum
-    }
-}
-
-multiversion! {
-    /// `x ← s · x`.
-    pub fn scale(x: &mut [f32], s: f32) {
-        for v in x.iter_mut() {
-            *v *= s;
-        }
-    }
-}
-
-multiversion! {
-    /// `x ← x + s · y`.
-    pub fn axpy(x: &mut [f32], s: f32, y: &[f32]) {
-        assert_eq!(x.len(), y.len());
-        for (x, &y) in x.iter_mut().zip(y) {
-            *x += s * y;
-        }
-    }
-}
-
 /// `⟨a, b⟩` over [`LANES`] accumulators.
 #[inline(always)]
 fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
@@ -231,22 +147,132 @@ fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
+/// The scalars of an AdamW update, as `f32`.
+#[derive(Debug, Clone, Copy)]
+pub struct AdamWScalars {
+    pub beta1: f32,
+    pub one_minus_beta1: f32,
+    pub beta2: f32,
+    pub one_minus_beta2: f32,
+    pub grad_scale: f32,
+    /// `1 / (1 − β₂ᵗ)`.
+    pub inv_bc2: f32,
+    pub eps: f32,
+    /// `1 − lr · weight_decay`.
+    pub keep: f32,
+    /// `−lr / (1 − β₁ᵗ)`.
+    pub step: f32,
+}
+
 multiversion! {
+    /// `max(x)`; −∞ for an empty slice. NaNs are skipped (they reach the
+    /// result through the `exp` that follows).
+    pub fn max(x: &[f32]) -> f32 {
+        let mut acc = [f32::NEG_INFINITY; LANES];
+        let chunks = x.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for j in 0..LANES {
+                acc[j] = if c[j] > acc[j] { c[j] } else { acc[j] };
+            }
+        }
+        let mut m = f32::NEG_INFINITY;
+        for &v in acc.iter().chain(rest) {
+            m = if v > m { v } else { m };
+        }
+        m
+    }
+
+    /// `x ← x + b`; returns `max(x)` after the addition.
+    pub fn add_max(x: &mut [f32], b: &[f32]) -> f32 {
+        assert_eq!(x.len(), b.len());
+        for (x, &b) in x.iter_mut().zip(b) {
+            *x += b;
+        }
+        max(x)
+    }
+
+    /// `x ← e^(x − shift)`; returns `Σ x` after.
+    pub fn exp_shifted(x: &mut [f32], shift: f32) -> f32 {
+        let mut acc = [0.0f32; LANES];
+        let mut chunks = x.chunks_exact_mut(LANES);
+        for c in &mut chunks {
+            for j in 0..LANES {
+                c[j] = exp(c[j] - shift);
+                acc[j] += c[j];
+            }
+        }
+        let mut s = sum_lanes(acc);
+        for v in chunks.into_remainder() {
+            *v = exp(*v - shift);
+            s += *v;
+        }
+        s
+    }
+
+    /// `dst ← e^(src − shift)`; returns `Σ dst` (lanes summed in `f64`).
+    pub fn exp_shifted_into(dst: &mut [f32], src: &[f32], shift: f32) -> f64 {
+        assert_eq!(dst.len(), src.len());
+        let mut acc = [0.0f32; LANES];
+        let mut d = dst.chunks_exact_mut(LANES);
+        let mut s = src.chunks_exact(LANES);
+        for (d, s) in (&mut d).zip(&mut s) {
+            for j in 0..LANES {
+                d[j] = exp(s[j] - shift);
+                acc[j] += d[j];
+            }
+        }
+        let mut sum: f64 = acc.iter().map(|&a| a as f64).sum();
+        for (d, &s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+            *d = exp(s - shift);
+            sum += *d as f64;
+        }
+        sum
+    }
+
+    /// `Σ e^(x − shift)` (lanes summed in `f64`).
+    pub fn exp_shifted_sum(x: &[f32], shift: f32) -> f64 {
+        let mut acc = [0.0f32; LANES];
+        let chunks = x.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for j in 0..LANES {
+                acc[j] += exp(c[j] - shift);
+            }
+        }
+        let mut sum: f64 = acc.iter().map(|&a| a as f64).sum();
+        for &v in rest {
+            sum += exp(v - shift) as f64;
+        }
+        sum
+    }
+
+    /// `x ← s · x`.
+    pub fn scale(x: &mut [f32], s: f32) {
+        for v in x.iter_mut() {
+            *v *= s;
+        }
+    }
+
+    /// `x ← x + s · y`.
+    pub fn axpy(x: &mut [f32], s: f32, y: &[f32]) {
+        assert_eq!(x.len(), y.len());
+        for (x, &y) in x.iter_mut().zip(y) {
+            *x += s * y;
+        }
+    }
+
     /// `⟨a, b⟩`.
     pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         dot_lanes(a, b)
     }
-}
 
-multiversion! {
     /// `Σ x²`, accumulated in `f64` per block of 1,024 (for gradient norms
     /// over millions of elements).
     pub fn sum_squares_f64(x: &[f32]) -> f64 {
         x.chunks(1024).map(|c| dot_lanes(c, c) as f64).sum()
     }
-}
 
-multiversion! {
     /// The softmax's backward on one row: `dp ← p ⊙ (dp − ⟨dp, p⟩)`.
     pub fn softmax_backward(dp: &mut [f32], p: &[f32]) {
         let d = dot_lanes(dp, p);
@@ -254,9 +280,7 @@ multiversion! {
             *g = p * (*g - d);
         }
     }
-}
 
-multiversion! {
     /// One RMS-norm row: `y ← inv · x ⊙ w` with `inv = 1/√(mean(x²) + eps)`;
     /// returns `inv`.
     pub fn rms_norm_row(y: &mut [f32], x: &[f32], w: &[f32], eps: f32) -> f32 {
@@ -266,9 +290,7 @@ multiversion! {
         }
         inv
     }
-}
 
-multiversion! {
     /// One RMS-norm row's backward: `gx += inv·w⊙gy − x · inv³/M · ⟨gy⊙w, x⟩`
     /// and `dw += inv · gy ⊙ x`.
     pub fn rms_norm_backward_row(
@@ -299,9 +321,7 @@ multiversion! {
             dw[j] += gy[j] * x[j] * inv;
         }
     }
-}
 
-multiversion! {
     /// `dst[j] ← src[j] · mask(offset + j)`.
     pub fn dropout(mask: &DropMask, src: &[f32], dst: &mut [f32], offset: u64) {
         assert_eq!(src.len(), dst.len());
@@ -310,9 +330,7 @@ multiversion! {
             *d = if mask.keep(offset + j as u64) { x * s } else { 0.0 };
         }
     }
-}
 
-multiversion! {
     /// `x[j] ← x[j] · mask(offset + j)`.
     pub fn dropout_in_place(mask: &DropMask, x: &mut [f32], offset: u64) {
         let s = mask.scale as f32;
@@ -320,9 +338,7 @@ multiversion! {
             *v = if mask.keep(offset + j as u64) { *v * s } else { 0.0 };
         }
     }
-}
 
-multiversion! {
     /// `gx[j] += gy[j] · mask(offset + j)`: dropout's backward.
     pub fn dropout_backward(mask: &DropMask, gx: &mut [f32], gy: &[f32], offset: u64) {
         assert_eq!(gx.len(), gy.len());
@@ -331,26 +347,7 @@ multiversion! {
             *g += if mask.keep(offset + j as u64) { y * s } else { 0.0 };
         }
     }
-}
 
-/// The scalars of an AdamW update, as `f32`.
-#[derive(Debug, Clone, Copy)]
-pub struct AdamWScalars {
-    pub beta1: f32,
-    pub one_minus_beta1: f32,
-    pub beta2: f32,
-    pub one_minus_beta2: f32,
-    pub grad_scale: f32,
-    /// `1 / (1 − β₂ᵗ)`.
-    pub inv_bc2: f32,
-    pub eps: f32,
-    /// `1 − lr · weight_decay`.
-    pub keep: f32,
-    /// `−lr / (1 − β₁ᵗ)`.
-    pub step: f32,
-}
-
-multiversion! {
     /// AdamW on one block: moments and parameters updated in place.
     pub fn adamw(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], s: AdamWScalars) {
         let n = p.len();
@@ -363,9 +360,7 @@ multiversion! {
             p[i] = s.keep * p[i] + s.step * update;
         }
     }
-}
 
-multiversion! {
     /// Whether every element is zero.
     pub fn all_zero(x: &[f32]) -> bool {
         x.chunks(4096).all(|c| c.iter().fold(0u32, |a, v| a | (v.to_bits() << 1)) == 0)
@@ -415,5 +410,103 @@ mod tests {
         assert!((s as f64 - want_exp).abs() < 1e-5 * want_exp);
         assert!(all_zero(&[0.0, -0.0, 0.0]));
         assert!(!all_zero(&[0.0, 1e-30]));
+    }
+
+    /// Deterministic values in about [−scale, scale].
+    fn data(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+        (0..n as u64)
+            .map(|i| {
+                let h = (seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                    .wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                ((h >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+            })
+            .collect()
+    }
+
+    fn bits(x: &[f32]) -> Vec<u32> {
+        x.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// The dispatched loops (AVX-512 on a CPU that has it) give the
+    /// portable build's results bit for bit: a run does not depend on the
+    /// CPU's vector width.
+    #[test]
+    fn the_avx512_build_is_bit_identical_to_the_portable_one() {
+        let n = 1003; // lanes and a ragged end
+        let (x, y, w) = (data(n, 1, 5.0), data(n, 2, 1.0), data(n, 3, 1.0));
+        assert_eq!(max(&x).to_bits(), portable::max(&x).to_bits());
+        assert_eq!(dot(&x, &y).to_bits(), portable::dot(&x, &y).to_bits());
+        assert_eq!(sum_squares_f64(&x), portable::sum_squares_f64(&x));
+        assert_eq!(exp_shifted_sum(&x, 5.0), portable::exp_shifted_sum(&x, 5.0));
+        assert!(all_zero(&vec![0.0; n]) && !all_zero(&x) && !portable::all_zero(&x));
+        let (mut a, mut b) = (x.clone(), x.clone());
+        assert_eq!(
+            add_max(&mut a, &y).to_bits(),
+            portable::add_max(&mut b, &y).to_bits()
+        );
+        assert_eq!(
+            exp_shifted(&mut a, 3.0).to_bits(),
+            portable::exp_shifted(&mut b, 3.0).to_bits()
+        );
+        assert_eq!(bits(&a), bits(&b));
+        let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
+        assert_eq!(
+            exp_shifted_into(&mut a, &x, 5.0),
+            portable::exp_shifted_into(&mut b, &x, 5.0)
+        );
+        assert_eq!(bits(&a), bits(&b));
+        scale(&mut a, 0.37);
+        portable::scale(&mut b, 0.37);
+        axpy(&mut a, -1.3, &y);
+        portable::axpy(&mut b, -1.3, &y);
+        softmax_backward(&mut a, &w);
+        portable::softmax_backward(&mut b, &w);
+        assert_eq!(bits(&a), bits(&b));
+        let (mut ya, mut yb) = (vec![0.0; n], vec![0.0; n]);
+        let inv = rms_norm_row(&mut ya, &x, &w, 1e-6);
+        assert_eq!(
+            inv.to_bits(),
+            portable::rms_norm_row(&mut yb, &x, &w, 1e-6).to_bits()
+        );
+        assert_eq!(bits(&ya), bits(&yb));
+        let (mut ga, mut gb, mut da, mut db) = (y.clone(), y.clone(), w.clone(), w.clone());
+        rms_norm_backward_row(&mut ga, &mut da, &x, &y, &w, inv);
+        portable::rms_norm_backward_row(&mut gb, &mut db, &x, &y, &w, inv);
+        assert_eq!((bits(&ga), bits(&da)), (bits(&gb), bits(&db)));
+        let mask = DropMask::new(0x5eed, 0.1);
+        dropout(&mask, &x, &mut ya, 77);
+        portable::dropout(&mask, &x, &mut yb, 77);
+        dropout_in_place(&mask, &mut ga, 5);
+        portable::dropout_in_place(&mask, &mut gb, 5);
+        dropout_backward(&mask, &mut da, &y, 9);
+        portable::dropout_backward(&mask, &mut db, &y, 9);
+        assert_eq!(
+            (bits(&ya), bits(&ga), bits(&da)),
+            (bits(&yb), bits(&gb), bits(&db))
+        );
+        let sc = AdamWScalars {
+            beta1: 0.9,
+            one_minus_beta1: 0.1,
+            beta2: 0.95,
+            one_minus_beta2: 0.05,
+            grad_scale: 0.5,
+            inv_bc2: 1.7,
+            eps: 1e-8,
+            keep: 0.999,
+            step: -1e-3,
+        };
+        let (mut pa, mut ma, mut va) = (
+            x.clone(),
+            y.clone(),
+            w.iter().map(|v| v * v).collect::<Vec<_>>(),
+        );
+        let (mut pb, mut mb, mut vb) = (pa.clone(), ma.clone(), va.clone());
+        adamw(&mut pa, &mut ma, &mut va, &y, sc);
+        portable::adamw(&mut pb, &mut mb, &mut vb, &y, sc);
+        assert_eq!(
+            (bits(&pa), bits(&ma), bits(&va)),
+            (bits(&pb), bits(&mb), bits(&vb))
+        );
+        eprintln!("AVX-512 loops compared: {}", avx512());
     }
 }

@@ -64,12 +64,10 @@ impl<'a> Ctx<'a> {
         }
         let call = self.calls.get();
         self.calls.set(call + 1);
-        Some(DropMask {
-            stream: mix64(self.seed ^ mix64(call.wrapping_add(0x9e37_79b9_7f4a_7c15))),
-            // keep where the element's uniform draw is at least p
-            threshold: (p * (u64::MAX as f64)) as u64,
-            scale: 1.0 / (1.0 - p),
-        })
+        Some(DropMask::new(
+            mix64(self.seed ^ mix64(call.wrapping_add(0x9e37_79b9_7f4a_7c15))),
+            p,
+        ))
     }
 
     /// Dropout with probability `p` when training, the identity otherwise.
@@ -115,6 +113,16 @@ pub struct DropMask {
 }
 
 impl DropMask {
+    /// The mask of stream `stream` dropping with probability `p` (in [0, 1)).
+    pub fn new(stream: u64, p: f64) -> Self {
+        DropMask {
+            stream,
+            // keep where the element's uniform draw is at least p
+            threshold: (p * (u64::MAX as f64)) as u64,
+            scale: 1.0 / (1.0 - p),
+        }
+    }
+
     /// Whether element `i` is kept.
     #[inline(always)]
     pub fn keep(&self, i: u64) -> bool {
