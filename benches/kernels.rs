@@ -57,6 +57,13 @@ fn projection(c: &mut Criterion) {
     g.bench_function("gemm_0.19", |b| {
         b.iter(|| linear(x.leaky_trace(), &w).sum::<Rank0, _>().backward())
     });
+    if march_runtime::kernels::amx::available() {
+        use march_runtime::kernels::{use_matmul, Matmul};
+        g.bench_function("amx_bf16", |b| {
+            let _bf16 = use_matmul(Matmul::Bf16).unwrap();
+            b.iter(|| linear(x.leaky_trace(), &w).sum::<Rank0, _>().backward())
+        });
+    }
     g.bench_function("dfdx_matmul", |b| {
         b.iter(|| {
             x.leaky_trace()

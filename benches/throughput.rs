@@ -5,7 +5,8 @@
 //! - every variant of the small family at batch 16, encoder 230 / decoder 52
 //!   (span corruption of 256-token chunks);
 //! - the seed-scale baseline and three seed-scale variants at the reference
-//!   workload, batch 8.
+//!   workload, batch 8, in f32 and (train step, on a CPU with AMX) with
+//!   bf16 matrix products.
 //!
 //! `cargo bench --bench throughput` runs them all (6 minutes on 2 cores
 //! with `-- --warm-up-time 1 --measurement-time 3`);
@@ -16,6 +17,7 @@
 
 use criterion::{criterion_group, Criterion, SamplingMode, Throughput};
 use march_runtime::bench::{Mode, Step};
+use march_runtime::kernels::{use_matmul, Matmul};
 use march_runtime::registry::{find, variants, Entry};
 use march_runtime::workload::Workload;
 
@@ -73,6 +75,15 @@ fn seed_scale(c: &mut Criterion) {
         let e = find(name).expect("a seed-scale variant");
         bench_entry(c, "train_step/seed_b8", e, Workload::REFERENCE, Mode::Train);
         bench_entry(c, "forward/seed_b8", e, Workload::REFERENCE, Mode::Forward);
+    }
+    // mixed precision: the projections' products in bf16 on AMX
+    if march_runtime::kernels::amx::available() {
+        let _bf16 = use_matmul(Matmul::Bf16).expect("AMX is available");
+        for name in SEED_SCALE {
+            let e = find(name).expect("a seed-scale variant");
+            let w = Workload::REFERENCE;
+            bench_entry(c, "train_step_bf16/seed_b8", e, w, Mode::Train);
+        }
     }
 }
 

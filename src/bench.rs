@@ -1,8 +1,9 @@
 //! `march bench`: the throughput of one variant on a stated workload.
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use march_runtime::arch::thousands;
 use march_runtime::bench::{self, Mode};
+use march_runtime::kernels::{use_matmul, Matmul};
 use march_runtime::registry::find;
 use march_runtime::workload::Workload;
 
@@ -32,6 +33,10 @@ pub struct BenchArgs {
     /// Forward only (evaluation) instead of a training step.
     #[arg(long)]
     forward: bool,
+    /// Precision of the projections' matrix products: f32, or bf16 (Intel
+    /// AMX; the ceiling is then measured in bf16 too).
+    #[arg(long, default_value = "f32")]
+    matmul: Matmul,
 }
 
 fn mb(b: Option<u64>) -> String {
@@ -73,8 +78,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|&n| n > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // the steps and the ceiling run on this thread
+    let _matmul = use_matmul(args.matmul).map_err(|e| anyhow!("--matmul {}: {e}", args.matmul))?;
     eprintln!(
-        "{} {}: batch {} × (encoder {}, decoder {}) = {} tokens per step, {} thread(s); {} warm-up + {} measured steps",
+        "{} {}: batch {} × (encoder {}, decoder {}) = {} tokens per step, {} thread(s), {} matmuls; {} warm-up + {} measured steps",
         arch.name,
         mode.name(),
         w.batch,
@@ -82,6 +89,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         w.dec_len,
         thousands(w.tokens() as u64),
         threads,
+        args.matmul,
         args.warmup,
         args.steps
     );
@@ -114,7 +122,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         Mode::Forward => format!("forward {:.1} ms, median", ph.forward * 1e3),
     };
     crate::list::emit(&format!(
-        "{name} {mode}\n  ms/step    {ms:.1} (median; min {min:.1}, max {max:.1})\n  phases     {phases}\n  tokens/s   {tps:.0}\n  GFLOP/s    {gflops:.1} ({gf:.1} GFLOP of matrix products per step)\n  ceiling    {pct:.0}% of this machine's measured f32 matmul ceiling ({ceiling:.0} GFLOP/s, march's matmul at 2048³, {threads} thread(s))\n  memory     peak resident {peak}; {growth}\n",
+        "{name} {mode}\n  ms/step    {ms:.1} (median; min {min:.1}, max {max:.1})\n  phases     {phases}\n  tokens/s   {tps:.0}\n  GFLOP/s    {gflops:.1} ({gf:.1} GFLOP of matrix products per step)\n  ceiling    {pct:.0}% of this machine's measured {prec} matmul ceiling ({ceiling:.0} GFLOP/s, march's matmul at 2048³, {threads} thread(s))\n  memory     peak resident {peak}; {growth}\n",
         name = arch.name,
         mode = mode.name(),
         ms = median * 1e3,
@@ -124,5 +132,6 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         gf = flops / 1e9,
         pct = 100.0 * gflops / ceiling,
         peak = mb(m.peak_rss),
+        prec = args.matmul,
     ))
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
+use march_runtime::kernels::Matmul;
 use march_runtime::registry::find;
 use march_runtime::train::{DeviceKind, RunOptions, TrainConfig};
 
@@ -39,6 +40,11 @@ pub struct ConfigArgs {
     chunk_len: Option<usize>,
     #[arg(long)]
     eval_every: Option<u64>,
+    /// Precision of the projections' matrix products on the CPU: f32, or
+    /// bf16 (mixed precision on Intel AMX: bf16 factors, f32 sums, f32
+    /// everywhere else).
+    #[arg(long)]
+    matmul: Option<Matmul>,
 }
 
 impl ConfigArgs {
@@ -61,7 +67,7 @@ impl ConfigArgs {
         macro_rules! set {
             ($($field:ident),*) => {$(if let Some(v) = self.$field { cfg.$field = v; })*};
         }
-        set!(steps, batch_size, grad_accum, lr, chunk_len, eval_every);
+        set!(steps, batch_size, grad_accum, lr, chunk_len, eval_every, matmul);
         if let Some(seed) = seed {
             cfg.seed = seed;
         }

@@ -7,6 +7,7 @@ the project (python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch
 
     /tmp/torch/bin/python benches/pytorch/baseline_step.py --threads 2
     /tmp/torch/bin/python benches/pytorch/baseline_step.py --threads 2 --small --batch 16
+    /tmp/torch/bin/python benches/pytorch/baseline_step.py --threads 2 --bf16
 
 The model mirrors march's Baseline (36,340,224 parameters): tied embedding
 30,000 × 512 with learned positions combined by mean, 3 + 3 pre-RMSNorm
@@ -145,6 +146,11 @@ def main():
     ap.add_argument("--chunk-tokens", type=int, default=256)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument(
+        "--bf16",
+        action="store_true",
+        help="bf16 autocast (torch.autocast on the CPU: linear layers and matmuls in bf16)",
+    )
     a = ap.parse_args()
     if a.small:
         small_scale()
@@ -166,7 +172,8 @@ def main():
     for i in range(a.warmup + a.steps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = model(enc, dec, labels)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            loss = model(enc, dec, labels)
         loss.item()
         t1 = time.perf_counter()
         loss.backward()
@@ -181,7 +188,7 @@ def main():
     fwd, bwd, optim = (statistics.median(p[k] for p in phases) * 1e3 for k in range(3))
     tokens = a.batch * a.chunk_tokens
     print(
-        f"PyTorch {torch.__version__} eager f32, {a.threads} thread(s): {n:,} parameters, "
+        f"PyTorch {torch.__version__} eager {'bf16 autocast' if a.bf16 else 'f32'}, {a.threads} thread(s): {n:,} parameters, "
         f"batch {a.batch} × ({a.enc_len}, {a.dec_len}): {ms:.0f} ms/step (median of {a.steps}; "
         f"min {min(times) * 1e3:.0f}), {tokens / (ms / 1e3):.0f} tokens/s; "
         f"phases: forward {fwd:.0f}, backward {bwd:.0f}, optimizer {optim:.0f} ms (medians)"

@@ -224,6 +224,37 @@ fn gemm_linear_matches_dfdx_matmul() {
     }
 }
 
+#[test]
+fn bf16_linear_is_the_product_to_bf16_precision() {
+    use march_runtime::kernels::{amx, use_matmul, Matmul};
+    if !amx::available() {
+        eprintln!("no AMX on this machine: the bf16 products are not exercised");
+        assert!(
+            use_matmul(Matmul::Bf16).is_err(),
+            "bf16 refused without AMX"
+        );
+        return;
+    }
+    let (v_ref, g_ref) = linear_loss_and_grads::<f64>(false);
+    let (v16, g16) = {
+        let _bf16 = use_matmul(Matmul::Bf16).unwrap();
+        linear_loss_and_grads::<f32>(true)
+    };
+    // factors rounded to 8 significant bits (relative 2⁻⁹), f32 sums
+    assert!(
+        (v16 - v_ref).abs() <= 1e-2 * v_ref.abs().max(1.0),
+        "{v16} vs {v_ref}"
+    );
+    for (a, b) in g16.iter().zip(&g_ref) {
+        let d = max_rel_diff(a, b);
+        assert!(d < 1e-2, "{d}");
+        assert!(d > 1e-5, "{d}: the product did not round to bf16");
+    }
+    // the guard restored f32
+    let (v32, _) = linear_loss_and_grads::<f32>(true);
+    assert!((v32 - v_ref).abs() <= 1e-4 * v_ref.abs().max(1.0));
+}
+
 mod common;
 
 /// Only `dropout` is read by the attention and dropout kernels.

@@ -78,6 +78,32 @@ fn same_seed_same_losses_bit_for_bit() {
     assert_ne!(losses(&a), losses(&c));
 }
 
+/// bf16 matmuls (AMX): deterministic too, close to the f32 run, and
+/// refused with a clear error on a machine without AMX.
+#[test]
+fn bf16_matmuls_train_deterministically() {
+    use march_runtime::kernels::{amx, Matmul};
+    let (a, b, f) = (temp_dir("bf16-a"), temp_dir("bf16-b"), temp_dir("bf16-f32"));
+    let cfg = TrainConfig {
+        matmul: Matmul::Bf16,
+        ..smoke()
+    };
+    if !amx::available() {
+        let err = run::<Mini>(&options(&a, cfg)).unwrap_err().to_string();
+        assert!(err.contains("AMX"), "{err}");
+        return;
+    }
+    run::<Mini>(&options(&a, cfg.clone())).unwrap();
+    run::<Mini>(&options(&b, cfg)).unwrap();
+    run::<Mini>(&options(&f, smoke())).unwrap();
+    let (la, lf) = (losses(&a), losses(&f));
+    assert_eq!(la, losses(&b));
+    assert_ne!(la, lf, "the bf16 run rounds its products");
+    for ((_, _, x), (_, _, y)) in la.iter().zip(&lf) {
+        assert!((x - y).abs() < 0.05 * y.abs(), "{x} vs {y}");
+    }
+}
+
 #[test]
 fn resume_continues_exactly() {
     let (full, part) = (temp_dir("resume-full"), temp_dir("resume-part"));

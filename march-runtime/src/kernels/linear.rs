@@ -15,7 +15,7 @@
 
 use dfdx::prelude::*;
 
-use super::{cpu_grad, cpu_kernels, gemm_into, view};
+use super::{cpu_grad, cpu_kernels, matmul, product_into, view, Matmul};
 use crate::layers::Float;
 
 /// `[batch, seq, K]`.
@@ -60,9 +60,13 @@ fn product<const K: usize, const N: usize, S: Shape, E: Float, D: Device<E>, T: 
     let (x, tape) = x.split_tape();
     let (xs, ws) = (view(&x), view(&w));
     let mut y = vec![E::zero(); m * N];
-    // SAFETY: the buffers hold m×K, K×N and m×N elements; y is fresh
+    // the precision of this product and of its backward
+    let bf16 = matmul() == Matmul::Bf16;
+    // SAFETY: the buffers hold m×K, K×N and m×N elements; y is fresh; bf16
+    // was checked available when it was set
     unsafe {
-        gemm_into(
+        product_into(
+            bf16,
             (m, K, N),
             y.as_mut_ptr(),
             [N as isize, 1],
@@ -71,7 +75,6 @@ fn product<const K: usize, const N: usize, S: Shape, E: Float, D: Device<E>, T: 
             [K as isize, 1],
             ws.as_ptr(),
             w_strides,
-            true,
         );
     }
     drop((xs, ws));
@@ -97,7 +100,8 @@ fn product<const K: usize, const N: usize, S: Shape, E: Float, D: Device<E>, T: 
         // xs, ws are private copies
         unsafe {
             // dX (m × K) += dY (m × N) · Wᵀ (N × K)
-            gemm_into(
+            product_into(
+                bf16,
                 (m, N, K),
                 gx,
                 [K as isize, 1],
@@ -106,10 +110,10 @@ fn product<const K: usize, const N: usize, S: Shape, E: Float, D: Device<E>, T: 
                 [N as isize, 1],
                 ws.as_ptr(),
                 [w_cs, w_rs],
-                true,
             );
             // dW (K × N) += Xᵀ (K × m) · dY (m × N)
-            gemm_into(
+            product_into(
+                bf16,
                 (K, m, N),
                 gw,
                 [w_rs, w_cs],
@@ -118,7 +122,6 @@ fn product<const K: usize, const N: usize, S: Shape, E: Float, D: Device<E>, T: 
                 [1, K as isize],
                 gy,
                 [N as isize, 1],
-                true,
             );
         }
         Ok(())

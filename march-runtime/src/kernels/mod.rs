@@ -12,6 +12,7 @@
 //! run dfdx's composition.
 
 pub mod adamw;
+pub mod amx;
 pub mod attention;
 pub mod cross_entropy;
 pub mod dropout;
@@ -21,11 +22,82 @@ pub mod simd;
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use dfdx::prelude::*;
 use gemm::Parallelism;
 
 use crate::layers::Float;
+
+/// The precision of [`linear`]'s matrix products on the CPU in `f32`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Matmul {
+    /// `f32` factors and sums (gemm 0.19): the default.
+    #[default]
+    F32,
+    /// Factors rounded to bf16, `f32` sums, on the AMX tile unit
+    /// ([`amx`]): mixed precision. Needs [`amx::available`].
+    Bf16,
+}
+
+impl std::str::FromStr for Matmul {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" => Ok(Matmul::F32),
+            "bf16" => Ok(Matmul::Bf16),
+            other => Err(format!("unknown matmul precision `{other}`: f32 or bf16")),
+        }
+    }
+}
+
+impl std::fmt::Display for Matmul {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Matmul::F32 => "f32",
+            Matmul::Bf16 => "bf16",
+        })
+    }
+}
+
+impl Matmul {
+    /// Whether this machine can run it: an error saying why not.
+    pub fn check(self) -> Result<(), String> {
+        if self == Matmul::Bf16 && !amx::available() {
+            return Err("bf16 matmuls run on Intel AMX (Sapphire Rapids or later, Linux), which this machine lacks: use f32".into());
+        }
+        Ok(())
+    }
+}
+
+thread_local! {
+    static MATMUL: Cell<Matmul> = const { Cell::new(Matmul::F32) };
+}
+
+/// This thread's matmul precision (see [`use_matmul`]).
+pub fn matmul() -> Matmul {
+    MATMUL.with(Cell::get)
+}
+
+/// Sets this thread's matmul precision until the returned guard drops. A
+/// forward pass and its backward run on the thread that calls them (the
+/// rayon workers only take their tasks), so this scopes a run, a benchmark
+/// or a test. Errors where [`Matmul::check`] does.
+pub fn use_matmul(m: Matmul) -> Result<MatmulGuard, String> {
+    m.check()?;
+    Ok(MatmulGuard(MATMUL.with(|c| c.replace(m))))
+}
+
+/// Restores the previous matmul precision on drop.
+#[must_use = "the precision holds while the guard lives"]
+pub struct MatmulGuard(Matmul);
+
+impl Drop for MatmulGuard {
+    fn drop(&mut self) {
+        MATMUL.with(|c| c.set(self.0));
+    }
+}
 
 /// Whether the CPU kernels serve this device and element type: [`Cpu`] with
 /// `f32` or `f64`.
@@ -142,6 +214,48 @@ impl<E> SendPtr<E> {
     fn get(&self) -> *mut E {
         self.0
     }
+}
+
+/// [`gemm_into`], or with `bf16` (and `E` = `f32`) [`amx::matmul`].
+///
+/// # Safety
+/// As [`gemm_into`]; with `bf16`, [`amx::available`] must hold.
+#[allow(clippy::too_many_arguments)]
+unsafe fn product_into<E: Float>(
+    bf16: bool,
+    mkn: (usize, usize, usize),
+    dst: *mut E,
+    dst_strides: [isize; 2],
+    accumulate: bool,
+    lhs: *const E,
+    [lhs_rs, lhs_cs]: [isize; 2],
+    rhs: *const E,
+    [rhs_rs, rhs_cs]: [isize; 2],
+) {
+    if bf16 && TypeId::of::<E>() == TypeId::of::<f32>() {
+        let lhs = amx::Strided {
+            ptr: lhs as *const f32,
+            rs: lhs_rs,
+            cs: lhs_cs,
+        };
+        let rhs = amx::Strided {
+            ptr: rhs as *const f32,
+            rs: rhs_rs,
+            cs: rhs_cs,
+        };
+        return amx::matmul(mkn, dst as *mut f32, dst_strides, accumulate, lhs, rhs);
+    }
+    gemm_into(
+        mkn,
+        dst,
+        dst_strides,
+        accumulate,
+        lhs,
+        [lhs_rs, lhs_cs],
+        rhs,
+        [rhs_rs, rhs_cs],
+        true,
+    )
 }
 
 /// `dst (m × n) [+]= lhs (m × k) · rhs (k × n)` on gemm 0.19, each operand

@@ -122,6 +122,20 @@ pub fn exp(x: f32) -> f32 {
     }
 }
 
+/// `x` rounded to bf16 (nearest, ties to even; NaN stays a quiet NaN),
+/// branch-free.
+#[inline(always)]
+pub fn bf16(x: f32) -> u16 {
+    let b = x.to_bits();
+    let rounded = (b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u16;
+    let quiet = ((b >> 16) | 0x40) as u16;
+    if x.is_nan() {
+        quiet
+    } else {
+        rounded
+    }
+}
+
 /// Sums the lanes of an accumulator in a fixed order.
 #[inline(always)]
 fn sum_lanes(acc: [f32; LANES]) -> f32 {
@@ -358,6 +372,24 @@ multiversion! {
             v[i] = s.beta2 * v[i] + s.one_minus_beta2 * (g * g);
             let update = m[i] / ((v[i] * s.inv_bc2).sqrt() + s.eps);
             p[i] = s.keep * p[i] + s.step * update;
+        }
+    }
+
+    /// `dst ← bf16(src)`, rounded to nearest even (NaN stays NaN).
+    pub fn to_bf16(dst: &mut [u16], src: &[f32]) {
+        assert_eq!(dst.len(), src.len());
+        for (d, &x) in dst.iter_mut().zip(src) {
+            *d = bf16(x);
+        }
+    }
+
+    /// `dst[c] ← bf16(odd[c]) · 2¹⁶ + bf16(even[c])`: two rows of `k` as
+    /// the pairs AMX reads (`odd` may be shorter: zeros).
+    pub fn interleave_bf16(dst: &mut [u32], even: &[f32], odd: &[f32]) {
+        assert_eq!(dst.len(), even.len());
+        for (c, (d, &e)) in dst.iter_mut().zip(even).enumerate() {
+            let o = if c < odd.len() { bf16(odd[c]) } else { 0 };
+            *d = ((o as u32) << 16) | bf16(e) as u32;
         }
     }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::optim::AdamWConfig;
 use super::schedule::Schedule;
+use crate::kernels::Matmul;
 
 /// Everything a run needs besides the variant. Saved in the run directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +46,9 @@ pub struct TrainConfig {
     /// Save a checkpoint every this many steps (and at the end).
     pub checkpoint_every: u64,
     pub seed: u64,
+    /// Precision of the projections' matrix products on the CPU: f32, or
+    /// bf16 on AMX (mixed precision; everything else stays f32).
+    pub matmul: Matmul,
 }
 
 impl Default for TrainConfig {
@@ -83,6 +87,7 @@ impl TrainConfig {
             eval_batches: 4,
             checkpoint_every: 100,
             seed: 0,
+            matmul: Matmul::F32,
         };
         match name {
             "cpu" => Ok(cpu),

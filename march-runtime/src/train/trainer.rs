@@ -17,6 +17,7 @@ use crate::data::{
     cache_dir, corpus, derive_seed, fnv1a, read_cache, synthetic, write_cache, Batcher, Chunks,
     DataPosition, MarchTokenizer, SpanCorruption, TrainStream,
 };
+use crate::kernels::{cpu_kernels, use_matmul, Matmul};
 use crate::layers::Ctx;
 use crate::model::Seq2Seq;
 use crate::params::set_params;
@@ -387,6 +388,14 @@ fn train_on<V: Variant, D: Device<f32> + SeedableDevice>(opts: &RunOptions) -> R
     };
     cfg.validate()
         .map_err(|e| anyhow!("invalid configuration: {e}"))?;
+    if cfg.matmul != Matmul::F32 && !cpu_kernels::<f32, D>() {
+        bail!(
+            "--matmul {} is a CPU precision (AMX); on this device the products are f32",
+            cfg.matmul
+        );
+    }
+    // this thread runs every forward and backward pass of the run
+    let _matmul = use_matmul(cfg.matmul).map_err(|e| anyhow!("--matmul {}: {e}", cfg.matmul))?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
 
     let data = prepare_data(&cfg, arch.vocab, dir, opts)?;
