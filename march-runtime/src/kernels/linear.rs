@@ -12,6 +12,11 @@
 //! The backward accumulates straight into dfdx's gradient buffers:
 //! `dX += dY · Wᵀ` and `dW += Xᵀ · dY`, with transposes expressed as strides,
 //! never copied.
+//!
+//! Under [`use_matmul`](super::use_matmul)`(Matmul::Bf16)` the three
+//! products of an `f32` projection (forward and both gradients) run in bf16
+//! on AMX ([`amx`](super::amx)); the precision is read when the forward
+//! runs and kept for its backward.
 
 use dfdx::prelude::*;
 
