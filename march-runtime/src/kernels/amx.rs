@@ -20,6 +20,8 @@
 //! `asm!` (Rust's AMX intrinsics are unstable); Linux grants a process the
 //! tile state on request ([`available`]).
 
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+
 use std::sync::OnceLock;
 
 use rayon::prelude::*;
@@ -244,6 +246,7 @@ const CONFIG: TileConfig = TileConfig {
 /// # Safety
 /// [`available`] must hold; every pointer must address the whole matrix
 /// its strides describe, and `dst` must not alias `lhs` or `rhs`.
+#[cfg(target_arch = "x86_64")]
 pub unsafe fn matmul(
     (m, k, n): (usize, usize, usize),
     dst: *mut f32,
@@ -303,12 +306,29 @@ pub unsafe fn matmul(
     });
 }
 
+/// AMX exists on x86-64 only: [`available`] is false elsewhere.
+///
+/// # Safety
+/// Never to be called (see [`available`]).
+#[cfg(not(target_arch = "x86_64"))]
+pub unsafe fn matmul(
+    _: (usize, usize, usize),
+    _: *mut f32,
+    _: [isize; 2],
+    _: bool,
+    _: Strided,
+    _: Strided,
+) {
+    unreachable!("AMX products need x86-64, where `amx::available` holds")
+}
+
 /// One 32 × 32 block of the product over all of `k`: left tiles `2mb`,
 /// `2mb + 1`, right tiles `2nb`, `2nb + 1`; the four 16 × 16 results into
 /// `c` (top-left, top-right, bottom-left, bottom-right).
 ///
 /// # Safety
 /// The tile configuration is loaded; the block indices are in range.
+#[cfg(target_arch = "x86_64")]
 #[inline]
 unsafe fn block(a: &[u16], b: &[u32], mb: usize, nb: usize, kbs: usize, c: &mut [f32; 4 * T * T]) {
     let stride = 64usize;
