@@ -104,12 +104,12 @@ pub fn set_params<E: Dtype, D: Device<E>, M: TensorCollection<E, D>>(
 }
 
 /// Every trainable tensor with the sum of absolute values of its gradient.
-pub fn grad_magnitudes<E: Dtype + num_traits::Float, D: Device<E>, M: TensorCollection<E, D>>(
+pub fn grad_magnitudes<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
     model: &M,
-    grads: &Gradients<E, D>,
+    grads: &mut Gradients<E, D>,
 ) -> Vec<(ParamInfo, f64)> {
     let mut out = Vec::new();
-    for_each_grad(model, grads, |name, g| {
+    for_each_grad_slice(model, grads, |name, g| {
         let mag = g.iter().map(|x| x.abs().to_f64().unwrap_or(f64::NAN)).sum();
         let info = ParamInfo {
             name: name.to_string(),
@@ -118,32 +118,6 @@ pub fn grad_magnitudes<E: Dtype + num_traits::Float, D: Device<E>, M: TensorColl
         out.push((info, mag));
     });
     out
-}
-
-/// Calls `f(name, gradient)` for every trainable tensor, in the module's order.
-pub fn for_each_grad<E: Dtype, D: Device<E>, M: TensorCollection<E, D>>(
-    model: &M,
-    grads: &Gradients<E, D>,
-    mut f: impl FnMut(&str, Vec<E>),
-) {
-    struct V<'a, E: Dtype, D: Device<E>, F>(&'a Gradients<E, D>, &'a mut F);
-    impl<E: Dtype, D: Device<E>, F: FnMut(&str, Vec<E>)> TensorVisitor<E, D> for V<'_, E, D, F> {
-        type Viewer = (ViewTensorRef, ViewTensorName);
-        type Err = D::Err;
-        type E2 = E;
-        type D2 = D;
-        fn visit<S: Shape>(
-            &mut self,
-            opts: TensorOptions<S, E, D>,
-            (t, name): (&Tensor<S, E, D>, String),
-        ) -> Result<Option<Tensor<S, E, D>>, Self::Err> {
-            if opts.do_gradient_update {
-                (self.1)(&name, self.0.get(t).as_vec());
-            }
-            Ok(None)
-        }
-    }
-    walk(model, &mut V(grads, &mut f), "reading gradients");
 }
 
 /// Calls `f(name, gradient)` for every trainable tensor, in the module's

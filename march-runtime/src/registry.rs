@@ -100,8 +100,8 @@ pub fn probe_gradients<V: Variant, D: Device<f32> + SeedableDevice>() -> Vec<(Pa
     let grads = model.alloc_grads();
     let tape = tape_into(&dev, grads);
     let loss = model.loss(&batch, &labels, &Ctx::eval(&V::ARCH), tape);
-    let grads = loss.backward();
-    grad_magnitudes(&model, &grads)
+    let mut grads = loss.backward();
+    grad_magnitudes(&model, &mut grads)
 }
 
 /// A training tape that accumulates into `grads` (from `model.alloc_grads()`).

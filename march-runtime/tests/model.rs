@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use dfdx::prelude::*;
 use march_runtime::layers::Ctx;
 use march_runtime::model::{Seq2Seq, Seq2SeqBatch};
-use march_runtime::params::{for_each_grad, for_each_param, grad_magnitudes, set_params};
+use march_runtime::params::{for_each_grad_slice, for_each_param, grad_magnitudes, set_params};
 use march_runtime::registry::{probe_batch, tape_into};
 use march_runtime::{march_model, Variant};
 
@@ -163,11 +163,11 @@ fn check_gradients<V: Variant>() {
     let (b, labels) = probe_batch::<f64, Dev>(&dev, V::ARCH.vocab);
     let grads = model.alloc_grads();
     let loss = model.loss(&b, &labels, &Ctx::eval(&V::ARCH), tape_into(&dev, grads));
-    let grads = loss.backward();
-    let mags = grad_magnitudes(&model, &grads);
+    let mut grads = loss.backward();
+    let mags = grad_magnitudes(&model, &mut grads);
     let mut analytic: HashMap<String, Vec<f64>> = HashMap::new();
-    for_each_grad(&model, &grads, |name, g| {
-        analytic.insert(name.to_string(), g);
+    for_each_grad_slice(&model, &mut grads, |name, g| {
+        analytic.insert(name.to_string(), g.to_vec());
     });
     let mut params: HashMap<String, Vec<f64>> = HashMap::new();
     for_each_param(&model, |name, v| {
@@ -223,8 +223,8 @@ fn check_liveness<V: Variant>() {
         &Ctx::eval(&V::ARCH),
         tape_into(&dev, model.alloc_grads()),
     );
-    let grads = loss.backward();
-    let mags = grad_magnitudes(&model, &grads);
+    let mut grads = loss.backward();
+    let mags = grad_magnitudes(&model, &mut grads);
     let live: u64 = mags
         .iter()
         .filter(|(_, m)| *m > 0.0)

@@ -8,10 +8,9 @@
 //! same order, so both give the same result to rounding (tested in
 //! `march-runtime/tests/optim.rs` against a reference).
 
-use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{f32s, f32s_mut, simd, view, view_mut};
+use super::{f32s, f32s_mut, simd};
 use crate::layers::Float;
 
 /// The scalars of one step.
@@ -29,22 +28,9 @@ pub struct AdamWStep {
     pub decay: f64,
 }
 
-/// Updates `p`, `m`, `v` in place from the gradient `g`. Returns `false`
-/// (and changes nothing) when `g` is all zeros: a parameter that got no
-/// gradient is left alone, moments included. Where
-/// [`cpu_kernels`](super::cpu_kernels) holds.
-pub fn adamw_update<S: Shape, E: Float, D: Device<E>>(
-    p: &mut Tensor<S, E, D>,
-    m: &mut Tensor<S, E, D>,
-    v: &mut Tensor<S, E, D>,
-    g: &Tensor<S, E, D>,
-    s: AdamWStep,
-) -> bool {
-    let g = view(g);
-    update(view_mut(p), view_mut(m), view_mut(v), &g, s)
-}
-
-/// [`adamw_update`] on the buffers: parameters, moments, gradient.
+/// Updates the parameters `pv` and moments `mv`, `vv` in place from the
+/// gradient `g`. Returns `false` (and changes nothing) when `g` is all
+/// zeros: a parameter that got no gradient is left alone, moments included.
 pub fn update<E: Float>(pv: &mut [E], mv: &mut [E], vv: &mut [E], g: &[E], s: AdamWStep) -> bool {
     const CHUNK: usize = 1 << 14;
     if let Some(g) = f32s(g) {
