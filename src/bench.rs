@@ -3,7 +3,9 @@
 use anyhow::{anyhow, bail, Result};
 use march_runtime::arch::thousands;
 use march_runtime::bench::{self, Mode};
+use march_runtime::kernels::simd::{set_isa, Isa};
 use march_runtime::kernels::{use_matmul, Matmul};
+use march_runtime::machine::Machine;
 use march_runtime::registry::find;
 use march_runtime::workload::Workload;
 
@@ -37,6 +39,21 @@ pub struct BenchArgs {
     /// AMX; the ceiling is then measured in bf16 too).
     #[arg(long, default_value = "f32")]
     matmul: Matmul,
+    /// Build of march's element-wise loops: baseline, avx2 or avx512
+    /// (default: the best this CPU runs), to compare them on one machine.
+    #[arg(long, value_parser = parse_isa)]
+    loops: Option<Isa>,
+}
+
+fn parse_isa(s: &str) -> Result<Isa, String> {
+    match s {
+        "baseline" | "sse2" => Ok(Isa::Baseline),
+        "avx2" => Ok(Isa::Avx2),
+        "avx512" => Ok(Isa::Avx512),
+        _ => Err(format!(
+            "unknown loops build `{s}`: use baseline, avx2 or avx512"
+        )),
+    }
 }
 
 fn mb(b: Option<u64>) -> String {
@@ -73,11 +90,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     } else {
         Mode::Train
     };
-    let threads = std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if let Some(isa) = args.loops {
+        set_isa(isa).map_err(|e| anyhow!("--loops: {e}"))?;
+    }
+    let machine = Machine::here();
+    let threads = machine.threads;
     // the steps and the ceiling run on this thread
     let _matmul = use_matmul(args.matmul).map_err(|e| anyhow!("--matmul {}: {e}", args.matmul))?;
     eprintln!(
@@ -93,8 +110,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         args.warmup,
         args.steps
     );
-    let ceiling = bench::matmul_ceiling_gflops();
-    let mut step = (entry.bench)(w, mode);
+    eprintln!("  on {}", machine.summary());
+    let (ceiling, at) = bench::matmul_ceiling(&bench::step_products(arch, w), 3);
+    let mut step = entry.bench(march_runtime::session::DeviceKind::Cpu, w, mode)?;
     let m = bench::measure(&mut step, args.warmup, args.steps, |i| {
         eprint!("\r  step {i}/{}", args.steps)
     });
@@ -104,6 +122,16 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let max = m.step_s.iter().copied().fold(0.0, f64::max);
     let flops = bench::flops_per_step(arch, w, mode);
     let gflops = flops / median / 1e9;
+    let floor = flops / (ceiling * 1e9);
+    let fma = match machine.fma_peak_gflops() {
+        Some(p) => format!(
+            "; theoretical FMA peak {p:.0} GFLOP/s ({threads} × {} FMA units × {} lanes × 2 at {:.2} GHz)",
+            march_runtime::machine::FMA_UNITS,
+            machine.lanes(),
+            machine.mhz.unwrap_or(0.0) / 1e3
+        ),
+        None => String::new(),
+    };
     let growth = match (m.rss_after_warmup, m.rss_at_end) {
         (Some(a), Some(b)) => format!(
             "{:+.1} MB over the measured steps",
@@ -122,7 +150,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         Mode::Forward => format!("forward {:.1} ms, median", ph.forward * 1e3),
     };
     crate::list::emit(&format!(
-        "{name} {mode}\n  ms/step    {ms:.1} (median; min {min:.1}, max {max:.1})\n  phases     {phases}\n  tokens/s   {tps:.0}\n  GFLOP/s    {gflops:.1} ({gf:.1} GFLOP of matrix products per step)\n  ceiling    {pct:.0}% of this machine's measured {prec} matmul ceiling ({ceiling:.0} GFLOP/s, march's matmul at 2048³, {threads} thread(s))\n  memory     peak resident {peak}; {growth}\n",
+        "{name} {mode}\n  ms/step    {ms:.1} (median; min {min:.1}, max {max:.1})\n  phases     {phases}\n  tokens/s   {tps:.0}\n  GFLOP/s    {gflops:.1} ({gf:.1} GFLOP of matrix products per step)\n  ceiling    {pct:.0}% of this machine's measured {prec} matmul ceiling: {ceiling:.0} GFLOP/s, the best of march's product over the step's shapes (at {am}×{ak}·{ak}×{an}), {threads} thread(s){fma}\n  floor      {floor_ms:.1} ms (the step's products at the ceiling): the step is {ratio:.2}× its floor\n  machine    {machine}\n  memory     peak resident {peak}; {growth}\n",
         name = arch.name,
         mode = mode.name(),
         ms = median * 1e3,
@@ -133,5 +161,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         pct = 100.0 * gflops / ceiling,
         peak = mb(m.peak_rss),
         prec = args.matmul,
+        am = at.0,
+        ak = at.1,
+        an = at.2,
+        floor_ms = floor * 1e3,
+        ratio = median / floor,
+        machine = machine.summary(),
     ))
 }

@@ -216,6 +216,39 @@ impl<E> SendPtr<E> {
     }
 }
 
+/// Seconds of one `m × k · k × n` f32 product through the projections'
+/// own path (gemm, or AMX under [`Matmul::Bf16`]), into a fresh buffer:
+/// what `march bench` measures its ceiling with.
+pub fn time_product((m, k, n): (usize, usize, usize)) -> f64 {
+    let lhs: Vec<f32> = (0..m * k)
+        .map(|i| ((i % 97) as f32 - 48.0) * 1e-2)
+        .collect();
+    let rhs: Vec<f32> = (0..k * n)
+        .map(|i| ((i % 89) as f32 - 44.0) * 1e-2)
+        .collect();
+    let mut dst = vec![0f32; m * n];
+    let bf16 = matmul() == Matmul::Bf16;
+    let t0 = std::time::Instant::now();
+    // SAFETY: the buffers hold m×k, k×n and m×n elements in row-major
+    // order; bf16 was checked available when it was set
+    unsafe {
+        product_into(
+            bf16,
+            (m, k, n),
+            dst.as_mut_ptr(),
+            [n as isize, 1],
+            false,
+            lhs.as_ptr(),
+            [k as isize, 1],
+            rhs.as_ptr(),
+            [n as isize, 1],
+        );
+    }
+    let dt = t0.elapsed().as_secs_f64();
+    std::hint::black_box(&dst);
+    dt
+}
+
 /// [`gemm_into`], or with `bf16` (and `E` = `f32`) [`amx::matmul`].
 ///
 /// # Safety

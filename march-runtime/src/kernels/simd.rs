@@ -1,52 +1,134 @@
-//! The kernels' `f32` inner loops, compiled twice: for the x86-64 baseline
-//! (SSE2) and for AVX-512 (F, DQ, BW, VL with FMA), chosen at run time by
-//! the CPU's features. Each loop is plain Rust written so that LLVM
-//! vectorises it: reductions run over [`LANES`] independent accumulators
-//! (one 512-bit register), and `exp` is a polynomial instead of a call into
-//! libm. `march` is built for the baseline target, so without this the
-//! element-wise work of a step runs four lanes wide (or one, for
-//! reductions and `exp`).
+//! The kernels' `f32` inner loops, compiled three times: for the x86-64
+//! baseline (SSE2), for AVX2 + FMA (x86-64-v3: every AMD EPYC since Zen
+//! and Intel since Haswell) and for AVX-512 (F, DQ, BW, VL with FMA),
+//! chosen once at run time by the CPU's features ([`isa`]). Each loop is
+//! plain Rust written so that LLVM vectorises it: reductions run over
+//! [`LANES`] independent accumulators (one 512-bit register, two 256-bit
+//! ones), and `exp` is a polynomial instead of a call into libm. `march` is
+//! built for the baseline target, so without this the element-wise work of
+//! a step runs four lanes wide (or one, for reductions and `exp`).
 //!
 //! The kernels' generic scalar loops (still used for `f64`) and these
 //! differ by rounding only (`march-runtime/tests/kernels.rs` checks the
-//! kernels in f32 against f64). The baseline and AVX-512 builds of these
-//! loops give bit-identical results (tested below): a run's numbers do not
+//! kernels in f32 against f64). The three builds give bit-identical results
+//! (tested below, for every build the CPU can run): LLVM does not contract
+//! `a * b + c` into an FMA unless the code says `mul_add`, and it only
+//! vectorises the lanes written out, in order. A run's numbers do not
 //! depend on the CPU's vector width.
+
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::layers::DropMask;
 
 /// Accumulators per reduction: one AVX-512 register of `f32`.
 pub const LANES: usize = 16;
 
-/// Whether this CPU runs the AVX-512 versions.
-#[inline]
-pub fn avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512dq")
-            && std::is_x86_feature_detected!("avx512bw")
-            && std::is_x86_feature_detected!("avx512vl")
-            && std::is_x86_feature_detected!("fma")
+/// The instruction set a build of the loops is compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    /// The x86-64 baseline (SSE2), or any other architecture.
+    Baseline,
+    /// AVX2 + FMA (x86-64-v3).
+    Avx2,
+    /// AVX-512 F/DQ/BW/VL + FMA (x86-64-v4).
+    Avx512,
+}
+
+impl Isa {
+    pub const ALL: [Isa; 3] = [Isa::Baseline, Isa::Avx2, Isa::Avx512];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Baseline => "x86-64 baseline (SSE2)",
+            Isa::Avx2 => "AVX2+FMA",
+            Isa::Avx512 => "AVX-512",
+        }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+
+    fn from_u8(v: u8) -> Isa {
+        match v {
+            2 => Isa::Avx512,
+            1 => Isa::Avx2,
+            _ => Isa::Baseline,
+        }
     }
 }
 
-/// Defines each `pub fn` given three times: in [`portable`] (compiled for
-/// the baseline), in `v4` (the same body compiled for AVX-512) and here,
-/// choosing `v4` where [`avx512`] holds. Helpers the bodies call must be
-/// `#[inline(always)]` to be compiled for AVX-512 with them.
+impl std::fmt::Display for Isa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The best build this CPU can run.
+pub fn detected() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f")
+            && has!("avx512dq")
+            && has!("avx512bw")
+            && has!("avx512vl")
+            && has!("fma")
+        {
+            return Isa::Avx512;
+        }
+        if has!("avx2") && has!("fma") {
+            return Isa::Avx2;
+        }
+    }
+    Isa::Baseline
+}
+
+const UNSET: u8 = u8::MAX;
+static CHOSEN: AtomicU8 = AtomicU8::new(UNSET);
+
+/// The build the loops run: [`detected`], unless [`set_isa`] chose a
+/// lower one.
+#[inline]
+pub fn isa() -> Isa {
+    match CHOSEN.load(Ordering::Relaxed) {
+        UNSET => {
+            let best = detected();
+            CHOSEN.store(best as u8, Ordering::Relaxed);
+            best
+        }
+        v => Isa::from_u8(v),
+    }
+}
+
+/// Whether this CPU runs the AVX-512 build.
+#[inline]
+pub fn avx512() -> bool {
+    isa() == Isa::Avx512
+}
+
+/// Run the loops' `isa` build from now on, in every thread (benchmarks
+/// compare builds; tests check that they agree); returns the one chosen
+/// before. Refused when the CPU lacks its features.
+pub fn set_isa(isa_: Isa) -> Result<Isa, String> {
+    let best = detected();
+    if isa_ > best {
+        return Err(format!(
+            "this CPU cannot run the {isa_} build (its best is {best})"
+        ));
+    }
+    let before = isa();
+    CHOSEN.store(isa_ as u8, Ordering::Relaxed);
+    Ok(before)
+}
+
+/// Defines each `pub fn` given four times: in [`portable`] (compiled for
+/// the baseline), in `v3` and `v4` (the same body compiled for AVX2 + FMA
+/// and for AVX-512) and here, choosing by [`isa`]. Helpers the bodies call
+/// must be `#[inline(always)]` to be compiled for each target with them.
 macro_rules! multiversion {
     ($(
         $(#[doc = $doc:literal])*
         pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block
     )*) => {
         /// The loops compiled for the x86-64 baseline: what runs where the
-        /// CPU lacks AVX-512. Both builds give bit-identical results (no
-        /// fast-math: LLVM only vectorises the lanes written out, in order).
+        /// CPU lacks AVX2. Every build gives bit-identical results.
         pub mod portable {
             #[allow(unused_imports)]
             use super::*;
@@ -54,6 +136,18 @@ macro_rules! multiversion {
                 $(#[doc = $doc])*
                 #[inline(always)]
                 pub fn $name($($arg: $ty),*) $(-> $ret)? $body
+            )*
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        mod v3 {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[target_feature(enable = "avx2,fma")]
+                pub unsafe fn $name($($arg: $ty),*) $(-> $ret)? {
+                    super::portable::$name($($arg),*)
+                }
             )*
         }
 
@@ -73,9 +167,11 @@ macro_rules! multiversion {
             $(#[doc = $doc])*
             pub fn $name($($arg: $ty),*) $(-> $ret)? {
                 #[cfg(target_arch = "x86_64")]
-                if avx512() {
-                    // SAFETY: the CPU has the features `v4` is compiled for
-                    return unsafe { v4::$name($($arg),*) };
+                match isa() {
+                    // SAFETY: `isa` only names builds whose features the CPU has
+                    Isa::Avx512 => return unsafe { v4::$name($($arg),*) },
+                    Isa::Avx2 => return unsafe { v3::$name($($arg),*) },
+                    Isa::Baseline => {}
                 }
                 portable::$name($($arg),*)
             }
@@ -459,11 +555,27 @@ mod tests {
         x.iter().map(|v| v.to_bits()).collect()
     }
 
-    /// The dispatched loops (AVX-512 on a CPU that has it) give the
-    /// portable build's results bit for bit: a run does not depend on the
-    /// CPU's vector width.
+    /// Every build this CPU can run (AVX2 on an AVX2 machine, AVX2 and
+    /// AVX-512 on an AVX-512 one) gives the portable build's results bit for
+    /// bit: a run does not depend on the CPU's vector width.
     #[test]
-    fn the_avx512_build_is_bit_identical_to_the_portable_one() {
+    fn every_build_is_bit_identical_to_the_portable_one() {
+        let best = detected();
+        let before = isa();
+        let mut compared = Vec::new();
+        for build in Isa::ALL.into_iter().filter(|&i| i <= best) {
+            set_isa(build).unwrap();
+            assert_eq!(isa(), build);
+            compare_with_portable();
+            compared.push(build.name());
+        }
+        set_isa(before).unwrap();
+        assert!(set_isa(Isa::Avx512).is_ok() == (best == Isa::Avx512));
+        set_isa(before).unwrap();
+        eprintln!("builds compared with the portable one: {compared:?}");
+    }
+
+    fn compare_with_portable() {
         let n = 1003; // lanes and a ragged end
         let (x, y, w) = (data(n, 1, 5.0), data(n, 2, 1.0), data(n, 3, 1.0));
         assert_eq!(max(&x).to_bits(), portable::max(&x).to_bits());
@@ -539,6 +651,5 @@ mod tests {
             (bits(&pa), bits(&ma), bits(&va)),
             (bits(&pb), bits(&mb), bits(&vb))
         );
-        eprintln!("AVX-512 loops compared: {}", avx512());
     }
 }
