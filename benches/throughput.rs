@@ -19,6 +19,7 @@ use criterion::{criterion_group, Criterion, SamplingMode, Throughput};
 use march_runtime::bench::{Mode, Step};
 use march_runtime::kernels::{use_matmul, Matmul};
 use march_runtime::registry::{find, variants, Entry};
+use march_runtime::session::DeviceKind;
 use march_runtime::workload::Workload;
 
 /// The seed-scale variants measured besides the baseline.
@@ -39,7 +40,11 @@ fn bench_entry(c: &mut Criterion, group: &str, entry: &Entry, w: Workload, mode:
     // passes the command line's filter
     let mut step: Option<Step> = None;
     g.bench_function(entry.arch.name, |b| {
-        let step = step.get_or_insert_with(|| (entry.bench)(w, mode));
+        let step = step.get_or_insert_with(|| {
+            entry
+                .bench(DeviceKind::Cpu, w, mode)
+                .expect("a CPU benchmark step")
+        });
         b.iter(step)
     });
     g.finish();

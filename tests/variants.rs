@@ -66,7 +66,7 @@ fn original_experiments_have_the_original_counts() {
 fn compile_time_count_equals_the_built_module() {
     for e in variants() {
         assert_eq!(
-            (e.built_params)() as u64,
+            e.built_params() as u64,
             e.arch.params.total,
             "{}: #[march_model]'s count differs from dfdx's num_trainable_params()",
             e.arch.name
@@ -77,7 +77,9 @@ fn compile_time_count_equals_the_built_module() {
 #[test]
 fn exactly_the_live_parameters_receive_gradients() {
     for e in variants() {
-        let mags = (e.grad_magnitudes)();
+        let mags = e
+            .grad_magnitudes(march_runtime::session::DeviceKind::Cpu)
+            .unwrap();
         let live: u64 = mags
             .iter()
             .filter(|(_, m)| *m > 0.0)

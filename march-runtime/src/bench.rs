@@ -5,12 +5,11 @@
 
 use std::time::Instant;
 
-use dfdx::prelude::*;
-
-use crate::layers::Ctx;
-use crate::model::Seq2Seq;
-use crate::registry::{tape_into, SeedableDevice, Variant};
-use crate::train::optim::{grad_norm, AdamW, AdamWConfig};
+use crate::arch::Arch;
+use crate::session::{DeviceKind, Opener, Session, SessionOptions};
+use crate::train::optim::AdamWConfig;
+use crate::train::step::train_step;
+pub use crate::train::step::Phases;
 use crate::workload::Workload;
 
 /// What one benchmark step does.
@@ -31,71 +30,50 @@ impl Mode {
     }
 }
 
-/// Seconds one step spent in each of its phases.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Phases {
-    /// The forward pass and the loss.
-    pub forward: f64,
-    /// The backward pass (zero in [`Mode::Forward`]).
-    pub backward: f64,
-    /// The gradient norm and the AdamW update (zero in [`Mode::Forward`]).
-    pub optimizer: f64,
-}
-
 /// One step of a variant on a fixed batch, ready to run again and again;
 /// it returns the time of each phase.
 pub type Step = Box<dyn FnMut() -> Phases>;
 
-/// Build `V` (seed 0) and a batch of `workload`, and return its `mode` step.
-pub fn step<V: Variant>(workload: Workload, mode: Mode) -> Step {
-    step_on::<V, Cpu>(workload, mode)
-}
-
-fn step_on<V: Variant, D: Device<f32> + SeedableDevice + 'static>(
+/// Open `arch`'s model (seed 0) on `device` with a batch of `workload`, and
+/// return its `mode` step: the trainer's own step ([`train_step`]) or its
+/// evaluation.
+pub fn step(
+    arch: &'static Arch,
+    open: Opener,
+    device: DeviceKind,
     workload: Workload,
     mode: Mode,
-) -> Step {
-    let dev = D::seeded(0);
-    let mut model = V::build::<f32, D>(&dev, 0);
-    let (batch, labels) = workload.batch::<f32, D>(&dev, V::ARCH.vocab, 0);
-    match mode {
+) -> anyhow::Result<Step> {
+    let adamw = (mode == Mode::Train).then(AdamWConfig::default);
+    let mut session: Box<dyn Session> = open(
+        arch,
+        &SessionOptions {
+            device,
+            seed: 0,
+            adamw,
+        },
+    )?;
+    let batch = workload.batch(arch.vocab, 0);
+    Ok(match mode {
         Mode::Forward => Box::new(move || {
             let t0 = Instant::now();
-            let loss = model.loss(&batch, &labels, &Ctx::eval(&V::ARCH), NoneTape);
-            std::hint::black_box(loss.as_vec());
+            std::hint::black_box(session.eval_loss(&batch));
             Phases {
                 forward: t0.elapsed().as_secs_f64(),
                 ..Phases::default()
             }
         }),
         Mode::Train => {
-            let mut opt =
-                AdamW::new::<f32, D>(AdamWConfig::default(), || V::Model::<f32, D>::build(&dev));
-            let mut grads = Some(model.alloc_grads());
-            let mut n = 0u64;
+            let mut micro = vec![(batch, 0u64)];
             Box::new(move || {
-                n += 1;
-                let t0 = Instant::now();
-                let mut g = grads.take().expect("gradients");
-                model.zero_grads(&mut g);
-                let ctx = Ctx::train_seeded(&V::ARCH, n);
-                let loss = model.loss(&batch, &labels, &ctx, tape_into(&dev, g));
-                std::hint::black_box(loss.as_vec());
-                let t1 = Instant::now();
-                let mut g = loss.backward();
-                let t2 = Instant::now();
-                let norm = grad_norm(&model, &mut g);
-                opt.step(&mut model, &mut g, 1e-4, 1.0 / norm.max(1.0));
-                grads = Some(g);
-                let t3 = Instant::now();
-                Phases {
-                    forward: (t1 - t0).as_secs_f64(),
-                    backward: (t2 - t1).as_secs_f64(),
-                    optimizer: (t3 - t2).as_secs_f64(),
+                micro[0].1 += 1;
+                match train_step(session.as_mut(), &micro, 1e-4, 1.0) {
+                    Ok(outcome) => outcome.phases,
+                    Err(e) => panic!("benchmark step diverged: {e:?}"),
                 }
             })
         }
-    }
+    })
 }
 
 /// Matrix-product FLOPs of one step of `mode` (forward is a third of
@@ -108,23 +86,55 @@ pub fn flops_per_step(arch: &crate::Arch, w: Workload, mode: Mode) -> f64 {
     }
 }
 
-/// The f32 matrix-multiply throughput this process reaches (GFLOP/s): the
-/// best of a few 2048³ products through march's own matmul (the
-/// [`linear`](crate::kernels::linear) kernel, gemm 0.19), on the threads it
-/// uses.
-pub fn matmul_ceiling_gflops() -> f64 {
-    const N: usize = 2048;
-    let dev = Cpu::seed_from_u64(0);
-    let a: Tensor<(usize, usize, Const<N>), f32, _> = dev.sample_normal_like(&(1, N, Const));
-    let b: Tensor<Rank2<N, N>, f32, _> = dev.sample_normal();
-    let mut best = f64::INFINITY;
-    for _ in 0..5 {
-        let t0 = Instant::now();
-        let c = crate::kernels::linear::linear(a.clone(), &b);
-        std::hint::black_box(&c);
-        best = best.min(t0.elapsed().as_secs_f64());
+/// The projection products one training step of `arch` on `w` multiplies,
+/// as `(m, k, n)` of the forward `x · W` (the backward multiplies the same
+/// sizes transposed): the attention projections, the feed-forward and the
+/// LM head, encoder and decoder side, without repeats.
+pub fn step_products(arch: &Arch, w: Workload) -> Vec<(usize, usize, usize)> {
+    let rows = [w.batch * w.enc_len, w.batch * w.dec_len];
+    let m = arch.dim_model;
+    let mut out = Vec::new();
+    for &r in &rows {
+        for &h in arch.encoder_heads.iter().chain(arch.decoder_heads) {
+            let inner = h * arch.dim_qkv;
+            out.push((r, m, inner));
+            out.push((r, inner, m));
+        }
+        if arch.dim_ff > 0 {
+            out.push((r, m, arch.dim_ff));
+            out.push((r, arch.dim_ff, m));
+        }
     }
-    2.0 * (N as f64).powi(3) / best / 1e9
+    out.push((rows[1], m, arch.vocab));
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The matrix-product throughput this process reaches (GFLOP/s) in the
+/// current precision: the best over `shapes` (each timed `reps` times)
+/// through march's own product, on the threads it uses; with the shape
+/// that reached it.
+pub fn matmul_ceiling(
+    shapes: &[(usize, usize, usize)],
+    reps: usize,
+) -> (f64, (usize, usize, usize)) {
+    let mut best = (0.0, (0, 0, 0));
+    for &(m, k, n) in shapes {
+        let s = (0..reps.max(1))
+            .map(|_| crate::kernels::time_product((m, k, n)))
+            .fold(f64::INFINITY, f64::min);
+        let rate = 2.0 * (m * k * n) as f64 / s / 1e9;
+        if rate > best.0 {
+            best = (rate, (m, k, n));
+        }
+    }
+    best
+}
+
+/// [`matmul_ceiling`] at 2048³ alone: the figure of earlier reports.
+pub fn matmul_ceiling_gflops() -> f64 {
+    matmul_ceiling(&[(2048, 2048, 2048)], 5).0
 }
 
 /// Memory of this process from `/proc/self/status`: (current, peak) resident

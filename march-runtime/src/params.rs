@@ -39,8 +39,10 @@ pub fn for_each_param<E: Dtype, D: Device<E>, M: TensorCollection<E, D>>(
     model: &M,
     mut f: impl FnMut(&str, Vec<E>),
 ) {
-    struct V<'a, F>(&'a mut F);
-    impl<E: Dtype, D: Device<E>, F: FnMut(&str, Vec<E>)> TensorVisitor<E, D> for V<'_, F> {
+    // the callback as a trait object: one walk per model type, not one per
+    // closure (the walks are most of a variant's compile time)
+    struct V<'a, E>(&'a mut dyn FnMut(&str, Vec<E>));
+    impl<E: Dtype, D: Device<E>> TensorVisitor<E, D> for V<'_, E> {
         type Viewer = (ViewTensorRef, ViewTensorName);
         type Err = D::Err;
         type E2 = E;
@@ -65,10 +67,8 @@ pub fn set_params<E: Dtype, D: Device<E>, M: TensorCollection<E, D>>(
     model: &mut M,
     mut f: impl FnMut(&str, usize) -> Option<Vec<E>>,
 ) {
-    struct V<'a, F>(&'a mut F);
-    impl<E: Dtype, D: Device<E>, F: FnMut(&str, usize) -> Option<Vec<E>>> TensorVisitor<E, D>
-        for V<'_, F>
-    {
+    struct V<'a, E>(&'a mut dyn FnMut(&str, usize) -> Option<Vec<E>>);
+    impl<E: Dtype, D: Device<E>> TensorVisitor<E, D> for V<'_, E> {
         type Viewer = (ViewTensorMut, ViewTensorName);
         type Err = D::Err;
         type E2 = E;
@@ -129,8 +129,8 @@ pub fn for_each_grad_slice<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
     grads: &mut Gradients<E, D>,
     mut f: impl FnMut(&str, &[E]),
 ) {
-    struct V<'a, E: Dtype, D: Device<E>, F>(&'a mut Gradients<E, D>, &'a mut F);
-    impl<E: Float, D: Device<E>, F: FnMut(&str, &[E])> TensorVisitor<E, D> for V<'_, E, D, F> {
+    struct V<'a, E: Dtype, D: Device<E>>(&'a mut Gradients<E, D>, &'a mut dyn FnMut(&str, &[E]));
+    impl<E: Float, D: Device<E>> TensorVisitor<E, D> for V<'_, E, D> {
         type Viewer = (ViewTensorRef, ViewTensorName);
         type Err = D::Err;
         type E2 = E;

@@ -1,10 +1,8 @@
 //! Synthetic batches of a given shape, for benchmarks and probes.
 
-use dfdx::prelude::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
-use crate::layers::Float;
-use crate::model::Seq2SeqBatch;
+use crate::session::HostBatch;
 
 /// A batch shape: `batch` examples of `enc_len` encoder and `dec_len` decoder tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,12 +30,7 @@ impl Workload {
     }
 
     /// Random token ids (no padding) and labels, deterministic in `seed`.
-    pub fn batch<E: Float, D: Device<E>>(
-        &self,
-        dev: &D,
-        vocab: usize,
-        seed: u64,
-    ) -> (Seq2SeqBatch<E, D>, Vec<i64>) {
+    pub fn batch(&self, vocab: usize, seed: u64) -> HostBatch {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut ids = |n: usize| {
             (0..n)
@@ -48,11 +41,14 @@ impl Workload {
         let enc_ids = ids(b * se);
         let dec_ids = ids(b * sd);
         let labels = ids(b * sd).into_iter().map(|x| x as i64).collect();
-        let batch = Seq2SeqBatch {
-            enc_ids: dev.tensor_from_vec(enc_ids, (b, se)),
-            enc_mask: dev.ones_like(&(b, se)),
-            dec_ids: dev.tensor_from_vec(dec_ids, (b, sd)),
-        };
-        (batch, labels)
+        HostBatch {
+            batch: b,
+            enc_len: se,
+            dec_len: sd,
+            enc_ids,
+            enc_mask: vec![1.0; b * se],
+            dec_ids,
+            labels,
+        }
     }
 }

@@ -8,13 +8,11 @@ pub mod tokenizer;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use dfdx::prelude::*;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use crate::layers::Float;
-use crate::model::Seq2SeqBatch;
+use crate::session::HostBatch;
 pub use span_corruption::{Example, SpanCorruption, SpecialIds};
 pub use tokenizer::MarchTokenizer;
 
@@ -156,12 +154,8 @@ impl Batcher {
         }
     }
 
-    /// Corrupt `chunks` (each with its own seed) into one batch and its labels.
-    pub fn batch<E: Float, D: Device<E>>(
-        &self,
-        dev: &D,
-        chunks: &[(&[u32], u64)],
-    ) -> (Seq2SeqBatch<E, D>, Vec<i64>) {
+    /// Corrupt `chunks` (each with its own seed) into one batch.
+    pub fn batch(&self, chunks: &[(&[u32], u64)]) -> HostBatch {
         let b = chunks.len();
         let (se, sd) = (self.enc_len, self.dec_len);
         let pad = self.special.eos;
@@ -176,20 +170,23 @@ impl Batcher {
             let n = ex.inputs.len().min(se);
             enc.extend(ex.inputs[..n].iter().map(|&t| t as usize));
             enc.extend(std::iter::repeat_n(pad as usize, se - n));
-            mask.extend(std::iter::repeat_n(E::one(), n));
-            mask.extend(std::iter::repeat_n(E::zero(), se - n));
+            mask.extend(std::iter::repeat_n(1.0, n));
+            mask.extend(std::iter::repeat_n(0.0, se - n));
             let m = ex.labels.len().min(sd);
             dec.extend(ex.decoder_inputs[..m].iter().map(|&t| t as usize));
             dec.extend(std::iter::repeat_n(pad as usize, sd - m));
             labels.extend(ex.labels[..m].iter().map(|&t| t as i64));
             labels.extend(std::iter::repeat_n(crate::layers::IGNORE_INDEX, sd - m));
         }
-        let batch = Seq2SeqBatch {
-            enc_ids: dev.tensor_from_vec(enc, (b, se)),
-            enc_mask: dev.tensor_from_vec(mask, (b, se)),
-            dec_ids: dev.tensor_from_vec(dec, (b, sd)),
-        };
-        (batch, labels)
+        HostBatch {
+            batch: b,
+            enc_len: se,
+            dec_len: sd,
+            enc_ids: enc,
+            enc_mask: mask,
+            dec_ids: dec,
+            labels,
+        }
     }
 }
 

@@ -5,8 +5,10 @@ pub mod config;
 pub mod metrics;
 pub mod optim;
 pub mod schedule;
+pub mod step;
 pub mod tensorboard;
 pub mod trainer;
 
 pub use config::TrainConfig;
+pub use step::{train_step, Phases, StepOutcome};
 pub use trainer::{run, DeviceKind, Report, RunOptions};
