@@ -60,6 +60,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // a closed pipe (`march list | head`) is not an error
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // stopped by a signal after saving: not a success, and not a failure
+        // of the run (it continues with --resume)
+        Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
+            eprintln!("{e}");
+            ExitCode::from(Interrupted::EXIT_CODE)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -71,3 +77,21 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.downcast_ref::<std::io::Error>()
         .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }
+
+/// A run or sweep stopped by SIGINT, SIGTERM or SIGHUP after saving its
+/// checkpoint and metrics.
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl Interrupted {
+    /// 128 + SIGINT, as a shell reports a process stopped by Ctrl-C.
+    pub const EXIT_CODE: u8 = 130;
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}

@@ -33,13 +33,20 @@ pub struct ConfigArgs {
     /// Micro-batches per optimizer step.
     #[arg(long)]
     grad_accum: Option<usize>,
+    /// Peak learning rate of AdamW.
     #[arg(long)]
     lr: Option<f64>,
     /// Tokens per chunk before span corruption.
     #[arg(long)]
     chunk_len: Option<usize>,
+    /// Evaluate on the validation batches every this many steps (and at
+    /// the end).
     #[arg(long)]
     eval_every: Option<u64>,
+    /// Save a checkpoint every this many steps (and at the end, and when
+    /// stopped by a signal).
+    #[arg(long)]
+    checkpoint_every: Option<u64>,
     /// Precision of the projections' matrix products on the CPU: f32, or
     /// bf16 (mixed precision on Intel AMX: bf16 factors, f32 sums, f32
     /// everywhere else).
@@ -67,7 +74,16 @@ impl ConfigArgs {
         macro_rules! set {
             ($($field:ident),*) => {$(if let Some(v) = self.$field { cfg.$field = v; })*};
         }
-        set!(steps, batch_size, grad_accum, lr, chunk_len, eval_every, matmul);
+        set!(
+            steps,
+            batch_size,
+            grad_accum,
+            lr,
+            chunk_len,
+            eval_every,
+            checkpoint_every,
+            matmul
+        );
         if let Some(seed) = seed {
             cfg.seed = seed;
         }
@@ -136,8 +152,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         progress: !args.quiet,
         stop_after: None,
         inject_nan_at: None,
+        lock: None,
     };
-    let report = (entry.train)(&opts)?;
+    let report = entry.train(&opts)?;
     let fmt = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
     println!(
         "{}: {} steps, {} tokens, val loss {} → {} (best {}; unigram entropy {:.3}), {:.0} tokens/s, {:.1}s{}\nrun directory: {}",
@@ -153,5 +170,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         if report.interrupted { " (interrupted)" } else { "" },
         report.run_dir.display()
     );
+    if report.interrupted {
+        return Err(crate::Interrupted(format!(
+            "interrupted: checkpoint and metrics saved; continue with `march train --resume --out {}`",
+            report.run_dir.display()
+        ))
+        .into());
+    }
     Ok(())
 }

@@ -150,8 +150,23 @@ fn smoke_training_and_config_file() {
 }
 
 #[test]
-fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
-    let dir = temp_dir("ctrl-c");
+fn sigint_saves_a_checkpoint_and_exits_130() {
+    stopped_by_signal_saves_and_resumes("INT");
+}
+
+/// What Slurm sends on preemption or at the time limit.
+#[test]
+fn sigterm_saves_a_checkpoint_and_exits_130() {
+    stopped_by_signal_saves_and_resumes("TERM");
+}
+
+#[test]
+fn sighup_saves_a_checkpoint_and_exits_130() {
+    stopped_by_signal_saves_and_resumes("HUP");
+}
+
+fn stopped_by_signal_saves_and_resumes(signal: &str) {
+    let dir = temp_dir(&format!("sig{signal}"));
     let out = dir.join("run");
     let child = march()
         .args([
@@ -181,14 +196,19 @@ fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let result = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&result.stderr);
-    assert!(result.status.success(), "{stderr}");
+    // not a success: the run is unfinished
+    assert_eq!(result.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("checkpoint saved"), "{stderr}");
+    assert!(
+        stderr.lines().last().unwrap_or("").contains("--resume"),
+        "{stderr}"
+    );
     assert!(String::from_utf8_lossy(&result.stdout).contains("(interrupted)"));
     assert!(out.join("checkpoint.safetensors").exists());
     // and it resumes, for two more steps

@@ -8,8 +8,15 @@ mod sweep;
 use common::{shared_data, temp_dir};
 use march_runtime::train::metrics::{read, Record};
 use march_runtime::train::tensorboard::read_scalars;
-use march_runtime::train::{run, DeviceKind, RunOptions, TrainConfig};
+use march_runtime::train::{DeviceKind, Report, RunOptions, TrainConfig};
 use march_runtime::{march_model, Variant};
+
+/// Train the registered variant `V`.
+fn run<V: Variant>(opts: &RunOptions) -> anyhow::Result<Report> {
+    march_runtime::registry::find(V::ARCH.name)
+        .expect("registered")
+        .train(opts)
+}
 
 /// A small model for the built-in corpus (trained tokenizer of 1,024 tokens).
 #[march_model(
@@ -38,6 +45,7 @@ fn options(out: &std::path::Path, cfg: TrainConfig) -> RunOptions {
         progress: false,
         stop_after: None,
         inject_nan_at: None,
+        lock: None,
     }
 }
 
@@ -260,4 +268,101 @@ fn wikitext_with_the_original_tokenizer() {
         .unwrap()
         .ends_with("march-tokenizer.json"));
     assert_eq!(MiniOriginalVocab::ARCH.vocab, 30_000);
+}
+
+/// Every `f32` of a safetensors file's data section.
+fn checkpoint_values(path: &std::path::Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    bytes[8 + header..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn weights_that_overflow_are_never_saved() {
+    // an absurd learning rate: the loss of step 1 is finite, the weights
+    // after its update are not (the old guard saved them as "good")
+    let dir = temp_dir("lr-overflow");
+    let cfg = TrainConfig {
+        lr: 1e38,
+        checkpoint_every: 1,
+        ..smoke()
+    };
+    let err = run::<Mini>(&options(&dir, cfg)).expect_err("the run must stop");
+    let msg = err.to_string();
+    assert!(msg.contains("not finite") || msg.contains("NaN"), "{msg}");
+    let ckpt = dir.join("checkpoint.safetensors");
+    if ckpt.exists() {
+        assert!(
+            checkpoint_values(&ckpt).iter().all(|v| v.is_finite()),
+            "a checkpoint with non-finite values was saved: {msg}"
+        );
+        assert!(msg.contains("last good checkpoint"), "{msg}");
+    } else {
+        assert!(msg.contains("no checkpoint was written yet"), "{msg}");
+    }
+}
+
+#[test]
+fn a_run_directory_is_held_by_one_process() {
+    let dir = temp_dir("locked");
+    let held = march_runtime::files::DirLock::acquire(&dir, "run").unwrap();
+    let err = run::<Mini>(&options(&dir, smoke())).expect_err("the directory is held");
+    assert!(
+        err.to_string().contains("in use by another march process"),
+        "{err}"
+    );
+    assert!(!dir.join("config.json").exists(), "nothing was written");
+    drop(held);
+    run::<Mini>(&options(&dir, smoke())).unwrap();
+}
+
+#[test]
+fn a_run_stopped_before_its_first_checkpoint_restarts_in_place() {
+    let dir = temp_dir("no-checkpoint");
+    let cfg = TrainConfig {
+        checkpoint_every: 100,
+        ..smoke()
+    };
+    run::<Mini>(&RunOptions {
+        stop_after: Some(2),
+        ..options(&dir, cfg.clone())
+    })
+    .unwrap();
+    assert!(dir.join("config.json").exists() && !dir.join("checkpoint.safetensors").exists());
+    // --resume has nothing to resume and says what to do
+    let err = run::<Mini>(&RunOptions {
+        resume: true,
+        ..options(&dir, cfg.clone())
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("restarts in place"), "{err}");
+    // starting it again is the way: it trains from step 0, from scratch
+    let again = run::<Mini>(&options(&dir, cfg.clone())).unwrap();
+    assert_eq!(again.steps, 8);
+    let fresh = temp_dir("no-checkpoint-fresh");
+    run::<Mini>(&options(&fresh, cfg)).unwrap();
+    assert_eq!(losses(&dir), losses(&fresh));
+}
+
+#[test]
+fn bad_optimizer_settings_are_refused() {
+    let base = smoke();
+    let err = base
+        .merge_toml("[adamw]\nbetas = [0.9, 0.95]\neps = 1e-8\nweight_decay = 0.1\nlr = 3\n")
+        .unwrap_err();
+    assert!(err.contains("lr"), "unknown key under [adamw]: {err}");
+    for (toml, what) in [
+        ("[adamw]\nbetas = [1.0, 1.0]\n", "adamw.betas"),
+        ("[adamw]\neps = -1.0\n", "adamw.eps"),
+        ("held_out_chunks = 0\n", "held_out_chunks"),
+        ("clip_grad_norm = -1.0\n", "clip_grad_norm"),
+    ] {
+        let cfg = base.merge_toml(toml).unwrap();
+        let err = cfg.validate().unwrap_err();
+        assert!(err.contains(what), "{toml}: {err}");
+    }
 }

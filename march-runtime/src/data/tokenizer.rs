@@ -123,13 +123,18 @@ impl MarchTokenizer {
         Self::wrap(inner, "trained".to_string())
     }
 
+    /// Write the tokenizer's JSON to `path` atomically (a temporary file
+    /// renamed over it: a kill leaves the old file or the new one).
     pub fn save(&self, path: &Path) -> Result<(), TokenizerError> {
-        self.inner
-            .save(path, false)
-            .map_err(|e| TokenizerError::Save {
-                path: path.into(),
-                reason: e.to_string(),
-            })
+        let err = |reason: String| TokenizerError::Save {
+            path: path.into(),
+            reason,
+        };
+        let json = self
+            .inner
+            .to_string(false)
+            .map_err(|e| err(e.to_string()))?;
+        crate::files::write_atomic(path, json.as_bytes()).map_err(|e| err(format!("{e:#}")))
     }
 
     /// Vocabulary size, added tokens included.

@@ -21,6 +21,7 @@ use std::str::FromStr;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::files::{clear_except_lock, DirLock};
 use crate::registry::find;
 use crate::train::{checkpoint, DeviceKind, RunOptions, TrainConfig};
 
@@ -310,9 +311,20 @@ pub fn run(spec: &SweepSpec, runs: &[PlannedRun], opts: &SweepOptions) -> Result
             ));
             continue;
         };
+        // held for the run: another process (another slice started twice,
+        // a hand-started `march train`) training it is left alone
+        let lock = match DirLock::acquire(&dir, "run") {
+            Ok(l) => std::sync::Arc::new(l),
+            Err(e) => {
+                say(format!("skipping {label}: {e:#}"));
+                out.skipped.push(label);
+                continue;
+            }
+        };
         if state == RunState::NoCheckpoint {
-            // killed before its first checkpoint: start it again
-            std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+            // killed before its first checkpoint: start it again (the lock
+            // file stays: it is what keeps other processes out)
+            clear_except_lock(&dir)?;
         }
         let resume = state == RunState::Resumable;
         say(format!(
@@ -339,8 +351,9 @@ pub fn run(spec: &SweepSpec, runs: &[PlannedRun], opts: &SweepOptions) -> Result
             progress: opts.progress,
             stop_after,
             inject_nan_at: None,
+            lock: Some(lock),
         };
-        match (entry.train)(&run_opts) {
+        match entry.train(&run_opts) {
             Ok(report) if report.interrupted || stop_after.is_some() => {
                 out.stopped = true;
                 say(format!(

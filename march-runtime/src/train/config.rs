@@ -162,6 +162,33 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&self.noise_density) || self.mean_noise_span < 1.0 {
             bad.push("noise_density must be in [0, 1) and mean_noise_span at least 1".into());
         }
+        if self.held_out_chunks == 0 {
+            bad.push("held_out_chunks must be at least 1 (validation needs chunks)".into());
+        }
+        let (b1, b2) = self.adamw.betas;
+        if !((0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2)) {
+            bad.push(format!(
+                "adamw.betas must both be in [0, 1), not [{b1}, {b2}]"
+            ));
+        }
+        if !(self.adamw.eps > 0.0 && self.adamw.eps.is_finite()) {
+            bad.push(format!(
+                "adamw.eps must be a positive number, not {}",
+                self.adamw.eps
+            ));
+        }
+        if !(self.adamw.weight_decay >= 0.0 && self.adamw.weight_decay.is_finite()) {
+            bad.push(format!(
+                "adamw.weight_decay must be a number ≥ 0, not {}",
+                self.adamw.weight_decay
+            ));
+        }
+        if !(self.clip_grad_norm >= 0.0 && self.clip_grad_norm.is_finite()) {
+            bad.push(format!(
+                "clip_grad_norm must be a number ≥ 0 (0: no clipping), not {}",
+                self.clip_grad_norm
+            ));
+        }
         if self.eval_every == 0 || self.checkpoint_every == 0 || self.eval_batches == 0 {
             bad.push("eval_every, eval_batches and checkpoint_every must be at least 1".into());
         }

@@ -80,8 +80,8 @@ impl Metrics {
                         kept.push('\n');
                     }
                 }
-                std::fs::write(&path, kept)
-                    .with_context(|| format!("rewriting {}", path.display()))?;
+                // atomically: a kill here leaves the old file, never a torn one
+                crate::files::write_atomic(&path, kept.as_bytes())?;
             }
         }
         let jsonl = BufWriter::new(

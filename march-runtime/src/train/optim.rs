@@ -16,6 +16,7 @@ use crate::params::{for_each_grad_slice, grad_slice_mut, set_params};
 use rayon::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AdamWConfig {
     pub betas: (f64, f64),
     pub eps: f64,

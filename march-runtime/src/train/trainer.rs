@@ -6,42 +6,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, TrainState};
 use super::config::TrainConfig;
 use super::metrics::{Metrics, Record};
-use super::optim::{grad_norm, AdamW};
+use super::step::{train_step, StepError};
+use crate::arch::Arch;
 use crate::data::{
     cache_dir, corpus, derive_seed, fnv1a, read_cache, synthetic, write_cache, Batcher, Chunks,
     DataPosition, MarchTokenizer, SpanCorruption, TrainStream,
 };
-use crate::kernels::{cpu_kernels, use_matmul, Matmul};
-use crate::layers::Ctx;
-use crate::model::Seq2Seq;
-use crate::params::set_params;
-use crate::registry::{tape_into, SeedableDevice, Variant};
-
-/// Where to train.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceKind {
-    #[default]
-    Cpu,
-    Cuda,
-}
-
-impl std::str::FromStr for DeviceKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "cpu" => Ok(DeviceKind::Cpu),
-            "cuda" | "gpu" => Ok(DeviceKind::Cuda),
-            _ => Err(format!("unknown device `{s}`: use cpu or cuda")),
-        }
-    }
-}
+use crate::files::{clear_except_lock, write_atomic, DirLock};
+use crate::kernels::{use_matmul, Matmul};
+pub use crate::session::DeviceKind;
+use crate::session::{Opener, SessionOptions};
 
 /// One `march train` invocation.
 #[derive(Debug, Clone)]
@@ -61,6 +40,9 @@ pub struct RunOptions {
     pub stop_after: Option<u64>,
     /// Poison the weights before this step, to exercise the NaN guard (tests).
     pub inject_nan_at: Option<u64>,
+    /// The run directory's lock, when the caller holds it already (a sweep);
+    /// `None`: the run takes it.
+    pub lock: Option<std::sync::Arc<DirLock>>,
 }
 
 /// What a run did.
@@ -111,7 +93,7 @@ fn install_ctrl_c() {
                 std::process::exit(130);
             }
             eprintln!(
-                "\ninterrupt: saving a checkpoint after this step (Ctrl-C again to quit now)"
+                "\ninterrupted (SIGINT, SIGTERM or SIGHUP): saving a checkpoint after this step (again to quit now)"
             );
         });
     });
@@ -125,17 +107,6 @@ pub fn code_version() -> String {
             .map(|r| format!(" ({r})"))
             .unwrap_or_default()
     )
-}
-
-/// Train variant `V` as `opts` says.
-pub fn run<V: Variant>(opts: &RunOptions) -> Result<Report> {
-    match opts.device {
-        DeviceKind::Cpu => train_on::<V, Cpu>(opts),
-        #[cfg(feature = "cuda")]
-        DeviceKind::Cuda => train_on::<V, Cuda>(opts),
-        #[cfg(not(feature = "cuda"))]
-        DeviceKind::Cuda => bail!("this march was built without CUDA: rebuild with `cargo build --release --features cuda`"),
-    }
 }
 
 /// Log to stderr unless quiet.
@@ -346,18 +317,28 @@ pub fn prepare_data(
     })
 }
 
-fn train_on<V: Variant, D: Device<f32> + SeedableDevice>(opts: &RunOptions) -> Result<Report> {
-    let arch = &V::ARCH;
+/// Train the variant `arch` (its models opened by `open`) as `opts` says.
+pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Report> {
     let dir = &opts.out;
     let config_path = dir.join("config.json");
     let ckpt_path = dir.join(checkpoint::FILE);
+    // one process per run directory, for the whole run
+    let _lock = match &opts.lock {
+        Some(held) => held.clone(),
+        None => std::sync::Arc::new(DirLock::acquire(dir, "run")?),
+    };
 
     // the configuration: fresh, or the run's own when resuming
     let cfg = if opts.resume {
         if !ckpt_path.exists() {
             bail!(
-                "{}: no checkpoint to resume from; start the run without --resume",
-                dir.display()
+                "{}: no checkpoint to resume from{}; start the run without --resume",
+                dir.display(),
+                if config_path.exists() {
+                    " (it stopped before its first one: it restarts in place)"
+                } else {
+                    ""
+                }
             );
         }
         let saved: RunConfig = serde_json::from_slice(
@@ -378,17 +359,28 @@ fn train_on<V: Variant, D: Device<f32> + SeedableDevice>(opts: &RunOptions) -> R
             ..saved.train
         }
     } else {
-        if config_path.exists() {
+        if ckpt_path.exists() {
             bail!(
                 "{} already holds a run: continue it with --resume, or choose another --out",
                 dir.display()
             );
         }
+        if config_path.exists() {
+            // stopped before its first checkpoint: nothing to continue from
+            say(
+                opts,
+                format!(
+                    "{}: the run there stopped before its first checkpoint: starting it again",
+                    dir.display()
+                ),
+            );
+            clear_except_lock(dir)?;
+        }
         opts.cfg.clone()
     };
     cfg.validate()
         .map_err(|e| anyhow!("invalid configuration: {e}"))?;
-    if cfg.matmul != Matmul::F32 && !cpu_kernels::<f32, D>() {
+    if cfg.matmul != Matmul::F32 && opts.device != DeviceKind::Cpu {
         bail!(
             "--matmul {} is a CPU precision (AMX); on this device the products are f32",
             cfg.matmul
@@ -414,9 +406,14 @@ fn train_on<V: Variant, D: Device<f32> + SeedableDevice>(opts: &RunOptions) -> R
         );
     }
 
-    let dev = D::seeded(cfg.seed);
-    let mut model = V::build::<f32, D>(&dev, cfg.seed);
-    let mut opt = AdamW::new::<f32, D>(cfg.adamw, || V::Model::<f32, D>::build(&dev));
+    let mut session = open(
+        arch,
+        &SessionOptions {
+            device: opts.device,
+            seed: cfg.seed,
+            adamw: Some(cfg.adamw),
+        },
+    )?;
     let mut state = TrainState {
         variant: arch.name.to_string(),
         step: 0,
@@ -426,7 +423,7 @@ fn train_on<V: Variant, D: Device<f32> + SeedableDevice>(opts: &RunOptions) -> R
         adam_t: 0,
     };
     if opts.resume {
-        state = checkpoint::load(&ckpt_path, &mut model, &mut opt)?;
+        state = session.load(&ckpt_path)?;
         say(
             opts,
             format!(
@@ -455,7 +452,10 @@ fn train_on<V: Variant, D: Device<f32> + SeedableDevice>(opts: &RunOptions) -> R
             code_version: code_version(),
             train: cfg.clone(),
         };
-        std::fs::write(&config_path, serde_json::to_string_pretty(&run_config)?)?;
+        write_atomic(
+            &config_path,
+            serde_json::to_string_pretty(&run_config)?.as_bytes(),
+        )?;
     }
     let mut metrics = Metrics::open(dir, opts.resume.then_some(state.step), arch.params.total)?;
     let mut stream = TrainStream::new(cfg.seed, data.chunks.train.len(), state.position);
@@ -478,22 +478,18 @@ fn train_on<V: Variant, D: Device<f32> + SeedableDevice>(opts: &RunOptions) -> R
                     )
                 })
                 .collect();
-            batcher.batch::<f32, D>(&dev, &seeded)
+            batcher.batch(&seeded)
         })
         .collect();
-    let evaluate = |model: &V::Model<f32, D>| -> f64 {
-        let ctx = Ctx::eval(arch);
-        let losses: Vec<f64> = eval_batches
-            .iter()
-            .map(|(b, l)| model.loss(b, l, &ctx, NoneTape).as_vec()[0] as f64)
-            .collect();
+    let evaluate = |session: &dyn crate::session::Session| -> f64 {
+        let losses: Vec<f64> = eval_batches.iter().map(|b| session.eval_loss(b)).collect();
         losses.iter().sum::<f64>() / losses.len() as f64
     };
 
     say(
         opts,
         format!(
-            "train: {} ({} parameters, {} live) on {:?}, {} steps × {} × {} chunks of {} tokens (encoder {}, decoder {}), unigram entropy {:.3} nats",
+            "train: {} ({} parameters, {} live) on {}, {} steps × {} × {} chunks of {} tokens (encoder {}, decoder {}), unigram entropy {:.3} nats",
             arch.name,
             crate::arch::thousands(arch.params.total),
             crate::arch::thousands(arch.params.live),
@@ -516,7 +512,7 @@ fn train_on<V: Variant, D: Device<f32> + SeedableDevice>(opts: &RunOptions) -> R
     let mut last_val = None;
     let mut best_val: Option<f64> = None;
     if !opts.resume {
-        let v = evaluate(&model);
+        let v = evaluate(session.as_ref());
         metrics.write(&Record::Eval {
             step: 0,
             tokens: 0,
@@ -526,7 +522,6 @@ fn train_on<V: Variant, D: Device<f32> + SeedableDevice>(opts: &RunOptions) -> R
         say(opts, format!("step 0: val loss {v:.4}"));
     }
     let bar = progress_bar(opts, cfg.steps, state.step, "");
-    let mut grads = Some(model.alloc_grads());
     let mut interrupted = false;
     let tokens_per_step = (cfg.batch_size * cfg.grad_accum * cfg.chunk_len) as u64;
     let log_every = (cfg.steps / 20).max(1);
@@ -534,57 +529,37 @@ fn train_on<V: Variant, D: Device<f32> + SeedableDevice>(opts: &RunOptions) -> R
     while state.step < cfg.steps {
         let step = state.step + 1;
         if opts.inject_nan_at == Some(step) {
-            set_params(&mut model, |name, n| {
-                (name == "embedding").then(|| vec![f32::NAN; n])
-            });
+            session.fill_param("embedding", f32::NAN);
         }
         let t0 = Instant::now();
-        let mut g = grads.take().expect("gradients");
-        model.zero_grads(&mut g);
-        let mut loss_sum = 0.0;
-        for micro in 0..cfg.grad_accum {
-            let picks = stream.take(cfg.batch_size);
-            let seeded: Vec<(&[u32], u64)> = picks
-                .iter()
-                .map(|&(c, s)| (data.chunks.train[c].as_slice(), s))
-                .collect();
-            let (batch, labels) = batcher.batch::<f32, D>(&dev, &seeded);
-            let ctx = Ctx::train_seeded(
-                arch,
-                derive_seed(cfg.seed, &[0x4452_4f50, step, micro as u64]),
-            );
-            let loss = model.loss(&batch, &labels, &ctx, tape_into(&dev, g));
-            loss_sum += loss.as_vec()[0] as f64;
-            g = loss.backward();
-        }
-        let loss = loss_sum / cfg.grad_accum as f64;
-        if !loss.is_finite() {
-            metrics.flush()?;
-            let last = if ckpt_path.exists() {
-                format!("the last good checkpoint is {}", ckpt_path.display())
-            } else {
-                "no checkpoint was written yet".to_string()
-            };
-            bail!("the training loss is {loss} at step {step}: stopping; {last}, metrics up to step {} are in {}", state.step, metrics.path.display());
-        }
-        let scale = 1.0 / cfg.grad_accum as f64;
-        let norm = grad_norm(&model, &mut g) * scale;
-        if !norm.is_finite() {
-            metrics.flush()?;
-            bail!("the gradient norm is {norm} at step {step}: stopping; the last good checkpoint is {}", ckpt_path.display());
-        }
-        let clip = if cfg.clip_grad_norm > 0.0 && norm > cfg.clip_grad_norm {
-            cfg.clip_grad_norm / (norm + 1e-6)
-        } else {
-            1.0
-        };
+        let micro: Vec<_> = (0..cfg.grad_accum)
+            .map(|micro| {
+                let picks = stream.take(cfg.batch_size);
+                let seeded: Vec<(&[u32], u64)> = picks
+                    .iter()
+                    .map(|&(c, s)| (data.chunks.train[c].as_slice(), s))
+                    .collect();
+                let dropout = derive_seed(cfg.seed, &[0x4452_4f50, step, micro as u64]);
+                (batcher.batch(&seeded), dropout)
+            })
+            .collect();
         let lr = cfg.schedule.lr(cfg.lr, step, cfg.warmup_steps, cfg.steps);
-        opt.step(&mut model, &mut g, lr, scale * clip);
-        grads = Some(g);
+        let outcome = match train_step(session.as_mut(), &micro, lr, cfg.clip_grad_norm) {
+            Ok(o) => o,
+            Err(StepError::Loss(loss)) => {
+                metrics.flush()?;
+                bail!("the training loss is {loss} at step {step}: stopping; {}, metrics up to step {} are in {}", last_good(&ckpt_path), state.step, metrics.path.display());
+            }
+            Err(StepError::GradNorm(norm)) => {
+                metrics.flush()?;
+                bail!("the gradient norm is {norm} at step {step}: stopping; {}, metrics up to step {} are in {}", last_good(&ckpt_path), state.step, metrics.path.display());
+            }
+        };
+        let (loss, norm) = (outcome.loss, outcome.grad_norm);
         state.step = step;
         state.tokens += tokens_per_step;
         state.position = stream.position;
-        state.adam_t = opt.t;
+        state.adam_t = session.optimizer_steps();
         let dt = t0.elapsed().as_secs_f64();
         metrics.write(&Record::Train {
             step,
@@ -595,8 +570,8 @@ fn train_on<V: Variant, D: Device<f32> + SeedableDevice>(opts: &RunOptions) -> R
             tokens_per_s: tokens_per_step as f64 / dt,
             elapsed_s: started.elapsed().as_secs_f64(),
         })?;
-        if step % cfg.eval_every == 0 || step == cfg.steps {
-            let v = evaluate(&model);
+        if step.is_multiple_of(cfg.eval_every) || step == cfg.steps {
+            let v = evaluate(session.as_ref());
             metrics.write(&Record::Eval {
                 step,
                 tokens: state.tokens,
@@ -604,14 +579,21 @@ fn train_on<V: Variant, D: Device<f32> + SeedableDevice>(opts: &RunOptions) -> R
             })?;
             last_val = Some(v);
             best_val = Some(best_val.map_or(v, |b| b.min(v)));
+            // what an evaluation says is on disk before anything else happens
+            metrics.flush()?;
             if bar.is_none() {
                 say(opts, format!("step {step}: val loss {v:.4}"));
             }
         }
         interrupted = INTERRUPTED.load(Ordering::SeqCst);
-        if step % cfg.checkpoint_every == 0 || step == cfg.steps || interrupted {
+        if step.is_multiple_of(cfg.checkpoint_every) || step == cfg.steps || interrupted {
             metrics.flush()?;
-            checkpoint::save(dir, &model, &opt, &state)?;
+            // never save weights that are not finite: the checkpoint on disk
+            // stays the last good one
+            if let Some(name) = session.non_finite_param() {
+                bail!("the weights are not finite after step {step} ({name} has NaN or infinite values): stopping without saving them; {}, metrics up to step {step} are in {}", last_good(&ckpt_path), metrics.path.display());
+            }
+            session.save(dir, &state)?;
         }
         let rate = (state.tokens - tokens_at_start) as f64 / started.elapsed().as_secs_f64();
         match &bar {
@@ -622,7 +604,7 @@ fn train_on<V: Variant, D: Device<f32> + SeedableDevice>(opts: &RunOptions) -> R
                     last_val.map(|v| format!(" val {v:.3}")).unwrap_or_default()
                 ));
             }
-            None if step % log_every == 0 => say(
+            None if step.is_multiple_of(log_every) => say(
                 opts,
                 format!(
                     "step {step}/{}: loss {loss:.4} lr {lr:.2e} |g| {norm:.3} {rate:.0} tok/s",
@@ -662,12 +644,22 @@ fn train_on<V: Variant, D: Device<f32> + SeedableDevice>(opts: &RunOptions) -> R
         interrupted,
     };
     if state.step == cfg.steps {
-        std::fs::write(
-            dir.join("summary.json"),
-            serde_json::to_string_pretty(&report)?,
+        write_atomic(
+            &dir.join("summary.json"),
+            serde_json::to_string_pretty(&report)?.as_bytes(),
         )?;
     }
     Ok(report)
+}
+
+/// What a run that stops on bad numbers says of its checkpoint: only ever
+/// weights that were checked finite are saved, so an existing file is good.
+fn last_good(ckpt: &Path) -> String {
+    if ckpt.exists() {
+        format!("the last good checkpoint is {}", ckpt.display())
+    } else {
+        "no checkpoint was written yet".to_string()
+    }
 }
 
 /// A progress bar on a terminal (`None` elsewhere: plain log lines instead).
