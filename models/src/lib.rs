@@ -9,27 +9,9 @@
 //! code in `march-runtime`, a variant is data. Every variant registers itself:
 //! `march list` shows them all.
 
-/// Declares one experiment at both scales: `$name` derived from `Baseline`
-/// and `$small` from `SmallBaseline` (or any other pair of bases), with the
-/// same `#[march_model]` entries. Relative entries (`heads *= 2`,
-/// `layers -= 1`) make one declaration fit both scales.
-macro_rules! experiment {
-    (
-        $(#[doc = $doc:literal])*
-        $name:ident, $small:ident from $base:ident, $small_base:ident:
-        $($entries:tt)*
-    ) => {
-        $(#[doc = $doc])*
-        #[::march_runtime::march_model(base = $base, $($entries)*)]
-        pub struct $name;
-
-        $(#[doc = $doc])*
-        ///
-        /// CPU scale.
-        #[::march_runtime::march_model(base = $small_base, $($entries)*)]
-        pub struct $small;
-    };
-}
+// `experiment!` (march-runtime's) in every module of the library
+#[macro_use]
+extern crate march_runtime;
 
 mod baseline;
 mod feed_forward;

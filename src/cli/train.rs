@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use march_runtime::kernels::Matmul;
-use march_runtime::registry::find;
+use march_runtime::registry::find_or_suggest;
 use march_runtime::train::{DeviceKind, RunOptions, TrainConfig};
 
 /// The training configuration flags `train` and `sweep` share.
@@ -55,6 +55,29 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
+    /// The flags given that set something besides `--steps` (which a
+    /// resumed run may change).
+    pub fn given_besides_steps(&self) -> Vec<&'static str> {
+        let mut given = Vec::new();
+        let mut flag = |set: bool, name: &'static str| {
+            if set {
+                given.push(name);
+            }
+        };
+        flag(self.preset != "cpu", "--preset");
+        flag(self.config.is_some(), "--config");
+        flag(!self.data.is_empty(), "--data");
+        flag(self.tokenizer.is_some(), "--tokenizer");
+        flag(self.batch_size.is_some(), "--batch-size");
+        flag(self.grad_accum.is_some(), "--grad-accum");
+        flag(self.lr.is_some(), "--lr");
+        flag(self.chunk_len.is_some(), "--chunk-len");
+        flag(self.eval_every.is_some(), "--eval-every");
+        flag(self.checkpoint_every.is_some(), "--checkpoint-every");
+        flag(self.matmul.is_some(), "--matmul");
+        given
+    }
+
     /// The preset, then the TOML file, then the flags.
     pub fn resolve(&self, seed: Option<u64>) -> Result<TrainConfig> {
         let mut cfg = TrainConfig::preset(&self.preset).map_err(|e| anyhow!(e))?;
@@ -118,7 +141,7 @@ pub struct TrainArgs {
 }
 
 /// The variant a run directory holds (its `config.json`).
-fn variant_of_run(dir: &std::path::Path) -> Result<String> {
+pub(super) fn variant_of_run(dir: &std::path::Path) -> Result<String> {
     let path = dir.join("config.json");
     let text =
         std::fs::read(&path).with_context(|| format!("{}: no run to resume", path.display()))?;
@@ -136,9 +159,19 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         (None, true, Some(out)) => variant_of_run(out)?,
         (None, _, _) => "SmallBaseline".to_string(),
     };
-    let Some(entry) = find(&name) else {
-        bail!("unknown variant `{name}`; run `march list` to see them all");
-    };
+    let entry = find_or_suggest(&name)?;
+    if args.resume {
+        let mut given = args.config.given_besides_steps();
+        if args.seed.is_some() {
+            given.push("--seed");
+        }
+        if !given.is_empty() {
+            anyhow::bail!(
+                "--resume continues a run with its own configuration: only --steps may change (got {})",
+                given.join(", ")
+            );
+        }
+    }
     let cfg = args.config.resolve(args.seed)?;
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(format!("{}-seed{}", entry.arch.name, cfg.seed))
@@ -160,7 +193,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         "{}: {} steps, {} tokens, val loss {} → {} (best {}; unigram entropy {:.3}), {:.0} tokens/s, {:.1}s{}\nrun directory: {}",
         report.variant,
         report.steps,
-        report.tokens,
+        march_runtime::arch::thousands(report.tokens),
         fmt(report.first_val_loss),
         fmt(report.final_val_loss),
         fmt(report.best_val_loss),
@@ -171,7 +204,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         report.run_dir.display()
     );
     if report.interrupted {
-        return Err(crate::Interrupted(format!(
+        return Err(super::Interrupted(format!(
             "interrupted: checkpoint and metrics saved; continue with `march train --resume --out {}`",
             report.run_dir.display()
         ))

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use march_runtime::sweep::{self, Slice, SweepOptions, SweepSpec, RUNS_FILE};
 use march_runtime::train::DeviceKind;
 
-use crate::train::ConfigArgs;
+use super::train::ConfigArgs;
 
 #[derive(clap::Args)]
 pub struct SweepArgs {
@@ -96,7 +96,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
                 }
             );
         }
-        return crate::list::emit(&text);
+        return super::list::emit(&text);
     }
     let outcome = sweep::run(
         &spec,

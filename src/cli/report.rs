@@ -37,7 +37,7 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         bail!("no finished run to report on: {}", cmp.errors.join("; "));
     }
     let written = report::write(&cmp, &out, &command.join(" "))?;
-    crate::list::emit(&format!(
+    super::list::emit(&format!(
         "{}\nwritten: {}, {}, {}\n",
         std::fs::read_to_string(&written.markdown)?,
         written.markdown.display(),

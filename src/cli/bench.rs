@@ -6,7 +6,7 @@ use march_runtime::bench::{self, Mode};
 use march_runtime::kernels::simd::{set_isa, Isa};
 use march_runtime::kernels::{use_matmul, Matmul};
 use march_runtime::machine::Machine;
-use march_runtime::registry::find;
+use march_runtime::registry::find_or_suggest;
 use march_runtime::workload::Workload;
 
 #[derive(clap::Args)]
@@ -62,12 +62,7 @@ fn mb(b: Option<u64>) -> String {
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let Some(entry) = find(&args.variant) else {
-        bail!(
-            "unknown variant `{}`; run `march list` to see them all",
-            args.variant
-        );
-    };
+    let entry = find_or_suggest(&args.variant)?;
     let arch = entry.arch;
     if args.batch == 0 || args.enc_len == 0 || args.dec_len == 0 || args.steps == 0 {
         bail!("--batch, --enc-len, --dec-len and --steps must be at least 1");
@@ -149,7 +144,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         ),
         Mode::Forward => format!("forward {:.1} ms, median", ph.forward * 1e3),
     };
-    crate::list::emit(&format!(
+    super::list::emit(&format!(
         "{name} {mode}\n  ms/step    {ms:.1} (median; min {min:.1}, max {max:.1})\n  phases     {phases}\n  tokens/s   {tps:.0}\n  GFLOP/s    {gflops:.1} ({gf:.1} GFLOP of matrix products per step)\n  ceiling    {pct:.0}% of this machine's measured {prec} matmul ceiling: {ceiling:.0} GFLOP/s, the best of march's product over the step's shapes (at {am}×{ak}·{ak}×{an}), {threads} thread(s){fma}\n  floor      {floor_ms:.1} ms (the step's products at the ceiling): the step is {ratio:.2}× its floor\n  machine    {machine}\n  memory     peak resident {peak}; {growth}\n",
         name = arch.name,
         mode = mode.name(),

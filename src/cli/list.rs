@@ -5,7 +5,7 @@ use std::io::Write as _;
 
 use anyhow::{bail, Result};
 use march_runtime::arch::thousands;
-use march_runtime::registry::{find, variants};
+use march_runtime::registry::{find_or_suggest, variants};
 use march_runtime::Arch;
 
 /// Print `text` to stdout; a closed pipe surfaces as an `io::Error`.
@@ -101,9 +101,7 @@ pub fn run(args: &ListArgs) -> Result<()> {
 }
 
 pub fn show(name: &str) -> Result<()> {
-    let Some(e) = find(name) else {
-        bail!("unknown variant `{name}`; run `march list` to see them all");
-    };
+    let e = find_or_suggest(name)?;
     let mut out = String::new();
     if !e.arch.doc.is_empty() {
         writeln!(out, "{}\n", e.arch.doc)?;

@@ -1,0 +1,106 @@
+//! The `march` command line, as a library function: [`main`] runs it for
+//! every variant linked into the calling binary — the library's and, in a
+//! user's own binary, the user's (see `examples/my_experiments.rs`).
+
+mod bench;
+mod list;
+mod report;
+mod sample;
+mod sweep;
+mod train;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "march",
+    version,
+    about = "Model-architecture experiments at a fixed parameter budget"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every registered variant: parameters (total and live), deviation
+    /// from its budget, FLOPs per token and what its declaration changes.
+    List(list::ListArgs),
+    /// Train a variant (default: SmallBaseline on the built-in corpus, CPU preset).
+    Train(Box<train::TrainArgs>),
+    /// Train variants × seeds under one configuration, each in its own run
+    /// directory; resumable, and sliceable across machines (--slice).
+    Sweep(Box<sweep::SweepArgs>),
+    /// Compare run directories: a Markdown table (mean ± std over seeds,
+    /// Welch's 95% interval against the baseline), plots and JSON.
+    Report(report::ReportArgs),
+    /// Measure a variant's throughput on a synthetic batch: ms/step, tokens/s,
+    /// GFLOP/s against the measured matmul ceiling, peak memory.
+    Bench(bench::BenchArgs),
+    /// Fill `<extra_id_N>` spans with a trained run's model: greedy, or
+    /// sampled with a temperature and top-k.
+    Sample(sample::SampleArgs),
+    /// Describe one variant's architecture in full.
+    Show {
+        /// Variant name (case-insensitive), as `march list` prints it.
+        variant: String,
+    },
+}
+
+/// Parse the process's arguments and run the command: `march`'s `main`, and
+/// a user binary's. Every variant registered in the binary is available.
+pub fn main() -> ExitCode {
+    march_runtime::alloc::keep_freed_memory();
+    march_models::link();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::List(args) => list::run(&args),
+        Command::Show { variant } => list::show(&variant),
+        Command::Train(args) => train::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
+        Command::Report(args) => report::run(&args),
+        Command::Bench(args) => bench::run(&args),
+        Command::Sample(args) => sample::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // a closed pipe (`march list | head`) is not an error
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // stopped by a signal after saving: not a success, and not a failure
+        // of the run (it continues with --resume)
+        Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
+            eprintln!("{e}");
+            ExitCode::from(Interrupted::EXIT_CODE)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// A run or sweep stopped by SIGINT, SIGTERM or SIGHUP after saving its
+/// checkpoint and metrics.
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl Interrupted {
+    /// 128 + SIGINT, as a shell reports a process stopped by Ctrl-C.
+    pub const EXIT_CODE: u8 = 130;
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
