@@ -128,8 +128,13 @@ pub trait Session {
     fn grad_magnitudes(&mut self) -> Vec<(ParamInfo, f64)>;
     /// Write the checkpoint (model, optimizer, `state`) into `dir`, atomically.
     fn save(&self, dir: &Path, state: &TrainState) -> Result<()>;
-    /// Load a checkpoint; returns its state.
+    /// Load a checkpoint (model and optimizer); returns its state.
     fn load(&mut self, path: &Path) -> Result<TrainState>;
+    /// Load only a checkpoint's model weights (inference); returns its state.
+    fn load_weights(&mut self, path: &Path) -> Result<TrainState>;
+    /// The decoder's logits for `batch` (no dropout): `[batch, dec_len,
+    /// vocab]`, row-major.
+    fn decoder_logits(&self, batch: &HostBatch) -> Vec<f32>;
     /// Set every element of the parameter `name` to `value` (tests: NaN
     /// injection); returns whether the parameter exists.
     fn fill_param(&mut self, name: &str, value: f32) -> bool;
@@ -259,6 +264,17 @@ where
             .as_mut()
             .expect("a checkpoint loaded into a session opened without AdamW");
         checkpoint::load(path, &mut self.model, opt)
+    }
+
+    fn load_weights(&mut self, path: &Path) -> Result<TrainState> {
+        checkpoint::load_model(path, &mut self.model)
+    }
+
+    fn decoder_logits(&self, batch: &HostBatch) -> Vec<f32> {
+        let (b, _) = batch.to_device::<f32, D>(&self.dev);
+        self.model
+            .forward(&b, &Ctx::eval(self.arch), NoneTape)
+            .as_vec()
     }
 
     fn fill_param(&mut self, name: &str, value: f32) -> bool {

@@ -15,10 +15,20 @@ use serde::{Deserialize, Serialize};
 
 use super::optim::AdamW;
 use crate::data::DataPosition;
-use crate::layers::Float;
+use crate::layers::{mix64, Float};
 use crate::params::{for_each_param, set_params};
 
 pub const FILE: &str = "checkpoint.safetensors";
+
+/// The checkpoint's metadata: the state, and a checksum of the tensors
+/// (absent in checkpoints of older versions, which load unchecked).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StateMeta {
+    #[serde(flatten)]
+    state: TrainState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tensors_checksum: Option<String>,
+}
 
 /// The training state besides the tensors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,8 +57,30 @@ fn collect<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
     });
 }
 
+/// A 64-bit checksum of named tensors' bytes, independent of their order
+/// in the file: each name and each 8-byte word mixed in turn (SplitMix64's
+/// finaliser), the tensors taken by name.
+pub fn checksum<'a>(tensors: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> u64 {
+    let mut all: Vec<(&str, &[u8])> = tensors.into_iter().collect();
+    all.sort_by_key(|(n, _)| *n);
+    let mut h: u64 = 0x6d61_7263_6821_0001;
+    for (name, bytes) in all {
+        h = mix64(h ^ crate::data::fnv1a(&[name.as_bytes()]));
+        let words = bytes.chunks_exact(8);
+        let tail = words.remainder();
+        for w in words {
+            h = mix64(h ^ u64::from_le_bytes(w.try_into().unwrap()));
+        }
+        let mut last = [0u8; 8];
+        last[..tail.len()].copy_from_slice(tail);
+        h = mix64(h ^ u64::from_le_bytes(last) ^ ((bytes.len() as u64) << 3));
+    }
+    h
+}
+
 /// Write the checkpoint atomically: the previous one stays valid until the
-/// new one is complete.
+/// new one is complete. Its metadata holds a [`checksum`] of the tensors,
+/// checked on load.
 pub fn save<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
     dir: &Path,
     model: &M,
@@ -63,8 +95,16 @@ pub fn save<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
         .iter()
         .map(|(n, b, len)| Ok((n.clone(), TensorView::new(SafeDtype::F32, vec![*len], b)?)))
         .collect::<Result<_, safetensors::SafeTensorError>>()?;
-    let mut meta = HashMap::new();
-    meta.insert("march.state".to_string(), serde_json::to_string(state)?);
+    let sum = checksum(tensors.iter().map(|(n, b, _)| (n.as_str(), b.as_slice())));
+    // one metadata entry: safetensors writes its entries in a HashMap's
+    // order, and the same run must give the same bytes
+    let meta = HashMap::from([(
+        "march.state".to_string(),
+        serde_json::to_string(&StateMeta {
+            state: state.clone(),
+            tensors_checksum: Some(format!("{sum:016x}")),
+        })?,
+    )]);
     let tmp = dir.join(format!("{FILE}.tmp"));
     safetensors::serialize_to_file(views, &Some(meta), &tmp)
         .with_context(|| format!("writing {}", tmp.display()))?;
@@ -79,13 +119,33 @@ pub fn load<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
     model: &mut M,
     opt: &mut AdamW<M>,
 ) -> Result<TrainState> {
+    load_into(path, model, Some(opt))
+}
+
+/// Load only the model's weights of a checkpoint (inference); returns its
+/// state.
+pub fn load_model<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
+    path: &Path,
+    model: &mut M,
+) -> Result<TrainState> {
+    load_into(path, model, None)
+}
+
+fn load_into<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
+    path: &Path,
+    model: &mut M,
+    mut opt: Option<&mut AdamW<M>>,
+) -> Result<TrainState> {
     let bytes =
         std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
     let file = SafeTensors::deserialize(&bytes)
         .map_err(|e| anyhow!("{}: not a valid checkpoint ({e})", path.display()))?;
     let (_, meta) =
         SafeTensors::read_metadata(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let state: TrainState = meta
+    let StateMeta {
+        state,
+        tensors_checksum,
+    }: StateMeta = meta
         .metadata()
         .as_ref()
         .and_then(|m| m.get("march.state"))
@@ -99,6 +159,21 @@ pub fn load<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
             serde_json::from_str(s)
                 .map_err(|e| anyhow!("{}: bad training state: {e}", path.display()))
         })?;
+    if let Some(want) = &tensors_checksum {
+        let got = checksum(
+            file.tensors()
+                .iter()
+                .map(|(n, t)| (n.as_str(), t.data()))
+                .collect::<Vec<_>>(),
+        );
+        if format!("{got:016x}") != *want {
+            bail!(
+                "{}: the checkpoint is corrupt (its tensors' checksum is {got:016x}, the file says {want}); resume from a copy, or start the run again",
+                path.display()
+            );
+        }
+    }
+
     let mut missing = Vec::new();
     let mut fill = |prefix: &str, m: &mut M| {
         set_params(m, |name, n| {
@@ -118,8 +193,10 @@ pub fn load<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
         })
     };
     fill("model.", model);
-    fill("adam.m.", &mut opt.m);
-    fill("adam.v.", &mut opt.v);
+    if let Some(opt) = opt.as_deref_mut() {
+        fill("adam.m.", &mut opt.m);
+        fill("adam.v.", &mut opt.v);
+    }
     if !missing.is_empty() {
         bail!(
             "{}: does not match this variant ({} tensors missing or of another shape, e.g. {})",
@@ -128,6 +205,8 @@ pub fn load<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
             missing[0]
         );
     }
-    opt.t = state.adam_t;
+    if let Some(opt) = opt {
+        opt.t = state.adam_t;
+    }
     Ok(state)
 }
