@@ -48,6 +48,14 @@ fn bad_input_gives_one_line_errors() {
     for (args, expect) in [
         (vec!["show", "Nope"], "unknown variant `Nope`"),
         (vec!["train", "Nope"], "unknown variant `Nope`"),
+        (
+            vec!["train", "SmalBaseline"],
+            "unknown variant `SmalBaseline`; did you mean `SmallBaseline`?",
+        ),
+        (
+            vec!["bench", "baseleine"],
+            "unknown variant `baseleine`; did you mean `Baseline`?",
+        ),
         (vec!["train", "--preset", "fast"], "unknown preset `fast`"),
         (vec!["train", "--steps", "0"], "steps must be at least 1"),
         (
@@ -228,4 +236,63 @@ fn stopped_by_signal_saves_and_resumes(signal: &str) {
     ]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains(&format!("{total} steps")), "{stdout}");
+}
+
+#[test]
+fn sample_infills_spans_from_a_trained_run() {
+    let dir = temp_dir("sample");
+    let run = dir.join("run");
+    let (ok, _, stderr) = output(&[
+        "train",
+        "--preset",
+        "smoke",
+        "--quiet",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, stderr) = output(&[
+        "sample",
+        run.to_str().unwrap(),
+        "The <extra_id_0> of France is Paris.",
+        "<extra_id_0> lives in <extra_id_1>.",
+    ]);
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.starts_with("  ")).collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with("The [") && lines[0].ends_with("] of France is Paris."),
+        "{stdout}"
+    );
+    assert!(lines[1].contains("] lives in ["), "{stdout}");
+    assert!(stderr.contains("greedy"), "{stderr}");
+    // from standard input, one text a line
+    let mut child = march()
+        .args([
+            "sample",
+            run.to_str().unwrap(),
+            "--interactive",
+            "--temperature",
+            "0.8",
+            "--top-k",
+            "5",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"The <extra_id_0> of France is Paris.\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("] of France is Paris."));
+    // no texts: a one-line error
+    let (ok, _, stderr) = output(&["sample", run.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("--interactive"), "{stderr}");
 }

@@ -11,11 +11,14 @@ pub mod kernels;
 pub mod layers;
 pub mod machine;
 pub mod model;
+pub mod names;
 pub mod params;
 pub mod registry;
 pub mod report;
+pub mod sample;
 pub mod session;
 pub mod sweep;
+pub mod tensor;
 pub mod train;
 pub mod variant;
 pub mod workload;
@@ -34,4 +37,27 @@ extern crate self as march_runtime;
 pub mod __private {
     pub use dfdx;
     pub use inventory;
+}
+
+/// Declares one experiment at both scales: `$name` derived from `Baseline`
+/// and `$small` from `SmallBaseline` (or any other pair of bases), with the
+/// same `#[march_model]` entries. Relative entries (`heads *= 2`,
+/// `layers -= 1`) make one declaration fit both scales.
+#[macro_export]
+macro_rules! experiment {
+    (
+        $(#[doc = $doc:literal])*
+        $name:ident, $small:ident from $base:ident, $small_base:ident:
+        $($entries:tt)*
+    ) => {
+        $(#[doc = $doc])*
+        #[$crate::march_model(base = $base, $($entries)*)]
+        pub struct $name;
+
+        $(#[doc = $doc])*
+        ///
+        /// CPU scale.
+        #[$crate::march_model(base = $small_base, $($entries)*)]
+        pub struct $small;
+    };
 }

@@ -102,6 +102,19 @@ pub fn variants() -> Vec<&'static Entry> {
     all
 }
 
+/// The registered variant called `name`, or an error that suggests the
+/// nearest name.
+pub fn find_or_suggest(name: &str) -> Result<&'static Entry> {
+    find(name).ok_or_else(|| {
+        let hint = crate::names::did_you_mean(
+            name,
+            inventory::iter::<Entry>.into_iter().map(|e| e.arch.name),
+            "",
+        );
+        anyhow::anyhow!("unknown variant `{name}`{hint} (`march list` shows them all)")
+    })
+}
+
 /// The registered variant called `name` (case-insensitive).
 pub fn find(name: &str) -> Option<&'static Entry> {
     inventory::iter::<Entry>

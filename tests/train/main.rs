@@ -193,7 +193,14 @@ fn run_directory_has_everything() {
     let scalars = read_scalars(&tb).unwrap();
     let tags: std::collections::BTreeSet<&str> =
         scalars.iter().map(|(t, _, _)| t.as_str()).collect();
-    for t in ["train/loss", "eval/loss", "train/num_params"] {
+    for t in [
+        "train/loss",
+        "eval/loss",
+        "train/num_params",
+        "train/learning_rate",
+        "train/grad_norm",
+        "train/tokens_per_s",
+    ] {
         assert!(tags.contains(t), "no {t} in {tags:?}");
     }
     let n = scalars.iter().filter(|(t, _, _)| t == "train/loss").count();
@@ -225,7 +232,7 @@ fn builtin_corpus_is_learnable() {
         steps: 200,
         batch_size: 8,
         eval_every: 50,
-        warmup_steps: 10,
+        warmup_steps: Some(10),
         lr: 3e-3,
         ..smoke()
     };
@@ -255,7 +262,7 @@ fn wikitext_with_the_original_tokenizer() {
         batch_size: 8,
         eval_every: 15,
         lr: 3e-3,
-        warmup_steps: 3,
+        warmup_steps: Some(3),
         ..smoke()
     };
     let r = run::<MiniOriginalVocab>(&options(&dir, cfg)).unwrap();
@@ -288,6 +295,8 @@ fn weights_that_overflow_are_never_saved() {
     let cfg = TrainConfig {
         lr: 1e38,
         checkpoint_every: 1,
+        // this test is about the weights guard, not the divergence guard
+        divergence_factor: 0.0,
         ..smoke()
     };
     let err = run::<Mini>(&options(&dir, cfg)).expect_err("the run must stop");
@@ -365,4 +374,144 @@ fn bad_optimizer_settings_are_refused() {
         let err = cfg.validate().unwrap_err();
         assert!(err.contains(what), "{toml}: {err}");
     }
+}
+
+#[test]
+fn a_corrupt_checkpoint_is_refused_on_resume() {
+    let dir = temp_dir("corrupt");
+    let cfg = smoke();
+    run::<Mini>(&RunOptions {
+        stop_after: Some(4),
+        ..options(&dir, cfg.clone())
+    })
+    .unwrap();
+    let ckpt = dir.join("checkpoint.safetensors");
+    let mut bytes = std::fs::read(&ckpt).unwrap();
+    // flip bytes in the middle of the tensor data: the file still parses
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 16] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&ckpt, bytes).unwrap();
+    let err = run::<Mini>(&RunOptions {
+        resume: true,
+        ..options(&dir, cfg)
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("corrupt") && err.contains("checksum"), "{err}");
+}
+
+#[test]
+fn a_diverging_run_stops_with_an_error() {
+    let dir = temp_dir("diverge");
+    let cfg = TrainConfig {
+        lr: 1e4,
+        clip_grad_norm: 0.0,
+        steps: 40,
+        ..smoke()
+    };
+    let err = run::<Mini>(&options(&dir, cfg))
+        .expect_err("a diverging run must not end as a success")
+        .to_string();
+    assert!(
+        err.contains("diverged") || err.contains("collapsed"),
+        "{err}"
+    );
+    assert!(
+        !dir.join("summary.json").exists(),
+        "no summary: not a finished run"
+    );
+}
+
+#[test]
+fn the_divergence_rule() {
+    use march_runtime::train::trainer::diverged;
+    let uniform = (30_000f64).ln();
+    assert!(diverged(7.7e7, 3.0, 30_000, 4.0).is_some());
+    assert!(diverged(uniform, 0.0, 30_000, 4.0).is_some());
+    assert!(diverged(uniform, 0.5, 30_000, 4.0).is_none());
+    assert!(diverged(3.9 * uniform, 1.0, 30_000, 4.0).is_none());
+    assert!(diverged(7.7e7, 0.0, 30_000, 0.0).is_none(), "0: never");
+}
+
+#[test]
+fn a_finished_run_resumes_only_to_train_further_and_its_summary_covers_all() {
+    let dir = temp_dir("finished");
+    let first = run::<Mini>(&options(&dir, smoke())).unwrap();
+    let summary = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    // the same length again: refused, and nothing rewritten
+    let err = run::<Mini>(&RunOptions {
+        resume: true,
+        ..options(&dir, smoke())
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("is finished") && err.contains("--steps"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("summary.json")).unwrap(),
+        summary
+    );
+    // longer: it continues, the config records the new length, the summary
+    // covers the whole run
+    let longer = run::<Mini>(&RunOptions {
+        resume: true,
+        resume_steps: Some(12),
+        ..options(&dir, smoke())
+    })
+    .unwrap();
+    assert_eq!(longer.steps, 12);
+    assert_eq!(longer.first_val_loss, first.first_val_loss);
+    assert!(longer.best_val_loss.unwrap() <= first.best_val_loss.unwrap());
+    assert!(longer.wall_s > first.wall_s, "{longer:?} vs {first:?}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["train"]["steps"], 12);
+}
+
+#[test]
+fn warmup_follows_the_run_length_and_is_recorded() {
+    let cpu = TrainConfig::preset("cpu").unwrap();
+    assert_eq!(cpu.warmup(), 30, "10% of 300 steps");
+    assert_eq!(
+        TrainConfig {
+            steps: 12,
+            ..cpu.clone()
+        }
+        .warmup(),
+        1
+    );
+    let explicit = TrainConfig {
+        steps: 12,
+        warmup_steps: Some(5),
+        ..cpu
+    };
+    assert_eq!(explicit.warmup(), 5);
+    let dir = temp_dir("warmup");
+    let cfg = TrainConfig {
+        warmup_steps: None,
+        warmup_fraction: 0.25,
+        ..smoke()
+    };
+    run::<Mini>(&options(&dir, cfg)).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        config["train"]["warmup_steps"], 2,
+        "25% of 8 steps, resolved"
+    );
+    // the learning rate peaks at the end of the warmup
+    let lrs: Vec<f64> = read(&dir.join("metrics.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Train { lr, .. } => Some(lr),
+            _ => None,
+        })
+        .collect();
+    let peak = lrs.iter().copied().fold(0.0, f64::max);
+    assert_eq!(peak, lrs[1], "{lrs:?}");
 }

@@ -333,3 +333,44 @@ fn broken_runs_are_named_and_the_rest_reported() {
     let err = report::compare(&[dir], Some("Nope"), &[]).unwrap_err();
     assert!(err.to_string().contains("(Base)"), "{err}");
 }
+
+#[test]
+fn runs_of_different_settings_are_never_seeds_of_one_another() {
+    let dir = temp_dir("report-settings");
+    fake_run(&dir.join("short"), "SmallBaseline", 0, 6.0, 6.0);
+    fake_run(&dir.join("short"), "SmallBaseline", 1, 6.2, 6.1);
+    let long = fake_run(&dir.join("long"), "SmallBaseline", 0, 5.0, 5.0);
+    // the same variant and seed, trained for longer
+    let path = long.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["train"]["steps"] = 120.into();
+    std::fs::write(&path, config.to_string()).unwrap();
+    let cmp = report::compare(&[dir], None, &[]).unwrap();
+    let rows: Vec<(&str, &[u64])> = cmp
+        .variants
+        .iter()
+        .map(|v| (v.variant.as_str(), v.seeds.as_slice()))
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    // (the warmup, 10% of the run, differs with the length too)
+    let row = |prefix: &str| {
+        rows.iter()
+            .find(|(l, _)| l.starts_with(prefix))
+            .map(|r| r.1)
+    };
+    assert_eq!(
+        row("SmallBaseline (steps 2,"),
+        Some(&[0, 1][..]),
+        "{rows:?}"
+    );
+    assert_eq!(row("SmallBaseline (steps 120,"), Some(&[0][..]), "{rows:?}");
+    assert!(
+        cmp.differences.contains(&"steps: 120 / 2".to_string()),
+        "{:?}",
+        cmp.differences
+    );
+    // the baseline is the first group of the baseline variant; the other
+    // group has one seed, so no interval against it
+    assert_eq!(cmp.baseline.as_deref(), rows.first().map(|r| r.0));
+}

@@ -11,7 +11,7 @@
 use rayon::prelude::*;
 
 use super::{f32s, f32s_mut, simd};
-use crate::layers::Float;
+use crate::tensor::Float;
 
 /// The scalars of one step.
 #[derive(Debug, Clone, Copy)]

@@ -19,8 +19,9 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
+use super::DropMask;
 use super::{cpu_grad, cpu_kernels, f32s, f32s_mut, gemm_into, simd, view, SendPtr};
-use crate::layers::{DropMask, Float};
+use crate::tensor::Float;
 
 /// `[batch, seq, heads·dim_qkv]`.
 pub type Flat<E, D, T = NoneTape> = Tensor<(usize, usize, usize), E, D, T>;

@@ -19,7 +19,7 @@ use dfdx::prelude::*;
 use rayon::prelude::*;
 
 use super::{cpu_grad, cpu_kernels, f32s, f32s_mut, simd, view};
-use crate::layers::{AnyTape, Float};
+use crate::tensor::{AnyTape, Float};
 
 /// Loss of one position: `logsumexp(z) − z[label]`, and (with `grad`) its
 /// gradient scaled by `w` written into `grad`. One `exp` per element: the

@@ -11,8 +11,9 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
+use super::DropMask;
 use super::{cpu_grad, f32s, f32s_mut, simd, view};
-use crate::layers::{DropMask, Float};
+use crate::tensor::Float;
 
 const CHUNK: usize = 1 << 14;
 

@@ -21,7 +21,7 @@
 use dfdx::prelude::*;
 
 use super::{cpu_grad, cpu_kernels, matmul, product_into, view, Matmul};
-use crate::layers::Float;
+use crate::tensor::Float;
 
 /// `[batch, seq, K]`.
 type Rows<const K: usize, E, D, T> = Tensor<(usize, usize, Const<K>), E, D, T>;

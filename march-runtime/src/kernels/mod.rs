@@ -17,8 +17,11 @@ pub mod attention;
 pub mod cross_entropy;
 pub mod dropout;
 pub mod linear;
+mod mask;
 pub mod rms_norm;
 pub mod simd;
+
+pub use mask::{mix64, DropMask};
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
@@ -27,7 +30,7 @@ use std::cell::Cell;
 use dfdx::prelude::*;
 use gemm::Parallelism;
 
-use crate::layers::Float;
+use crate::tensor::Float;
 
 /// The precision of [`linear`]'s matrix products on the CPU in `f32`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]

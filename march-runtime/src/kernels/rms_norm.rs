@@ -13,7 +13,7 @@ use dfdx::prelude::*;
 use rayon::prelude::*;
 
 use super::{cpu_grad, f32s, f32s_mut, simd, view};
-use crate::layers::{Float, Hidden};
+use crate::tensor::{Float, Hidden};
 
 /// Rows per task.
 const ROWS: usize = 64;

@@ -18,7 +18,7 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use crate::layers::DropMask;
+use super::DropMask;
 
 /// Accumulators per reduction: one AVX-512 register of `f32`.
 pub const LANES: usize = 16;

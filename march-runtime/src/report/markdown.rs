@@ -79,7 +79,7 @@ pub fn render(cmp: &Comparison, command: &str, plots: &[PathBuf], out: &Path) ->
     if !cmp.differences.is_empty() {
         let _ = writeln!(
             md,
-            "\n**Warning: the runs differ in more than the variant and the seed:**\n"
+            "\n**Warning: the runs differ in more than the variant and the seed** (runs of different settings are separate rows, never seeds of one another):\n"
         );
         for d in &cmp.differences {
             let _ = writeln!(md, "- {d}");

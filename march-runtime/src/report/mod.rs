@@ -72,7 +72,12 @@ pub struct Comparison {
 /// `Baseline`/`SmallBaseline`…, else the first.
 fn pick_baseline(names: &[String], asked: Option<&str>) -> Result<Option<String>> {
     if let Some(a) = asked {
-        return match names.iter().find(|n| n.eq_ignore_ascii_case(a)) {
+        let of_variant = |n: &String| {
+            n.eq_ignore_ascii_case(a)
+                || n.to_ascii_lowercase()
+                    .starts_with(&format!("{} (", a.to_ascii_lowercase()))
+        };
+        return match names.iter().find(|n| of_variant(n)) {
             Some(n) => Ok(Some(n.clone())),
             None => anyhow::bail!(
                 "the baseline `{a}` is not among the runs compared ({})",
@@ -82,7 +87,11 @@ fn pick_baseline(names: &[String], asked: Option<&str>) -> Result<Option<String>
     }
     Ok(names
         .iter()
-        .find(|n| n.ends_with("Baseline"))
+        .find(|n| {
+            n.split(" (")
+                .next()
+                .is_some_and(|v| v.ends_with("Baseline"))
+        })
         .or(names.first())
         .cloned())
 }
@@ -91,20 +100,27 @@ fn pick_baseline(names: &[String], asked: Option<&str>) -> Result<Option<String>
 /// runs are listed in `errors`; the rest are compared.
 pub fn compare(roots: &[PathBuf], baseline: Option<&str>, only: &[String]) -> Result<Comparison> {
     let (dirs, mut errors) = runs::discover(roots);
-    let mut by_variant: Vec<(String, Vec<RunData>)> = Vec::new();
+    let mut read = Vec::new();
     for d in dirs {
         match runs::read_run(&d) {
             Ok(r) => {
-                let v = r.config.variant.clone();
-                if !only.is_empty() && !only.iter().any(|o| o.eq_ignore_ascii_case(&v)) {
-                    continue;
-                }
-                match by_variant.iter_mut().find(|(n, _)| *n == v) {
-                    Some((_, runs)) => runs.push(r),
-                    None => by_variant.push((v, vec![r])),
+                let v = &r.config.variant;
+                if only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(v)) {
+                    read.push(r);
                 }
             }
             Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    // runs are seeds of one another only when every setting but the seed
+    // agrees: a group is (variant, the settings that vary among the runs)
+    let varying = varying_settings(read.iter());
+    let mut by_variant: Vec<(String, Vec<RunData>)> = Vec::new();
+    for r in read {
+        let label = group_label(&r, &varying);
+        match by_variant.iter_mut().find(|(n, _)| *n == label) {
+            Some((_, runs)) => runs.push(r),
+            None => by_variant.push((label, vec![r])),
         }
     }
     let names: Vec<String> = by_variant.iter().map(|(n, _)| n.clone()).collect();
@@ -113,7 +129,13 @@ pub fn compare(roots: &[PathBuf], baseline: Option<&str>, only: &[String]) -> Re
     by_variant.sort_by_key(|(n, _)| Some(n) != baseline.as_ref());
 
     let differences = differences(by_variant.iter().flat_map(|(_, r)| r));
-    let mut variants: Vec<VariantResult> = by_variant.iter().map(|(_, r)| summarize(r)).collect();
+    let mut variants: Vec<VariantResult> = by_variant
+        .iter()
+        .map(|(label, r)| VariantResult {
+            variant: label.clone(),
+            ..summarize(r)
+        })
+        .collect();
     if let Some(base) = variants.first().cloned() {
         if Some(&base.variant) == baseline.as_ref() {
             for v in variants.iter_mut().skip(1) {
@@ -174,34 +196,62 @@ fn summarize(runs: &[RunData]) -> VariantResult {
     }
 }
 
-/// The training settings (besides the seed) that are not the same in every run.
-fn differences<'a>(runs: impl Iterator<Item = &'a RunData>) -> Vec<String> {
+/// The training settings a comparison looks at (the seed aside), by name.
+fn settings(r: &RunData) -> [(&'static str, String); 9] {
+    let t = &r.config.train;
+    [
+        ("data", r.config.data.clone()),
+        ("tokenizer", r.config.tokenizer.clone()),
+        ("steps", t.steps.to_string()),
+        ("batch_size", t.batch_size.to_string()),
+        ("grad_accum", t.grad_accum.to_string()),
+        ("chunk_len", t.chunk_len.to_string()),
+        ("lr", t.lr.to_string()),
+        (
+            "schedule",
+            format!("{:?} warmup {}", t.schedule, t.warmup()),
+        ),
+        ("device", format!("{:?}", r.config.device)),
+    ]
+}
+
+/// Each setting that is not the same in every run, with its values in
+/// the order found.
+fn varying_settings<'a>(
+    runs: impl Iterator<Item = &'a RunData>,
+) -> BTreeMap<&'static str, Vec<String>> {
     let mut seen: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     for r in runs {
-        let t = &r.config.train;
-        let fields: [(&'static str, String); 9] = [
-            ("data", r.config.data.clone()),
-            ("tokenizer", r.config.tokenizer.clone()),
-            ("steps", t.steps.to_string()),
-            ("batch_size", t.batch_size.to_string()),
-            ("grad_accum", t.grad_accum.to_string()),
-            ("chunk_len", t.chunk_len.to_string()),
-            ("lr", t.lr.to_string()),
-            (
-                "schedule",
-                format!("{:?} warmup {}", t.schedule, t.warmup_steps),
-            ),
-            ("device", format!("{:?}", r.config.device)),
-        ];
-        for (k, v) in fields {
+        for (k, v) in settings(r) {
             let vals = seen.entry(k).or_default();
             if !vals.contains(&v) {
                 vals.push(v);
             }
         }
     }
-    seen.into_iter()
-        .filter(|(_, v)| v.len() > 1)
+    seen.retain(|_, v| v.len() > 1);
+    seen
+}
+
+/// A run's row in the report: its variant, and its value of each varying
+/// setting (`SmallBaseline (lr 0.003, steps 40)`).
+fn group_label(r: &RunData, varying: &BTreeMap<&'static str, Vec<String>>) -> String {
+    let own: Vec<String> = settings(r)
+        .into_iter()
+        .filter(|(k, _)| varying.contains_key(k))
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    if own.is_empty() {
+        r.config.variant.clone()
+    } else {
+        format!("{} ({})", r.config.variant, own.join(", "))
+    }
+}
+
+/// The training settings (besides the seed) that are not the same in every run.
+fn differences<'a>(runs: impl Iterator<Item = &'a RunData>) -> Vec<String> {
+    varying_settings(runs)
+        .into_iter()
         .map(|(k, v)| format!("{k}: {}", v.join(" / ")))
         .collect()
 }

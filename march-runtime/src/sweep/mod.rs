@@ -48,9 +48,7 @@ impl SweepSpec {
         }
         let mut names: Vec<String> = Vec::new();
         for v in variants {
-            let Some(entry) = find(v) else {
-                bail!("unknown variant `{v}`; run `march list` to see them all");
-            };
+            let entry = crate::registry::find_or_suggest(v)?;
             let name = entry.arch.name.to_string();
             if names.contains(&name) {
                 bail!("variant `{name}` is listed twice");

@@ -35,7 +35,11 @@ pub struct TrainConfig {
     pub grad_accum: usize,
     pub lr: f64,
     pub schedule: Schedule,
-    pub warmup_steps: u64,
+    /// Warmup as a fraction of `steps` (used unless `warmup_steps` is set).
+    pub warmup_fraction: f64,
+    /// Warmup in steps, explicitly; a fresh run records its resolved
+    /// warmup here ([`TrainConfig::warmup`]).
+    pub warmup_steps: Option<u64>,
     pub adamw: AdamWConfig,
     /// Clip the global gradient norm to this (0 = no clipping).
     pub clip_grad_norm: f64,
@@ -49,6 +53,9 @@ pub struct TrainConfig {
     /// Precision of the projections' matrix products on the CPU: f32, or
     /// bf16 on AMX (mixed precision; everything else stays f32).
     pub matmul: Matmul,
+    /// Stop as diverged when a training loss exceeds this many times
+    /// ln(vocab), the loss of a uniform guess (0: never).
+    pub divergence_factor: f64,
 }
 
 impl Default for TrainConfig {
@@ -80,7 +87,8 @@ impl TrainConfig {
             grad_accum: 1,
             lr: 1e-3,
             schedule: Schedule::Cosine,
-            warmup_steps: 30,
+            warmup_fraction: 0.1,
+            warmup_steps: None,
             adamw: AdamWConfig::default(),
             clip_grad_norm: 1.0,
             eval_every: 25,
@@ -88,6 +96,7 @@ impl TrainConfig {
             checkpoint_every: 100,
             seed: 0,
             matmul: Matmul::F32,
+            divergence_factor: 4.0,
         };
         match name {
             "cpu" => Ok(cpu),
@@ -101,7 +110,7 @@ impl TrainConfig {
                 grad_accum: 16,
                 lr: 1e-4,
                 schedule: Schedule::Constant,
-                warmup_steps: 0,
+                warmup_fraction: 0.0,
                 clip_grad_norm: 0.0,
                 eval_every: 20,
                 eval_batches: 8,
@@ -115,7 +124,7 @@ impl TrainConfig {
                 held_out_chunks: 8,
                 steps: 6,
                 batch_size: 4,
-                warmup_steps: 2,
+                warmup_steps: Some(2),
                 eval_every: 3,
                 eval_batches: 1,
                 checkpoint_every: 3,
@@ -129,6 +138,13 @@ impl TrainConfig {
                 ))
             }
         }
+    }
+
+    /// Warmup steps: `warmup_steps` if set, else `warmup_fraction` of
+    /// `steps`, rounded.
+    pub fn warmup(&self) -> u64 {
+        self.warmup_steps
+            .unwrap_or_else(|| (self.warmup_fraction * self.steps as f64).round() as u64)
     }
 
     /// Apply a TOML file's fields on top of this configuration.
@@ -161,6 +177,18 @@ impl TrainConfig {
         }
         if !(0.0..1.0).contains(&self.noise_density) || self.mean_noise_span < 1.0 {
             bad.push("noise_density must be in [0, 1) and mean_noise_span at least 1".into());
+        }
+        if !(self.divergence_factor >= 0.0 && self.divergence_factor.is_finite()) {
+            bad.push(format!(
+                "divergence_factor must be a number ≥ 0 (0: never stop), not {}",
+                self.divergence_factor
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.warmup_fraction) {
+            bad.push(format!(
+                "warmup_fraction must be in [0, 1], not {}",
+                self.warmup_fraction
+            ));
         }
         if self.held_out_chunks == 0 {
             bad.push("held_out_chunks must be at least 1 (validation needs chunks)".into());

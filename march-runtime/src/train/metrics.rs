@@ -1,6 +1,7 @@
 //! Metrics: JSON Lines (one record per step and per evaluation) and
-//! TensorBoard scalars with the original's tags (`train/loss`, `eval/loss`,
-//! `train/num_params`).
+//! TensorBoard scalars: the original's tags (`train/loss`, `eval/loss`,
+//! `train/num_params`) and `train/learning_rate`, `train/grad_norm`,
+//! `train/tokens_per_s`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -63,9 +64,15 @@ pub fn read(path: &Path) -> Result<Vec<Record>> {
 
 impl Metrics {
     /// Open the run's metrics; when resuming from `resume_step`, records of
-    /// later steps (written after that checkpoint) are dropped first.
-    pub fn open(dir: &Path, resume_step: Option<u64>, num_params: u64) -> Result<Self> {
+    /// later steps (written after that checkpoint) are dropped first, and
+    /// the records kept are returned.
+    pub fn open(
+        dir: &Path,
+        resume_step: Option<u64>,
+        num_params: u64,
+    ) -> Result<(Self, Vec<Record>)> {
         let path = dir.join(FILE);
+        let mut earlier = Vec::new();
         if let Some(step) = resume_step {
             if path.exists() {
                 // keep the earlier lines byte for byte (no float re-formatting)
@@ -78,6 +85,7 @@ impl Metrics {
                     if r.step() <= step {
                         kept.push_str(line);
                         kept.push('\n');
+                        earlier.push(r);
                     }
                 }
                 // atomically: a kill here leaves the old file, never a torn one
@@ -98,15 +106,26 @@ impl Metrics {
             resume_step.unwrap_or(0),
             num_params as f32,
         )?;
-        Ok(Metrics { jsonl, tb, path })
+        Ok((Metrics { jsonl, tb, path }, earlier))
     }
 
     pub fn write(&mut self, r: &Record) -> Result<()> {
         writeln!(self.jsonl, "{}", serde_json::to_string(r)?)?;
         match r {
-            Record::Train { step, loss, lr, .. } => {
+            Record::Train {
+                step,
+                loss,
+                lr,
+                grad_norm,
+                tokens_per_s,
+                ..
+            } => {
                 self.tb.scalar("train/loss", *step, *loss as f32)?;
                 self.tb.scalar("train/learning_rate", *step, *lr as f32)?;
+                self.tb
+                    .scalar("train/grad_norm", *step, *grad_norm as f32)?;
+                self.tb
+                    .scalar("train/tokens_per_s", *step, *tokens_per_s as f32)?;
             }
             Record::Eval { step, val_loss, .. } => {
                 self.tb.scalar("eval/loss", *step, *val_loss as f32)?

@@ -217,7 +217,7 @@ pub fn prepare_data(
                 opts,
                 format!(
                     "data: {} tokens from the cache ({})",
-                    s.len(),
+                    crate::arch::thousands(s.len() as u64),
                     cache.display()
                 ),
             );
@@ -256,7 +256,7 @@ pub fn prepare_data(
                 opts,
                 format!(
                     "data: tokenized {} tokens in {:.1}s",
-                    stream.len(),
+                    crate::arch::thousands(stream.len() as u64),
                     t0.elapsed().as_secs_f64()
                 ),
             );
@@ -329,6 +329,7 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
     };
 
     // the configuration: fresh, or the run's own when resuming
+    let mut new_length: Option<RunConfig> = None;
     let cfg = if opts.resume {
         if !ckpt_path.exists() {
             bail!(
@@ -354,8 +355,16 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
                 arch.name
             );
         }
+        let steps = opts.resume_steps.unwrap_or(saved.train.steps);
+        if steps != saved.train.steps {
+            // a longer run: recorded once the checkpoint says it is one,
+            // before anything trains; the schedule follows the new length
+            let mut updated = saved.clone();
+            updated.train.steps = steps;
+            new_length = Some(updated);
+        }
         TrainConfig {
-            steps: opts.resume_steps.unwrap_or(saved.train.steps),
+            steps,
             ..saved.train
         }
     } else {
@@ -376,7 +385,11 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
             );
             clear_except_lock(dir)?;
         }
-        opts.cfg.clone()
+        // the warmup resolved for this run's length, and recorded
+        TrainConfig {
+            warmup_steps: Some(opts.cfg.warmup()),
+            ..opts.cfg.clone()
+        }
     };
     cfg.validate()
         .map_err(|e| anyhow!("invalid configuration: {e}"))?;
@@ -424,6 +437,20 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
     };
     if opts.resume {
         state = session.load(&ckpt_path)?;
+        if state.step >= cfg.steps {
+            bail!(
+                "{} is finished ({} of {} steps): to train it further, resume with a larger --steps",
+                dir.display(),
+                state.step,
+                cfg.steps
+            );
+        }
+        if let Some(updated) = &new_length {
+            write_atomic(
+                &config_path,
+                serde_json::to_string_pretty(updated)?.as_bytes(),
+            )?;
+        }
         say(
             opts,
             format!(
@@ -457,7 +484,8 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
             serde_json::to_string_pretty(&run_config)?.as_bytes(),
         )?;
     }
-    let mut metrics = Metrics::open(dir, opts.resume.then_some(state.step), arch.params.total)?;
+    let (mut metrics, earlier) =
+        Metrics::open(dir, opts.resume.then_some(state.step), arch.params.total)?;
     let mut stream = TrainStream::new(cfg.seed, data.chunks.train.len(), state.position);
 
     // the same validation batches every time (corruption independent of the run's seed)
@@ -489,14 +517,18 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
     say(
         opts,
         format!(
-            "train: {} ({} parameters, {} live) on {}, {} steps × {} × {} chunks of {} tokens (encoder {}, decoder {}), unigram entropy {:.3} nats",
+            "train: {} ({} parameters, {} live) on {}, {} steps of {} chunks{} of {} tokens (encoder {}, decoder {}), unigram entropy {:.3} nats",
             arch.name,
             crate::arch::thousands(arch.params.total),
             crate::arch::thousands(arch.params.live),
             opts.device,
             cfg.steps,
-            cfg.batch_size,
-            cfg.grad_accum,
+            cfg.batch_size * cfg.grad_accum,
+            if cfg.grad_accum > 1 {
+                format!(" ({} micro-batches of {})", cfg.grad_accum, cfg.batch_size)
+            } else {
+                String::new()
+            },
             cfg.chunk_len,
             batcher.enc_len,
             batcher.dec_len,
@@ -508,9 +540,26 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
 
     let started = Instant::now();
     let tokens_at_start = state.tokens;
-    let mut first_val = None;
-    let mut last_val = None;
-    let mut best_val: Option<f64> = None;
+    // a resumed run's summary covers the whole run: its earlier evaluations
+    // and wall-clock time come from the metrics kept
+    let earlier_vals: Vec<f64> = earlier
+        .iter()
+        .filter_map(|r| match r {
+            Record::Eval { val_loss, .. } => Some(*val_loss),
+            _ => None,
+        })
+        .collect();
+    let elapsed_before = earlier
+        .iter()
+        .rev()
+        .find_map(|r| match r {
+            Record::Train { elapsed_s, .. } => Some(*elapsed_s),
+            _ => None,
+        })
+        .unwrap_or(0.0);
+    let mut first_val = earlier_vals.first().copied();
+    let mut last_val = earlier_vals.last().copied();
+    let mut best_val: Option<f64> = earlier_vals.iter().copied().reduce(f64::min);
     if !opts.resume {
         let v = evaluate(session.as_ref());
         metrics.write(&Record::Eval {
@@ -543,7 +592,7 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
                 (batcher.batch(&seeded), dropout)
             })
             .collect();
-        let lr = cfg.schedule.lr(cfg.lr, step, cfg.warmup_steps, cfg.steps);
+        let lr = cfg.schedule.lr(cfg.lr, step, cfg.warmup(), cfg.steps);
         let outcome = match train_step(session.as_mut(), &micro, lr, cfg.clip_grad_norm) {
             Ok(o) => o,
             Err(StepError::Loss(loss)) => {
@@ -556,6 +605,10 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
             }
         };
         let (loss, norm) = (outcome.loss, outcome.grad_norm);
+        if let Some(why) = diverged(loss, norm, arch.vocab, cfg.divergence_factor) {
+            metrics.flush()?;
+            bail!("{why} at step {step}: stopping (lower --lr, or set divergence_factor = 0 to train on); {}, metrics up to step {} are in {}", last_good(&ckpt_path), state.step, metrics.path.display());
+        }
         state.step = step;
         state.tokens += tokens_per_step;
         state.position = stream.position;
@@ -568,7 +621,7 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
             lr,
             grad_norm: norm,
             tokens_per_s: tokens_per_step as f64 / dt,
-            elapsed_s: started.elapsed().as_secs_f64(),
+            elapsed_s: elapsed_before + started.elapsed().as_secs_f64(),
         })?;
         if step.is_multiple_of(cfg.eval_every) || step == cfg.steps {
             let v = evaluate(session.as_ref());
@@ -581,8 +634,15 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
             best_val = Some(best_val.map_or(v, |b| b.min(v)));
             // what an evaluation says is on disk before anything else happens
             metrics.flush()?;
-            if bar.is_none() {
-                say(opts, format!("step {step}: val loss {v:.4}"));
+            // a line that stays in the scrollback, above the bar
+            let line = format!(
+                "step {step}/{}: val loss {v:.4} (train loss {loss:.4}, {:.0}s)",
+                cfg.steps,
+                started.elapsed().as_secs_f64()
+            );
+            match &bar {
+                Some(b) => b.println(line),
+                None => say(opts, line),
             }
         }
         interrupted = INTERRUPTED.load(Ordering::SeqCst);
@@ -600,7 +660,7 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
             Some(b) => {
                 b.set_position(step);
                 b.set_message(format!(
-                    "loss {loss:.3}{} {rate:.0} tok/s",
+                    "loss {loss:.3}{} lr {lr:.1e} |g| {norm:.2} {rate:.0} tok/s",
                     last_val.map(|v| format!(" val {v:.3}")).unwrap_or_default()
                 ));
             }
@@ -627,9 +687,10 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
     }
     metrics.flush()?;
     if let Some(b) = bar {
-        b.finish_and_clear();
+        // the bar's last state stays on the terminal
+        b.finish();
     }
-    let wall = started.elapsed().as_secs_f64();
+    let wall = elapsed_before + started.elapsed().as_secs_f64();
     let report = Report {
         variant: arch.name.to_string(),
         run_dir: dir.clone(),
@@ -639,7 +700,7 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
         final_val_loss: last_val,
         best_val_loss: best_val,
         unigram_entropy: data.unigram_entropy,
-        tokens_per_s: (state.tokens - tokens_at_start) as f64 / wall,
+        tokens_per_s: state.tokens as f64 / wall,
         wall_s: wall,
         interrupted,
     };
@@ -650,6 +711,30 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
         )?;
     }
     Ok(report)
+}
+
+/// Why a step's loss and gradient norm mean the run has diverged, if they
+/// do: a loss over `factor` × ln(vocab) (a uniform guess scores ln(vocab)),
+/// or a gradient of exactly zero with the loss at ln(vocab) — the model
+/// collapsed to a constant output and can no longer learn. `factor` 0:
+/// never.
+pub fn diverged(loss: f64, grad_norm: f64, vocab: usize, factor: f64) -> Option<String> {
+    if factor == 0.0 {
+        return None;
+    }
+    let uniform = (vocab as f64).ln();
+    if loss > factor * uniform {
+        return Some(format!(
+            "the training loss {loss:.4e} is over {factor} × ln(vocab) = {:.1}: the run diverged",
+            factor * uniform
+        ));
+    }
+    if grad_norm == 0.0 && (loss - uniform).abs() < 0.01 * uniform {
+        return Some(format!(
+            "the gradient is zero and the loss {loss:.4} is ln(vocab): the model collapsed to a uniform output"
+        ));
+    }
+    None
 }
 
 /// What a run that stops on bad numbers says of its checkpoint: only ever
@@ -674,7 +759,7 @@ fn progress_bar(
         return None;
     }
     let template = if unit.is_empty() {
-        "{spinner} step {pos}/{len} [{bar:30}] {msg} eta {eta}".to_string()
+        "{spinner} step {pos}/{len} [{bar:30}] {msg} {elapsed} eta {eta}".to_string()
     } else {
         format!("{{spinner}} {{pos}}/{{len}} {unit} [{{bar:30}}] eta {{eta}}")
     };

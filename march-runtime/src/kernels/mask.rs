@@ -1,0 +1,72 @@
+//! Dropout masks from a counter-based hash: element `i` of a stream is
+//! kept or dropped by a pure function of `(stream, i)`.
+
+use super::{f32s, f32s_mut, simd};
+use crate::tensor::Float;
+
+/// SplitMix64's finaliser: a bijective 64-bit mix.
+#[inline(always)]
+pub fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// One dropout's mask over a tensor's elements in row-major order: element
+/// `i` is kept, and scaled by `1 / (1 − p)`, when the hash of
+/// `(stream, i)` is at least `p` of the 64-bit range.
+#[derive(Debug, Clone, Copy)]
+pub struct DropMask {
+    stream: u64,
+    threshold: u64,
+    /// `1 / (1 − p)`.
+    pub scale: f64,
+}
+
+impl DropMask {
+    /// The mask of stream `stream` dropping with probability `p` (in [0, 1)).
+    pub fn new(stream: u64, p: f64) -> Self {
+        DropMask {
+            stream,
+            // keep where the element's uniform draw is at least p
+            threshold: (p * (u64::MAX as f64)) as u64,
+            scale: 1.0 / (1.0 - p),
+        }
+    }
+
+    /// Whether element `i` is kept.
+    #[inline(always)]
+    pub fn keep(&self, i: u64) -> bool {
+        mix64(self.stream.wrapping_add(i)) >= self.threshold
+    }
+
+    /// `dst[j] = src[j] · mask(offset + j)` (`scale` or 0).
+    pub fn apply<E: Float>(&self, src: &[E], dst: &mut [E], offset: u64) {
+        if let (Some(src), Some(dst)) = (f32s(src), f32s_mut(dst)) {
+            return simd::dropout(self, src, dst, offset);
+        }
+        let scale = E::from_f64(self.scale).unwrap();
+        for (j, (d, &s)) in dst.iter_mut().zip(src).enumerate() {
+            *d = if self.keep(offset + j as u64) {
+                s * scale
+            } else {
+                E::zero()
+            };
+        }
+    }
+
+    /// `x[j] ← x[j] · mask(offset + j)`.
+    pub fn apply_in_place<E: Float>(&self, x: &mut [E], offset: u64) {
+        if let Some(x) = f32s_mut(x) {
+            return simd::dropout_in_place(self, x, offset);
+        }
+        let scale = E::from_f64(self.scale).unwrap();
+        for (j, v) in x.iter_mut().enumerate() {
+            *v = if self.keep(offset + j as u64) {
+                *v * scale
+            } else {
+                E::zero()
+            };
+        }
+    }
+}
