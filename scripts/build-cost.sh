@@ -14,7 +14,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 n=${1:-4}
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-export CARGO_TARGET_DIR="$root/target/build-cost"
+# the project's target directory: the registry crates are built already
+export CARGO_TARGET_DIR="$root/target"
 export CARGO_INCREMENTAL=0
 tar -C "$root" --exclude=./target --exclude=./.git -cf - . | tar -C "$scratch" -xf -
 cd "$scratch"
