@@ -5,6 +5,7 @@
 //! registry too and go through the same checks.
 
 use march_models::Baseline;
+use march_runtime::arch::PerLayer;
 use march_runtime::registry::{find, variants};
 use march_runtime::{march_model, Variant};
 
@@ -19,7 +20,7 @@ pub struct MyGluVariant;
 #[test]
 fn a_user_crate_declares_variants_of_library_variants() {
     assert_eq!(MyVariant::PARAMS.total, 36_340_224);
-    assert_eq!(<MyVariant as Variant>::ARCH.encoder_heads, [16, 16, 16]);
+    assert_eq!(<MyVariant as Variant>::ARCH.encoder_heads(), [16, 16, 16]);
     assert_eq!(<MyVariant as Variant>::ARCH.base, Some("Baseline"));
     assert_eq!(MyGluVariant::PARAMS.total, 36_337_152);
     assert_eq!(<MyGluVariant as Variant>::ARCH.base, Some("MyVariant"));
@@ -134,18 +135,18 @@ fn budgets_hold_unless_declared_exempt() {
 #[test]
 fn declarations_resolve_as_the_table_says() {
     let arch = |n: &str| find(n).unwrap().arch;
-    assert_eq!(arch("ScalingHeads").encoder_heads, [12, 8, 4]);
-    assert_eq!(arch("ScalingHeads").decoder_heads, [12, 8, 4]);
-    assert_eq!(arch("InverseScalingHeads").encoder_heads, [4, 8, 12]);
-    assert_eq!(arch("SmallScalingHeads").encoder_heads, [6, 4, 2]);
+    assert_eq!(arch("ScalingHeads").encoder_heads(), [12, 8, 4]);
+    assert_eq!(arch("ScalingHeads").decoder_heads(), [12, 8, 4]);
+    assert_eq!(arch("InverseScalingHeads").encoder_heads(), [4, 8, 12]);
+    assert_eq!(arch("SmallScalingHeads").encoder_heads(), [6, 4, 2]);
     let a = arch("MoreHeadsLessQKVDimLessLayers");
     assert_eq!(
-        (a.dim_qkv, a.encoder_heads, a.decoder_layers()),
-        (32, &[24, 24][..], 2)
+        (a.dim_qkv, a.encoder_heads(), a.decoder_layers),
+        (PerLayer::All(32), vec![24, 24], 2)
     );
-    assert_eq!(arch("LessHeadsMoreQKVDim").encoder_heads, [4, 4, 4]);
-    assert_eq!(arch("ReLUGatedLinearUnit").dim_ff, 1365);
-    assert_eq!(arch("SmallReLUGatedLinearUnit").dim_ff, 341);
+    assert_eq!(arch("LessHeadsMoreQKVDim").encoder_heads(), [4, 4, 4]);
+    assert_eq!(arch("ReLUGatedLinearUnit").dim_ff, PerLayer::All(1365));
+    assert_eq!(arch("SmallReLUGatedLinearUnit").dim_ff, PerLayer::All(341));
     let d = arch("MixedActSOMDropout");
     assert_eq!(d.base, Some("MixedActSumOverMean"));
     assert_eq!(

@@ -15,6 +15,8 @@ use syn::parse::{Parse, ParseStream, Parser};
 use syn::spanned::Spanned;
 use syn::{bracketed, parenthesized, Ident, LitBool, LitFloat, LitInt, LitStr, Path, Token};
 
+pub use march_spec::{Number, Op as OpKind};
+
 /// One `key op value` of a declaration, with the tokens it was written as.
 pub struct Entry {
     pub key: Ident,
@@ -23,63 +25,10 @@ pub struct Entry {
     pub tokens: TokenStream,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum OpKind {
-    Set,
-    Add,
-    Sub,
-    Mul,
-    Div,
-}
-
 #[derive(Clone, Copy)]
 pub struct Op {
     pub kind: OpKind,
     pub span: Span,
-}
-
-impl OpKind {
-    pub fn symbol(self) -> &'static str {
-        match self {
-            OpKind::Set => "=",
-            OpKind::Add => "+=",
-            OpKind::Sub => "-=",
-            OpKind::Mul => "*=",
-            OpKind::Div => "/=",
-        }
-    }
-}
-
-/// An exact rational number, from `12`, `0.1`, `1.5` or `2/3`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Number {
-    pub num: i128,
-    pub den: i128,
-}
-
-impl Number {
-    pub fn whole(n: i128) -> Self {
-        Number { num: n, den: 1 }
-    }
-
-    pub fn as_f64(self) -> f64 {
-        self.num as f64 / self.den as f64
-    }
-
-    pub fn is_whole(self) -> bool {
-        self.num % self.den == 0
-    }
-
-    fn from_decimal(text: &str) -> Option<Self> {
-        let text = text.replace('_', "");
-        let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
-        if frac.contains(['e', 'E']) || int.contains(['e', 'E']) {
-            return None;
-        }
-        let den = 10i128.checked_pow(frac.len() as u32)?;
-        let digits: i128 = format!("{int}{frac}").parse().ok()?;
-        Some(Number { num: digits, den })
-    }
 }
 
 pub enum Value {
@@ -109,20 +58,6 @@ impl Value {
             Value::Bool(b) => b.span,
             Value::Path(p) => p.span(),
             Value::Call(_, _, s) | Value::List(_, s) | Value::Resolved(_, s) => *s,
-        }
-    }
-
-    /// A short description of what was written, for "expected X, found Y".
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Value::Number(..) => "a number",
-            Value::Percent(..) => "a percentage",
-            Value::Str(_) => "a string",
-            Value::Bool(_) => "a boolean",
-            Value::Path(_) => "a name",
-            Value::Call(..) => "a call",
-            Value::List(..) => "a list",
-            Value::Resolved(..) => "a resolved base",
         }
     }
 }
@@ -293,4 +228,84 @@ pub fn parse_entries(attr: TokenStream) -> (Vec<Entry>, Vec<syn::Error>) {
         }
     }
     (entries, errors)
+}
+
+impl Value {
+    /// The value without its spans, as the vocabulary reads it.
+    pub fn to_spec(&self) -> march_spec::Value {
+        use march_spec::Value as V;
+        match self {
+            Value::Number(n, _) => V::Number(*n),
+            Value::Percent(n, _) => V::Percent(*n),
+            Value::Str(s) => V::Str(s.value()),
+            Value::Bool(b) => V::Bool(b.value),
+            Value::Path(p) => V::Name(path_text(p)),
+            Value::Call(name, args, _) => V::Call(
+                name.to_string(),
+                args.iter()
+                    .map(|a| match a {
+                        Arg::Positional(v) => march_spec::Arg {
+                            name: None,
+                            value: v.to_spec(),
+                        },
+                        Arg::Named(n, v) => march_spec::Arg {
+                            name: Some(n.to_string()),
+                            value: v.to_spec(),
+                        },
+                    })
+                    .collect(),
+            ),
+            Value::List(items, _) => V::List(items.iter().map(Value::to_spec).collect()),
+            Value::Resolved(..) => V::Name("__march_base".into()),
+        }
+    }
+
+    /// The value at `path` (list items and call arguments, outermost first).
+    fn nested(&self, path: &[usize]) -> Option<&Value> {
+        let Some((&i, rest)) = path.split_first() else {
+            return Some(self);
+        };
+        match self {
+            Value::List(items, _) => items.get(i)?.nested(rest),
+            Value::Call(_, args, _) => match args.get(i)? {
+                Arg::Positional(v) | Arg::Named(_, v) => v.nested(rest),
+            },
+            _ => None,
+        }
+    }
+}
+
+fn path_text(p: &Path) -> String {
+    let segments: Vec<String> = p.segments.iter().map(|s| s.ident.to_string()).collect();
+    let lead = if p.leading_colon.is_some() { "::" } else { "" };
+    format!("{lead}{}", segments.join("::"))
+}
+
+impl Entry {
+    /// Where in this entry `at` points.
+    pub fn span_of(&self, at: &march_spec::At) -> Span {
+        use march_spec::At;
+        let whole = self.value.span();
+        match at {
+            At::Key => self.key.span(),
+            At::Op => self.op.span,
+            At::Value(path) => self.value.nested(path).map_or(whole, Value::span),
+            At::CallName(path) => match self.value.nested(path) {
+                Some(Value::Call(name, ..)) => name.span(),
+                _ => whole,
+            },
+            At::ArgName(path) => {
+                let Some((&last, outer)) = path.split_last() else {
+                    return whole;
+                };
+                match self.value.nested(outer) {
+                    Some(Value::Call(_, args, _)) => match args.get(last) {
+                        Some(Arg::Named(n, _)) => n.span(),
+                        _ => whole,
+                    },
+                    _ => whole,
+                }
+            }
+        }
+    }
 }

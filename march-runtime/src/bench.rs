@@ -95,14 +95,14 @@ pub fn step_products(arch: &Arch, w: Workload) -> Vec<(usize, usize, usize)> {
     let m = arch.dim_model;
     let mut out = Vec::new();
     for &r in &rows {
-        for &h in arch.encoder_heads.iter().chain(arch.decoder_heads) {
-            let inner = h * arch.dim_qkv;
-            out.push((r, m, inner));
-            out.push((r, inner, m));
-        }
-        if arch.dim_ff > 0 {
-            out.push((r, m, arch.dim_ff));
-            out.push((r, arch.dim_ff, m));
+        let layers = (0..arch.encoder_layers)
+            .map(|i| arch.encoder(i))
+            .chain((0..arch.decoder_layers).map(|i| arch.decoder(i)));
+        for l in layers {
+            out.push((r, m, l.inner()));
+            out.push((r, l.inner(), m));
+            out.push((r, m, l.dim_ff));
+            out.push((r, l.dim_ff, m));
         }
     }
     out.push((rows[1], m, arch.vocab));

@@ -1,0 +1,476 @@
+//! The resolved description of a variant's architecture: every setting a
+//! declaration can make, after its base and its own entries are applied.
+//!
+//! Shapes go into the model's type; everything that does not change a shape
+//! (activations, residual flags, dropout, position combine, ...) is read from
+//! the [`Arch`] at run time by the building blocks.
+
+use std::fmt;
+
+use crate::rust::ToRust;
+use crate::{names, record};
+
+names! {
+    /// An element-wise activation function.
+    pub enum Activation {
+        Relu = "relu",
+        /// The exact (erf) GELU, as PyTorch's `nn.GELU()`.
+        Gelu = "gelu",
+        /// `x * sigmoid(x)`.
+        Silu = "silu",
+        Sigmoid = "sigmoid",
+    }
+}
+
+names! {
+    /// How two branches are combined: `(a + b) / 2` or `a + b`.
+    pub enum Combine {
+        Mean = "mean",
+        Sum = "sum",
+    }
+}
+
+/// The position-wise feed-forward sub-layer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FeedForward {
+    /// `down(dropout(act(up(x))))`.
+    Dense { activation: Activation },
+    /// Gated linear unit: `down(dropout(act(gate(x)) * up(x)))`.
+    Glu { gate: Activation },
+    /// `down(dropout(combine(dropout_b(sigmoid(up_slow(x))), relu(up_fast(x)))))`,
+    /// where `dropout_b` has probability `branch_dropout` (0 = none).
+    MixedAct {
+        combine: Combine,
+        branch_dropout: f64,
+    },
+}
+
+impl FeedForward {
+    /// Number of `[dim_model, dim_ff]`-sized matrices of this kind.
+    pub const fn matrices(&self) -> usize {
+        match self {
+            FeedForward::Dense { .. } => 2,
+            FeedForward::Glu { .. } | FeedForward::MixedAct { .. } => 3,
+        }
+    }
+}
+
+impl fmt::Display for FeedForward {
+    /// The DSL form: `dense(relu)`, `glu(gelu)`, `mixed(sum, branch_dropout = 0.5)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FeedForward::Dense { activation } => write!(f, "dense({})", activation.name()),
+            FeedForward::Glu { gate } => write!(f, "glu({})", gate.name()),
+            FeedForward::MixedAct {
+                combine,
+                branch_dropout,
+            } => {
+                if *branch_dropout > 0.0 {
+                    write!(
+                        f,
+                        "mixed({}, branch_dropout = {branch_dropout:?})",
+                        combine.name()
+                    )
+                } else {
+                    write!(f, "mixed({})", combine.name())
+                }
+            }
+        }
+    }
+}
+
+impl ToRust for FeedForward {
+    fn to_rust(&self, out: &mut String) {
+        out.push_str(crate::rust::PATH);
+        match self {
+            FeedForward::Dense { activation } => {
+                out.push_str("FeedForward::Dense { activation: ");
+                activation.to_rust(out);
+            }
+            FeedForward::Glu { gate } => {
+                out.push_str("FeedForward::Glu { gate: ");
+                gate.to_rust(out);
+            }
+            FeedForward::MixedAct {
+                combine,
+                branch_dropout,
+            } => {
+                out.push_str("FeedForward::MixedAct { combine: ");
+                combine.to_rust(out);
+                out.push_str(", branch_dropout: ");
+                branch_dropout.to_rust(out);
+            }
+        }
+        out.push_str(" }");
+    }
+}
+
+names! {
+    /// Initialisation of the learned position table.
+    pub enum PositionInit {
+        /// N(0, dim_model^-0.5), the original baseline.
+        Scaled = "scaled",
+        /// N(0, 1).
+        Unit = "unit",
+    }
+}
+
+record! {
+    /// The learned absolute position encoding, shared by encoder and decoder inputs.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Position {
+        pub combine: Combine,
+        pub init: PositionInit,
+    }
+}
+
+names! {
+    /// Where the decoder's cross-attention gets its keys and values.
+    pub enum CrossAttention {
+        /// Decoder layer i reuses the (key, value) tensors of encoder layer i's
+        /// self-attention; cross-attention has only `w_q` and `w_o` (the original march).
+        ReuseEncoderKv = "reuse_encoder_kv",
+        /// Cross-attention projects the final encoder output with its own
+        /// `w_k`, `w_v` (T5).
+        OwnKv = "own_kv",
+    }
+}
+
+names! {
+    /// How attention probabilities are computed.
+    pub enum AttentionKind {
+        /// `softmax(q kᵀ + mask)` (T5: no 1/√d scaling).
+        Softmax = "softmax",
+        /// Encoder self-attention and cross-attention are uniform over the
+        /// (unpadded) keys: what the original march actually trained, because its
+        /// mask added -1e9 to every real token. Decoder self-attention stays softmax.
+        UniformEncoder = "uniform_encoder",
+    }
+}
+
+record! {
+    /// Which sub-layers add their input back (`x + dropout(f(norm(x)))`) and which
+    /// replace it (`dropout(f(norm(x)))`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Residuals {
+        pub self_attn: bool,
+        pub cross_attn: bool,
+        pub ffn: bool,
+    }
+}
+
+names! {
+    /// Which parameters a budget counts.
+    pub enum BudgetOn {
+        /// Every trainable parameter, whether or not it gets a gradient (the original's way).
+        Total = "total",
+        /// Only parameters that influence the loss.
+        Live = "live",
+    }
+}
+
+record! {
+    /// The parameter budget a variant is checked against at compile time.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub struct Budget {
+        /// The budget; `None` only while a declaration without a base is resolved.
+        pub params: Option<u64>,
+        pub on: BudgetOn,
+        /// Allowed deviation, in percent of `params`.
+        pub tolerance_pct: f64,
+        /// The declared reason for running a variant outside its budget.
+        pub exempt: Option<&'static str>,
+    }
+}
+
+record! {
+    /// Trainable parameters: all of them, and those that receive a gradient.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct ParamCount {
+        pub total: u64,
+        pub live: u64,
+    }
+}
+
+impl ParamCount {
+    pub const fn dead(&self) -> u64 {
+        self.total - self.live
+    }
+}
+
+/// A dimension of every layer: one number for all, or one per layer (the
+/// same list for encoder and decoder).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PerLayer {
+    All(usize),
+    Each(&'static [usize]),
+}
+
+impl PerLayer {
+    /// The value at layer `i`.
+    pub const fn at(&self, i: usize) -> usize {
+        match self {
+            PerLayer::All(n) => *n,
+            PerLayer::Each(list) => list[i],
+        }
+    }
+
+    /// The values of `layers` layers.
+    pub fn of(&self, layers: usize) -> Vec<usize> {
+        (0..layers).map(|i| self.at(i)).collect()
+    }
+}
+
+impl fmt::Display for PerLayer {
+    /// The DSL form: `8` or `[12, 8, 4]`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PerLayer::All(n) => write!(f, "{n}"),
+            PerLayer::Each(list) => write!(f, "{list:?}"),
+        }
+    }
+}
+
+impl ToRust for PerLayer {
+    fn to_rust(&self, out: &mut String) {
+        out.push_str(crate::rust::PATH);
+        match self {
+            PerLayer::All(n) => {
+                out.push_str("PerLayer::All(");
+                n.to_rust(out);
+            }
+            PerLayer::Each(list) => {
+                out.push_str("PerLayer::Each(");
+                list.to_rust(out);
+            }
+        }
+        out.push(')');
+    }
+}
+
+/// The dimensions of one layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layer {
+    pub heads: usize,
+    pub dim_qkv: usize,
+    pub dim_ff: usize,
+}
+
+impl Layer {
+    /// Width of the attention: `heads · dim_qkv`.
+    pub const fn inner(&self) -> usize {
+        self.heads * self.dim_qkv
+    }
+}
+
+record! {
+    /// A variant's complete, resolved architecture.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub struct Arch {
+        /// The variant's name (its struct's name).
+        pub name: &'static str,
+        /// The variant it was derived from, if any.
+        pub base: Option<&'static str>,
+        /// The struct's doc comment.
+        pub doc: &'static str,
+        /// The declaration's own keys, as written (what differs from the base).
+        pub declared: &'static str,
+        pub dim_model: usize,
+        pub encoder_layers: usize,
+        pub decoder_layers: usize,
+        /// Attention heads of each layer.
+        pub heads: PerLayer,
+        /// Dimension of each head's queries, keys and values.
+        pub dim_qkv: PerLayer,
+        /// Hidden width of each feed-forward.
+        pub dim_ff: PerLayer,
+        pub vocab: usize,
+        pub max_len: usize,
+        /// Dropout probability everywhere (input, attention probabilities, sub-layer outputs, FFN hidden).
+        pub dropout: f64,
+        pub ffn: FeedForward,
+        pub position: Position,
+        pub residual: Residuals,
+        pub cross_attention: CrossAttention,
+        pub attention: AttentionKind,
+        pub params: ParamCount,
+        pub budget: Budget,
+    }
+}
+
+impl Arch {
+    /// The defaults: the original march baseline (T5-style, 36,340,224
+    /// parameters at vocab 30,000), without a budget.
+    pub const DEFAULT: Arch = Arch {
+        name: "",
+        base: None,
+        doc: "",
+        declared: "",
+        dim_model: 512,
+        encoder_layers: 3,
+        decoder_layers: 3,
+        heads: PerLayer::All(8),
+        dim_qkv: PerLayer::All(64),
+        dim_ff: PerLayer::All(2048),
+        vocab: 30_000,
+        max_len: 1024,
+        dropout: 0.1,
+        ffn: FeedForward::Dense {
+            activation: Activation::Relu,
+        },
+        position: Position {
+            combine: Combine::Mean,
+            init: PositionInit::Scaled,
+        },
+        residual: Residuals {
+            self_attn: true,
+            cross_attn: true,
+            ffn: true,
+        },
+        cross_attention: CrossAttention::ReuseEncoderKv,
+        attention: AttentionKind::Softmax,
+        params: ParamCount { total: 0, live: 0 },
+        budget: Budget {
+            params: None,
+            on: BudgetOn::Total,
+            tolerance_pct: 1.0,
+            exempt: None,
+        },
+    };
+
+    /// Encoder layer `i`.
+    pub const fn encoder(&self, i: usize) -> Layer {
+        self.layer(i)
+    }
+
+    /// Decoder layer `i`.
+    pub const fn decoder(&self, i: usize) -> Layer {
+        self.layer(i)
+    }
+
+    const fn layer(&self, i: usize) -> Layer {
+        Layer {
+            heads: self.heads.at(i),
+            dim_qkv: self.dim_qkv.at(i),
+            dim_ff: self.dim_ff.at(i),
+        }
+    }
+
+    /// Heads of each encoder layer.
+    pub fn encoder_heads(&self) -> Vec<usize> {
+        self.heads.of(self.encoder_layers)
+    }
+
+    /// Heads of each decoder layer.
+    pub fn decoder_heads(&self) -> Vec<usize> {
+        self.heads.of(self.decoder_layers)
+    }
+
+    /// The budget in parameters (the count itself when none was stated).
+    pub const fn budget_params(&self) -> u64 {
+        match self.budget.params {
+            Some(p) => p,
+            None => self.budgeted_params(),
+        }
+    }
+
+    /// The parameters the budget is stated on.
+    pub const fn budgeted_params(&self) -> u64 {
+        match self.budget.on {
+            BudgetOn::Total => self.params.total,
+            BudgetOn::Live => self.params.live,
+        }
+    }
+
+    /// Signed deviation from the budget, in percent.
+    pub fn budget_deviation_pct(&self) -> f64 {
+        let budget = self.budget_params() as f64;
+        (self.budgeted_params() as f64 - budget) / budget * 100.0
+    }
+
+    /// Heads as they are declared: one number when all layers agree, else the list.
+    pub fn heads_summary(&self) -> String {
+        self.heads.to_string()
+    }
+
+    /// The architecture as the Rust expression that re-creates it (for the
+    /// macro's `const ARCH`).
+    pub fn rust_expr(&self) -> String {
+        let mut out = String::new();
+        self.to_rust(&mut out);
+        out
+    }
+}
+
+/// `34764800` → `34,764,800`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl fmt::Display for Arch {
+    /// A multi-line description, for logs and run directories.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "variant          {}", self.name)?;
+        if let Some(base) = self.base {
+            writeln!(f, "base             {base} (+ {})", self.declared)?;
+        }
+        writeln!(f, "dim_model        {}", self.dim_model)?;
+        writeln!(
+            f,
+            "layers           {} encoder + {} decoder",
+            self.encoder_layers, self.decoder_layers
+        )?;
+        writeln!(
+            f,
+            "heads            {} x dim_qkv {}",
+            self.heads, self.dim_qkv
+        )?;
+        writeln!(f, "ffn              {} dim_ff {}", self.ffn, self.dim_ff)?;
+        writeln!(
+            f,
+            "position         learned, combine {}, init {}",
+            self.position.combine.name(),
+            self.position.init.name()
+        )?;
+        writeln!(
+            f,
+            "residuals        self_attn {} cross_attn {} ffn {}",
+            self.residual.self_attn, self.residual.cross_attn, self.residual.ffn
+        )?;
+        writeln!(
+            f,
+            "attention        {}, cross {}",
+            self.attention.name(),
+            self.cross_attention.name()
+        )?;
+        writeln!(f, "dropout          {}", self.dropout)?;
+        writeln!(f, "vocab / max_len  {} / {}", self.vocab, self.max_len)?;
+        writeln!(
+            f,
+            "parameters       {} total, {} live ({} dead)",
+            thousands(self.params.total),
+            thousands(self.params.live),
+            thousands(self.params.dead())
+        )?;
+        write!(
+            f,
+            "budget           {} on {} params, {:+.2}% (tolerance ±{}%){}",
+            thousands(self.budget_params()),
+            self.budget.on.name(),
+            self.budget_deviation_pct(),
+            self.budget.tolerance_pct,
+            match self.budget.exempt {
+                Some(r) => format!(", exempt: {r}"),
+                None => String::new(),
+            }
+        )
+    }
+}
