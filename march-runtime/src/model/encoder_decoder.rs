@@ -1,7 +1,7 @@
 use dfdx::prelude::*;
 
 use super::{DecoderStack, EncoderStack, Masks};
-use crate::arch::{AttentionKind, CrossAttention, PositionInit};
+use crate::arch::{AttentionKind, PositionInit};
 use crate::layers::{
     causal_bias, embed_with_positions, masked_cross_entropy, padding_bias, tied_logits,
     uniform_probs, AnyTape, Ctx, Float, InitParams, Mixing, ParamInit, RmsNorm,
@@ -183,14 +183,13 @@ where
         let x = x.put_tape(x_tape.merge(tape));
         let mut kvs = Vec::with_capacity(Enc::LAYERS);
         let h = self.encoder.forward(x, &masks, ctx, true, &mut kvs);
-        let (memory, enc_tape) = match arch.cross_attention {
-            CrossAttention::OwnKv => {
-                let (m, t) = self.encoder_norm.forward(h).split_tape();
-                (Some(m), t)
-            }
+        let (memory, enc_tape) = if arch.reads_encoder_output() {
+            let (m, t) = self.encoder_norm.forward(h).split_tape();
+            (Some(m), t)
+        } else {
             // the encoder's output feeds nothing: decoder layers read the keys
             // and values of their encoder layers
-            CrossAttention::ReuseEncoderKv => (None, h.split_tape().1),
+            (None, h.split_tape().1)
         };
 
         // decoder

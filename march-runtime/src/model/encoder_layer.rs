@@ -1,7 +1,6 @@
 use dfdx::prelude::*;
 
 use super::{sublayer, Masks};
-use crate::arch::CrossAttention;
 use crate::layers::{
     AnyTape, Ctx, FeedForwardSublayer, Float, Hidden, InitParams, KeyValue, Mixing, ParamInit,
     RmsNorm, SelfAttention,
@@ -107,7 +106,8 @@ where
         last: bool,
     ) -> (Hidden<M, E, D, T>, KeyValue<E, D>) {
         let arch = ctx.arch;
-        if last && arch.cross_attention == CrossAttention::ReuseEncoderKv {
+        // the dead-weight rule of `march_spec::count`
+        if last && arch.encoder_kv_only(arch.encoder_layers - 1) {
             let (x, tape) = x.split_tape();
             let h = self.self_attn_norm.forward(x.clone().put_tape(tape));
             let softmax_cross = matches!(masks.cross, Mixing::Softmax(_));
