@@ -32,6 +32,9 @@ struct TinyOwnKv;
 #[march_model(base = Tiny, attention = uniform_encoder, budget_exempt = "test")]
 struct TinyUniform;
 
+#[march_model(base = TinyOwnKv, attention_scale = inv_sqrt_dim, budget_exempt = "test")]
+struct TinyScaled;
+
 #[march_model(base = Tiny, ffn = glu(silu), dim_ff *= 2/3, self_attn_residual = false)]
 struct TinyGlu;
 
@@ -253,6 +256,7 @@ fn exactly_the_live_parameters_get_gradients() {
     check_liveness::<TinyGlu>();
     check_liveness::<TinyMixed>();
     check_liveness::<TinyDeepEncoder>();
+    check_liveness::<TinyScaled>();
     // the original's dead weights: last encoder layer's w_q, w_o, FFN and its
     // norm, and the final encoder norm
     let m = 8u64;
@@ -335,4 +339,43 @@ fn initialisation_follows_the_spec() {
         }
     });
     assert_eq!(seen, want.len());
+}
+
+#[test]
+fn inv_sqrt_dim_scaling_equals_queries_divided_by_sqrt_dim() {
+    // the same weights, every w_q (self- and cross-attention) divided by
+    // √dim_qkv = 2, without the scale: the same logits
+    let dev = Dev::seed_from_u64(0);
+    let scaled = TinyScaled::build::<f64, Dev>(&dev, 3);
+    let mut weights = HashMap::new();
+    for_each_param(&scaled, |name, v| {
+        weights.insert(name.to_string(), v);
+    });
+    let mut plain = TinyOwnKv::build::<f64, Dev>(&dev, 4);
+    set_params(&mut plain, |name, _| {
+        let v = weights[name].clone();
+        Some(if name.ends_with("w_q") {
+            v.iter().map(|x| x / 2.0).collect()
+        } else {
+            v
+        })
+    });
+    let b = batch(
+        &dev,
+        vec![1, 2, 3, 4, 5, 6, 7, 8],
+        vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+        vec![0, 3, 4, 5, 0, 6, 7, 8],
+        2,
+    );
+    let want = logits::<TinyOwnKv>(&plain, &b);
+    let got = logits::<TinyScaled>(&scaled, &b);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            (g - w).abs() < 1e-12 * (1.0 + w.abs()),
+            "logit {i}: {g} vs {w}"
+        );
+    }
+    // and the scale changes the function of the same weights
+    let unscaled = logits::<TinyOwnKv>(&scaled, &b);
+    assert!(got.iter().zip(&unscaled).any(|(a, b)| (a - b).abs() > 1e-6));
 }

@@ -89,7 +89,7 @@ fn rms_norm_matches_reference() {
     assert_close(&got, &rms_norm_ref(&xv, &w), 1e-12, "rms_norm");
 }
 
-/// softmax(q kᵀ + bias) v per head, for `[B, S, H·DQK]` projections.
+/// softmax(scale · q kᵀ + bias) v per head, for `[B, S, H·DQK]` projections.
 #[allow(clippy::too_many_arguments)]
 fn attention_ref(
     q: &[f64],
@@ -99,6 +99,7 @@ fn attention_ref(
     sk: usize,
     h: usize,
     d: usize,
+    scale: f64,
     allowed: impl Fn(usize, usize, usize) -> bool,
 ) -> Vec<f64> {
     let inner = h * d;
@@ -114,7 +115,8 @@ fn attention_ref(
                                 q[(bi * sq + i) * inner + hi * d + c]
                                     * k[(bi * sk + j) * inner + hi * d + c]
                             })
-                            .sum();
+                            .sum::<f64>()
+                            * scale;
                         if allowed(bi, i, j) {
                             dot
                         } else {
@@ -161,7 +163,9 @@ fn self_attention_with_padding_mask_matches_reference() {
         matmul(&xv, &wkv, M, 6),
         matmul(&xv, &wvv, M, 6),
     );
-    let a = attention_ref(&q, &k, &v, S, S, 2, 3, |b, _, j| mask_v[b * S + j] > 0.5);
+    let a = attention_ref(&q, &k, &v, S, S, 2, 3, 1.0, |b, _, j| {
+        mask_v[b * S + j] > 0.5
+    });
     let want = matmul(&a, &wov, 6, M);
     assert_close(&out.as_vec(), &want, 1e-10, "self-attention");
     assert_close(&kv.keys.unwrap().as_vec(), &k, 1e-12, "keys");
@@ -189,12 +193,46 @@ fn causal_attention_matches_reference() {
         matmul(&xv, &wkv, M, 6),
         matmul(&xv, &wvv, M, 6),
     );
-    let a = attention_ref(&q, &k, &v, S, S, 3, 2, |_, i, j| j <= i);
+    let a = attention_ref(&q, &k, &v, S, S, 3, 2, 1.0, |_, i, j| j <= i);
     assert_close(
         &out.as_vec(),
         &matmul(&a, &wov, 6, M),
         1e-10,
         "causal attention",
+    );
+}
+
+#[test]
+fn inv_sqrt_dim_attention_matches_reference() {
+    let dev = dev();
+    let (x, xv) = hidden(&dev, 13);
+    let (wq, wqv) = matrix::<M, 6>(&dev, 14, 0.9);
+    let (wk, wkv) = matrix::<M, 6>(&dev, 15, 0.9);
+    let (wv, wvv) = matrix::<M, 6>(&dev, 16, 0.5);
+    let (wo, wov) = matrix::<6, M>(&dev, 17, 0.5);
+    let attn = SelfAttention::<M, 2, 3, 6, f64, Cpu> {
+        w_q: wq,
+        w_k: wk,
+        w_v: wv,
+        w_o: wo,
+    };
+    let arch = Arch {
+        attention_scale: AttentionScale::InvSqrtDim,
+        ..ARCH
+    };
+    let bias = causal_bias(&dev, B, S);
+    let (out, _) = attn.forward(x, Mixing::Softmax(&bias), &Ctx::eval(&arch));
+    let (q, k, v) = (
+        matmul(&xv, &wqv, M, 6),
+        matmul(&xv, &wkv, M, 6),
+        matmul(&xv, &wvv, M, 6),
+    );
+    let a = attention_ref(&q, &k, &v, S, S, 2, 3, 1.0 / 3f64.sqrt(), |_, i, j| j <= i);
+    assert_close(
+        &out.as_vec(),
+        &matmul(&a, &wov, 6, M),
+        1e-10,
+        "1/√d attention",
     );
 }
 

@@ -148,6 +148,28 @@ names! {
     }
 }
 
+names! {
+    /// How attention logits are scaled before the softmax.
+    pub enum AttentionScale {
+        /// `q kᵀ` as it is (T5, the original march: the 1/√d is absorbed in
+        /// `w_q`'s initialisation).
+        None = "none",
+        /// `q kᵀ / √dim_qkv` (Vaswani et al.; the original's FastTransformer
+        /// and BaselineV2).
+        InvSqrtDim = "inv_sqrt_dim",
+    }
+}
+
+impl AttentionScale {
+    /// The factor on the logits of heads of dimension `dim_qkv`.
+    pub fn factor(self, dim_qkv: usize) -> f64 {
+        match self {
+            AttentionScale::None => 1.0,
+            AttentionScale::InvSqrtDim => 1.0 / (dim_qkv as f64).sqrt(),
+        }
+    }
+}
+
 record! {
     /// Which sub-layers add their input back (`x + dropout(f(norm(x)))`) and which
     /// replace it (`dropout(f(norm(x)))`).
@@ -293,6 +315,7 @@ record! {
         pub residual: Residuals,
         pub cross_attention: CrossAttention,
         pub attention: AttentionKind,
+        pub attention_scale: AttentionScale,
         pub params: ParamCount,
         pub budget: Budget,
     }
@@ -329,6 +352,7 @@ impl Arch {
         },
         cross_attention: CrossAttention::ReuseEncoderKv,
         attention: AttentionKind::Softmax,
+        attention_scale: AttentionScale::None,
         params: ParamCount { total: 0, live: 0 },
         budget: Budget {
             params: None,
@@ -447,8 +471,9 @@ impl fmt::Display for Arch {
         )?;
         writeln!(
             f,
-            "attention        {}, cross {}",
+            "attention        {}, scale {}, cross {}",
             self.attention.name(),
+            self.attention_scale.name(),
             self.cross_attention.name()
         )?;
         writeln!(f, "dropout          {}", self.dropout)?;

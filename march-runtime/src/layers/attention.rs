@@ -1,5 +1,6 @@
-//! Multi-head attention as in T5: bias-free projections and **no** 1/√d
-//! scaling of the logits. Encoder self-attention masks padding, decoder
+//! Multi-head attention as in T5: bias-free projections and, unless the
+//! variant declares `attention_scale = inv_sqrt_dim`, **no** 1/√d scaling of
+//! the logits. Encoder self-attention masks padding, decoder
 //! self-attention is causal; cross-attention either reuses the keys and values
 //! of the encoder layer with the same index (the original march) or projects
 //! the encoder output with its own `w_k`, `w_v` (T5).
@@ -204,6 +205,13 @@ fn attend_stored<
         }
         (Mixing::Softmax(bias), Some(q)) => {
             let keys = kv.keys.as_ref().expect("softmax attention needs keys");
+            // softmax((s·q) kᵀ + bias) = softmax(s · q kᵀ + bias)
+            let scale = ctx.arch.attention_scale.factor(DQK);
+            let q = if scale == 1.0 {
+                q
+            } else {
+                q * E::from_f64(scale).unwrap()
+            };
             let (q, q_tape) = q.split_tape();
             let q = q.put_tape(q_tape.merge(tape));
             if fused::available::<E, D>() {
