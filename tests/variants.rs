@@ -13,6 +13,11 @@ use march_runtime::{march_model, Variant};
 #[march_model(base = Baseline, heads *= 2, dim_qkv /= 2)]
 pub struct MyVariant;
 
+/// Per-layer feed-forward widths (same total, less live: the last encoder
+/// layer's 1,024-wide feed-forward is dead).
+#[march_model(base = Baseline, dim_ff = [3072, 2048, 1024])]
+pub struct TaperedFeedForward;
+
 /// A variant of a variant declared outside the library.
 #[march_model(base = MyVariant, ffn = glu(silu), dim_ff = 1365)]
 pub struct MyGluVariant;
@@ -159,4 +164,21 @@ fn declarations_resolve_as_the_table_says() {
     assert!(!arch("NoSelfAttentionResidual").residual.self_attn);
     assert!(arch("NoSelfAttentionResidual").residual.cross_attn);
     assert_eq!(arch("SmallBaseline").params.total, 2_394_240);
+    // constant attention width: heads × dim_qkv = dim_model in every layer
+    let c = arch("ScalingHeadsConstant");
+    assert_eq!(c.encoder_heads(), [16, 8, 4]);
+    assert_eq!(c.dim_qkv, PerLayer::Each(&[32, 64, 128]));
+    assert_eq!(c.params.total, 36_340_224);
+    let s = arch("SmallInverseScalingHeadsConstant");
+    assert_eq!(
+        (s.encoder_heads(), s.dim_qkv.of(3)),
+        (vec![2, 4, 8], vec![64, 32, 16])
+    );
+    assert_eq!(s.params.total, 2_394_240);
+    let t = arch("TaperedFeedForward");
+    assert_eq!(t.params.total, 36_340_224);
+    assert_eq!(
+        t.params.dead(),
+        arch("Baseline").params.dead() - 2 * 512 * 2048 + 2 * 512 * 1024
+    );
 }

@@ -46,3 +46,20 @@ experiment! {
     position_init = unit,
     budget_exempt = "the original ran it as 'same parameter budget' although it is not; kept as the original ran it",
 }
+
+experiment! {
+    /// Heads decreasing with depth at a constant attention width: [16, 8, 4]
+    /// heads of [32, 64, 128] (the original's ScalingHeadsConstant, its
+    /// commit 8698594: `dim_qkv = dim_model // heads`).
+    ScalingHeadsConstant, SmallScalingHeadsConstant from Baseline, SmallBaseline:
+    heads *= [2, 1, 1/2],
+    dim_qkv *= [1/2, 1, 2],
+}
+
+experiment! {
+    /// Heads increasing with depth at a constant attention width: [4, 8, 16]
+    /// heads of [128, 64, 32] (the original's InverseScalingHeadsConstant).
+    InverseScalingHeadsConstant, SmallInverseScalingHeadsConstant from Baseline, SmallBaseline:
+    heads *= [1/2, 1, 2],
+    dim_qkv *= [2, 1, 1/2],
+}
