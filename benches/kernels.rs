@@ -9,7 +9,8 @@ use march_runtime::kernels::attention::fused_attention;
 use march_runtime::kernels::cross_entropy::fused_masked_cross_entropy;
 use march_runtime::kernels::dropout::dropout as fused_dropout;
 use march_runtime::kernels::linear::linear;
-use march_runtime::layers::{attention, masked_cross_entropy_composed, padding_bias, Ctx, RmsNorm};
+use march_runtime::layers::{masked_cross_entropy_composed, padding_bias, Ctx, RmsNorm};
+use march_runtime::ops::composed;
 use march_runtime::train::optim::{AdamW, AdamWConfig};
 
 const VOCAB: usize = 30_000;
@@ -54,14 +55,21 @@ fn projection(c: &mut Criterion) {
     let mut g = c.benchmark_group("projection_8x230x512x2048");
     g.throughput(Throughput::Elements((2 * 3 * B * SE * 512 * 2048) as u64));
     g.sample_size(20);
+    use march_runtime::ops::Matmul;
     g.bench_function("gemm_0.19", |b| {
-        b.iter(|| linear(x.leaky_trace(), &w).sum::<Rank0, _>().backward())
+        b.iter(|| {
+            linear(x.leaky_trace(), &w, Matmul::F32)
+                .sum::<Rank0, _>()
+                .backward()
+        })
     });
     if march_runtime::kernels::amx::available() {
-        use march_runtime::kernels::{use_matmul, Matmul};
         g.bench_function("amx_bf16", |b| {
-            let _bf16 = use_matmul(Matmul::Bf16).unwrap();
-            b.iter(|| linear(x.leaky_trace(), &w).sum::<Rank0, _>().backward())
+            b.iter(|| {
+                linear(x.leaky_trace(), &w, Matmul::Bf16)
+                    .sum::<Rank0, _>()
+                    .backward()
+            })
         });
     }
     g.bench_function("dfdx_matmul", |b| {
@@ -94,7 +102,7 @@ fn multi_head_attention(c: &mut Criterion) {
         b.iter(|| {
             let ctx = Ctx::train_seeded(arch, 1);
             let mask = ctx.dropout_mask(0.1);
-            fused_attention::<8, 64, f32, Cpu, _>(q.leaky_trace(), &k, &v, &bias, mask)
+            fused_attention::<8, 64, f32, _>(q.leaky_trace(), &k, &v, &bias, mask)
                 .sum::<Rank0, _>()
                 .backward()
         })
@@ -102,20 +110,10 @@ fn multi_head_attention(c: &mut Criterion) {
     g.bench_function("dfdx_composition", |b| {
         b.iter(|| {
             let ctx = Ctx::train_seeded(arch, 1);
-            let heads = |t: Tensor<(usize, usize, usize), f32, Cpu, OwnedTape<f32, Cpu>>| {
-                t.reshape_like(&(B, SE, Const::<8>, Const::<64>))
-                    .permute::<_, Axes4<0, 2, 1, 3>>()
-            };
-            let (qt, tape) = q.leaky_trace().split_tape();
-            attention(
-                heads(qt.put_tape(tape)),
-                heads(k.retaped()),
-                heads(v.retaped()),
-                &bias,
-                &ctx,
-            )
-            .sum::<Rank0, _>()
-            .backward()
+            let mask = ctx.dropout_mask(0.1);
+            composed::attention::<8, 64, f32, Cpu, _>(q.leaky_trace(), &k, &v, &bias, mask)
+                .sum::<Rank0, _>()
+                .backward()
         })
     });
     g.finish();

@@ -17,7 +17,7 @@
 
 use criterion::{criterion_group, Criterion, SamplingMode, Throughput};
 use march_runtime::bench::{Mode, Step};
-use march_runtime::kernels::{use_matmul, Matmul};
+use march_runtime::ops::Matmul;
 use march_runtime::registry::{find, variants, Entry};
 use march_runtime::session::DeviceKind;
 use march_runtime::workload::Workload;
@@ -30,7 +30,14 @@ const SEED_SCALE: [&str; 4] = [
     "MoreHeadsLessLayers",
 ];
 
-fn bench_entry(c: &mut Criterion, group: &str, entry: &Entry, w: Workload, mode: Mode) {
+fn bench_entry(
+    c: &mut Criterion,
+    group: &str,
+    entry: &Entry,
+    w: Workload,
+    mode: Mode,
+    matmul: Matmul,
+) {
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(w.tokens() as u64));
     // steps of 50 ms to seconds: a fixed number of iterations per sample
@@ -42,7 +49,7 @@ fn bench_entry(c: &mut Criterion, group: &str, entry: &Entry, w: Workload, mode:
     g.bench_function(entry.arch.name, |b| {
         let step = step.get_or_insert_with(|| {
             entry
-                .bench(DeviceKind::Cpu, w, mode)
+                .bench(DeviceKind::Cpu, w, mode, matmul)
                 .expect("a CPU benchmark step")
         });
         b.iter(step)
@@ -65,29 +72,56 @@ const SMALL: Workload = Workload {
 
 fn small_train(c: &mut Criterion) {
     for e in small_family() {
-        bench_entry(c, "train_step/small_b16", e, SMALL, Mode::Train);
+        bench_entry(
+            c,
+            "train_step/small_b16",
+            e,
+            SMALL,
+            Mode::Train,
+            Matmul::F32,
+        );
     }
 }
 
 fn small_forward(c: &mut Criterion) {
     for e in small_family() {
-        bench_entry(c, "forward/small_b16", e, SMALL, Mode::Forward);
+        bench_entry(c, "forward/small_b16", e, SMALL, Mode::Forward, Matmul::F32);
     }
 }
 
 fn seed_scale(c: &mut Criterion) {
     for name in SEED_SCALE {
         let e = find(name).expect("a seed-scale variant");
-        bench_entry(c, "train_step/seed_b8", e, Workload::REFERENCE, Mode::Train);
-        bench_entry(c, "forward/seed_b8", e, Workload::REFERENCE, Mode::Forward);
+        bench_entry(
+            c,
+            "train_step/seed_b8",
+            e,
+            Workload::REFERENCE,
+            Mode::Train,
+            Matmul::F32,
+        );
+        bench_entry(
+            c,
+            "forward/seed_b8",
+            e,
+            Workload::REFERENCE,
+            Mode::Forward,
+            Matmul::F32,
+        );
     }
     // mixed precision: the projections' products in bf16 on AMX
     if march_runtime::kernels::amx::available() {
-        let _bf16 = use_matmul(Matmul::Bf16).expect("AMX is available");
         for name in SEED_SCALE {
             let e = find(name).expect("a seed-scale variant");
             let w = Workload::REFERENCE;
-            bench_entry(c, "train_step_bf16/seed_b8", e, w, Mode::Train);
+            bench_entry(
+                c,
+                "train_step_bf16/seed_b8",
+                e,
+                w,
+                Mode::Train,
+                Matmul::Bf16,
+            );
         }
     }
 }

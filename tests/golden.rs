@@ -58,7 +58,7 @@ fn ints(v: &Value) -> Vec<i64> {
 /// Runs `V` with the fixture's weights in `E` and returns (logits, loss, want logits, want loss).
 fn run<V: Variant, E: Float>() -> (Vec<f64>, f64, Vec<f64>, f64)
 where
-    Cpu: Device<E>,
+    Cpu: march_runtime::ops::Ops<E>,
 {
     let f = fixture(V::ARCH.name);
     let dev = Cpu::default();

@@ -108,7 +108,7 @@ pub fn variant(v: &Validated, item: &ItemStruct) -> TokenStream {
 
         impl #rt::Variant for #name {
             const ARCH: #rt::arch::Arch = #arch_expr;
-            type Model<E: #rt::layers::Float, D: #rt::__private::dfdx::tensor_ops::Device<E>> = #model;
+            type Model<E: #rt::layers::Float, D: #rt::ops::Ops<E>> = #model;
         }
 
         impl #name {

@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use crate::arch::Arch;
+use crate::ops::Matmul;
 use crate::session::{DeviceKind, Opener, Session, SessionOptions};
 use crate::train::optim::AdamWConfig;
 use crate::train::step::train_step;
@@ -43,6 +44,7 @@ pub fn step(
     device: DeviceKind,
     workload: Workload,
     mode: Mode,
+    matmul: Matmul,
 ) -> anyhow::Result<Step> {
     let adamw = (mode == Mode::Train).then(AdamWConfig::default);
     let mut session: Box<dyn Session> = open(
@@ -51,6 +53,7 @@ pub fn step(
             device,
             seed: 0,
             adamw,
+            matmul,
         },
     )?;
     let batch = workload.batch(arch.vocab, 0);
@@ -111,30 +114,34 @@ pub fn step_products(arch: &Arch, w: Workload) -> Vec<(usize, usize, usize)> {
     out
 }
 
-/// The matrix-product throughput this process reaches (GFLOP/s) in the
-/// current precision: the best over `shapes` (each timed `reps` times)
+/// The matrix-product throughput this process reaches (GFLOP/s) in
+/// precision `matmul`: the best over `shapes` (each timed `reps` times)
 /// through march's own product, on the threads it uses; with the shape
-/// that reached it.
+/// that reached it. Errors where [`Matmul::check`] does.
 pub fn matmul_ceiling(
     shapes: &[(usize, usize, usize)],
     reps: usize,
-) -> (f64, (usize, usize, usize)) {
+    matmul: Matmul,
+) -> Result<(f64, (usize, usize, usize)), String> {
     let mut best = (0.0, (0, 0, 0));
     for &(m, k, n) in shapes {
-        let s = (0..reps.max(1))
-            .map(|_| crate::kernels::time_product((m, k, n)))
-            .fold(f64::INFINITY, f64::min);
+        let mut s = f64::INFINITY;
+        for _ in 0..reps.max(1) {
+            s = s.min(crate::kernels::time_product((m, k, n), matmul)?);
+        }
         let rate = 2.0 * (m * k * n) as f64 / s / 1e9;
         if rate > best.0 {
             best = (rate, (m, k, n));
         }
     }
-    best
+    Ok(best)
 }
 
-/// [`matmul_ceiling`] at 2048³ alone: the figure of earlier reports.
+/// [`matmul_ceiling`] at 2048³ alone in f32: the figure of earlier reports.
 pub fn matmul_ceiling_gflops() -> f64 {
-    matmul_ceiling(&[(2048, 2048, 2048)], 5).0
+    matmul_ceiling(&[(2048, 2048, 2048)], 5, Matmul::F32)
+        .expect("f32 runs everywhere")
+        .0
 }
 
 /// Memory of this process from `/proc/self/status`: (current, peak) resident

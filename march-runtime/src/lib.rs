@@ -12,6 +12,7 @@ pub mod layers;
 pub mod machine;
 pub mod model;
 pub mod names;
+pub mod ops;
 pub mod params;
 pub mod registry;
 pub mod report;

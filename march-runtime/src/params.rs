@@ -7,8 +7,8 @@ use dfdx::nn::tensor_collection::{
 };
 use dfdx::prelude::*;
 
-use crate::kernels::{cpu_grad, cpu_kernels};
 use crate::layers::Float;
+use crate::ops::Ops;
 
 /// One parameter tensor: its path (`decoder.0.self_attn.w_q`) and element count.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,7 +104,7 @@ pub fn set_params<E: Dtype, D: Device<E>, M: TensorCollection<E, D>>(
 }
 
 /// Every trainable tensor with the sum of absolute values of its gradient.
-pub fn grad_magnitudes<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
+pub fn grad_magnitudes<E: Float, D: Ops<E>, M: TensorCollection<E, D>>(
     model: &M,
     grads: &mut Gradients<E, D>,
 ) -> Vec<(ParamInfo, f64)> {
@@ -122,15 +122,15 @@ pub fn grad_magnitudes<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
 
 /// Calls `f(name, gradient)` for every trainable tensor, in the module's
 /// order, without copying: the gradient buffers are borrowed on the CPU
-/// ([`cpu_kernels`]); other devices copy each to the host. A parameter
+/// ([`Ops::with_grad`]); other devices copy each to the host. A parameter
 /// without a gradient gets a zero one.
-pub fn for_each_grad_slice<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
+pub fn for_each_grad_slice<E: Float, D: Ops<E>, M: TensorCollection<E, D>>(
     model: &M,
     grads: &mut Gradients<E, D>,
     mut f: impl FnMut(&str, &[E]),
 ) {
-    struct V<'a, E: Dtype, D: Device<E>>(&'a mut Gradients<E, D>, &'a mut dyn FnMut(&str, &[E]));
-    impl<E: Float, D: Device<E>> TensorVisitor<E, D> for V<'_, E, D> {
+    struct V<'a, E: Float, D: Ops<E>>(&'a mut Gradients<E, D>, &'a mut dyn FnMut(&str, &[E]));
+    impl<E: Float, D: Ops<E>> TensorVisitor<E, D> for V<'_, E, D> {
         type Viewer = (ViewTensorRef, ViewTensorName);
         type Err = D::Err;
         type E2 = E;
@@ -143,25 +143,9 @@ pub fn for_each_grad_slice<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
             if !opts.do_gradient_update {
                 return Ok(None);
             }
-            if cpu_kernels::<E, D>() {
-                let g = grad_slice_mut(self.0, t)?;
-                (self.1)(&name, g);
-            } else {
-                (self.1)(&name, &self.0.get(t).as_vec());
-            }
+            D::with_grad(self.0, t, &mut |g| (self.1)(&name, g))?;
             Ok(None)
         }
     }
     walk(model, &mut V(grads, &mut f), "reading gradients");
-}
-
-/// The gradient buffer of `t` (allocated, zero, if it has none yet).
-/// Only where [`cpu_kernels`] holds.
-pub(crate) fn grad_slice_mut<'g, S: Shape, E: Float, D: Device<E>>(
-    grads: &'g mut Gradients<E, D>,
-    t: &Tensor<S, E, D>,
-) -> Result<&'g mut [E], D::Err> {
-    let (ptr, n) = cpu_grad::<E, D>(grads.get_or_alloc_mut(t)?);
-    // SAFETY: the buffer of `n` elements, borrowed from `grads` for 'g
-    Ok(unsafe { std::slice::from_raw_parts_mut(ptr, n) })
 }

@@ -10,6 +10,7 @@ use dfdx::prelude::*;
 
 use crate::arch::Arch;
 use crate::bench::{Mode, Step};
+use crate::ops::Matmul;
 use crate::params::ParamInfo;
 use crate::session::{DeviceKind, ModelSession, Session, SessionOptions};
 use crate::train::{Report, RunOptions};
@@ -57,11 +58,7 @@ impl Entry {
     }
 
     fn probe_session(&self, device: DeviceKind) -> Result<Box<dyn Session>> {
-        self.session(&SessionOptions {
-            device,
-            seed: 0,
-            adamw: None,
-        })
+        self.session(&SessionOptions::probe(device, 0))
     }
 
     /// Train the variant (`march train`).
@@ -70,14 +67,23 @@ impl Entry {
     }
 
     /// A prepared benchmark step on a synthetic batch (`march bench`).
-    pub fn bench(&self, device: DeviceKind, workload: Workload, mode: Mode) -> Result<Step> {
-        crate::bench::step(self.arch, self.open, device, workload, mode)
+    pub fn bench(
+        &self,
+        device: DeviceKind,
+        workload: Workload,
+        mode: Mode,
+        matmul: Matmul,
+    ) -> Result<Step> {
+        crate::bench::step(self.arch, self.open, device, workload, mode, matmul)
     }
 }
 
 /// `V`'s model as a session: the only code instantiated per variant, and
 /// it is a few lines; [`ModelSession`] is instantiated per model type.
 fn open<V: Variant>(arch: &'static Arch, opts: &SessionOptions) -> Result<Box<dyn Session>> {
+    opts.matmul
+        .check()
+        .map_err(|e| anyhow::anyhow!("--matmul {}: {e}", opts.matmul))?;
     match opts.device {
         DeviceKind::Cpu => Ok(Box::new(ModelSession::<V::Model<f32, Cpu>, Cpu>::new(
             arch, opts,

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::arch::Arch;
 use crate::layers::{Ctx, Float};
 use crate::model::{Seq2Seq, Seq2SeqBatch};
+use crate::ops::{Matmul, Ops};
 use crate::params::{for_each_param, grad_magnitudes, set_params, ParamInfo};
 use crate::train::checkpoint::{self, TrainState};
 use crate::train::optim::{grad_norm, AdamW, AdamWConfig};
@@ -60,6 +61,21 @@ pub struct SessionOptions {
     /// `Some`: a training session with this optimizer; `None`: evaluation
     /// and probes only (no optimizer state is allocated).
     pub adamw: Option<AdamWConfig>,
+    /// The precision of the projections (checked available when the
+    /// session opens).
+    pub matmul: Matmul,
+}
+
+impl SessionOptions {
+    /// A session on `device` from `seed`, for evaluation and probes, in f32.
+    pub fn probe(device: DeviceKind, seed: u64) -> Self {
+        SessionOptions {
+            device,
+            seed,
+            adamw: None,
+            matmul: Matmul::F32,
+        }
+    }
 }
 
 /// A batch on the host, as data preparation makes it; any device takes it.
@@ -146,6 +162,7 @@ pub trait Session {
 /// and the device `D`.
 pub struct ModelSession<M, D: Device<f32>> {
     arch: &'static Arch,
+    matmul: Matmul,
     dev: D,
     model: M,
     opt: Option<AdamW<M>>,
@@ -155,7 +172,7 @@ pub struct ModelSession<M, D: Device<f32>> {
 impl<M, D> ModelSession<M, D>
 where
     M: Seq2Seq<f32, D> + BuildModule<D, f32>,
-    D: Device<f32> + SeedableDevice,
+    D: Ops<f32> + SeedableDevice,
 {
     /// Build `M` on a device seeded with `opts.seed` and initialise it from
     /// the same seed as `arch` says.
@@ -169,6 +186,7 @@ where
         let grads = Some(model.alloc_grads());
         ModelSession {
             arch,
+            matmul: opts.matmul,
             dev,
             model,
             opt,
@@ -180,7 +198,7 @@ where
 impl<M, D> Session for ModelSession<M, D>
 where
     M: Seq2Seq<f32, D> + BuildModule<D, f32>,
-    D: Device<f32> + SeedableDevice,
+    D: Ops<f32> + SeedableDevice,
 {
     fn arch(&self) -> &'static Arch {
         self.arch
@@ -192,9 +210,12 @@ where
 
     fn eval_loss(&self, batch: &HostBatch) -> f64 {
         let (b, labels) = batch.to_device::<f32, D>(&self.dev);
-        let loss = self
-            .model
-            .loss(&b, &labels, &Ctx::eval(self.arch), NoneTape);
+        let loss = self.model.loss(
+            &b,
+            &labels,
+            &Ctx::eval(self.arch).with_matmul(self.matmul),
+            NoneTape,
+        );
         loss.as_vec()[0] as f64
     }
 
@@ -208,8 +229,8 @@ where
         let t0 = Instant::now();
         let (b, labels) = batch.to_device::<f32, D>(&self.dev);
         let ctx = match dropout_seed {
-            Some(seed) => Ctx::train_seeded(self.arch, seed),
-            None => Ctx::eval(self.arch),
+            Some(seed) => Ctx::train_seeded(self.arch, seed).with_matmul(self.matmul),
+            None => Ctx::eval(self.arch).with_matmul(self.matmul),
         };
         let g = self.grads.take().expect("gradients");
         let loss = self.model.loss(&b, &labels, &ctx, tape_into(&self.dev, g));
@@ -273,7 +294,7 @@ where
     fn decoder_logits(&self, batch: &HostBatch) -> Vec<f32> {
         let (b, _) = batch.to_device::<f32, D>(&self.dev);
         self.model
-            .forward(&b, &Ctx::eval(self.arch), NoneTape)
+            .forward(&b, &Ctx::eval(self.arch).with_matmul(self.matmul), NoneTape)
             .as_vec()
     }
 

@@ -6,16 +6,17 @@ use dfdx::prelude::*;
 use crate::arch::Arch;
 use crate::layers::{Ctx, Float};
 use crate::model::{Seq2Seq, Seq2SeqBatch};
+use crate::ops::Ops;
 use crate::session::HostBatch;
 
 /// A model variant: its resolved architecture and its statically shaped model.
 pub trait Variant: 'static {
     const ARCH: Arch;
     /// The dfdx module, for any element type and device.
-    type Model<E: Float, D: Device<E>>: Seq2Seq<E, D> + BuildModule<D, E>;
+    type Model<E: Float, D: Ops<E>>: Seq2Seq<E, D> + BuildModule<D, E>;
 
     /// Build the model on `dev` and initialise it from `seed`.
-    fn build<E: Float, D: Device<E>>(dev: &D, seed: u64) -> Self::Model<E, D> {
+    fn build<E: Float, D: Ops<E>>(dev: &D, seed: u64) -> Self::Model<E, D> {
         let mut model = Self::Model::<E, D>::build(dev);
         model.init(&Ctx::eval(&Self::ARCH), seed);
         model

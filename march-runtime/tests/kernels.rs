@@ -4,6 +4,7 @@
 use dfdx::prelude::*;
 use march_runtime::kernels::cross_entropy::fused_masked_cross_entropy;
 use march_runtime::layers::masked_cross_entropy_composed;
+use march_runtime::ops::Matmul;
 
 fn max_rel_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
@@ -157,7 +158,10 @@ type Tp<E> = OwnedTape<E, Cpu>;
 /// Loss `Σ y1 ⊙ R1 + Σ y2 ⊙ R2` with `y1 = x·W`, `y2 = x·Vᵀ`, where `x` is
 /// the permutation of a `[s, b, K]` tensor (not contiguous) and is used
 /// twice: values and gradients with respect to `x`, `W` and `V`.
-fn linear_loss_and_grads<E: march_runtime::layers::Float>(fast: bool) -> (f64, [Vec<f64>; 3])
+fn linear_loss_and_grads<E: march_runtime::layers::Float>(
+    fast: bool,
+    precision: march_runtime::ops::Matmul,
+) -> (f64, [Vec<f64>; 3])
 where
     Cpu: Device<E>,
 {
@@ -178,8 +182,8 @@ where
     let (x, tape) = x.split_tape();
     let (y1, y2) = if fast {
         (
-            linear(x.clone().put_tape(tape), &w),
-            linear_transposed(x.retaped::<Tp<E>>(), &v),
+            linear(x.clone().put_tape(tape), &w, precision),
+            linear_transposed(x.retaped::<Tp<E>>(), &v, precision),
         )
     } else {
         (
@@ -207,16 +211,16 @@ where
 #[test]
 fn gemm_linear_matches_dfdx_matmul() {
     // f64: to rounding
-    let (v_fast, g_fast) = linear_loss_and_grads::<f64>(true);
-    let (v_ref, g_ref) = linear_loss_and_grads::<f64>(false);
+    let (v_fast, g_fast) = linear_loss_and_grads::<f64>(true, Matmul::F32);
+    let (v_ref, g_ref) = linear_loss_and_grads::<f64>(false, Matmul::F32);
     assert!((v_fast - v_ref).abs() <= 1e-12 * v_ref.abs().max(1.0));
     for (a, b) in g_fast.iter().zip(&g_ref) {
         assert!(b.iter().any(|&x| x != 0.0), "no gradient");
         assert!(max_rel_diff(a, b) < 1e-12, "{}", max_rel_diff(a, b));
     }
     // f32: to float tolerance
-    let (v_fast, g_fast) = linear_loss_and_grads::<f32>(true);
-    let (v_ref32, g_ref32) = linear_loss_and_grads::<f32>(false);
+    let (v_fast, g_fast) = linear_loss_and_grads::<f32>(true, Matmul::F32);
+    let (v_ref32, g_ref32) = linear_loss_and_grads::<f32>(false, Matmul::F32);
     assert!((v_fast - v_ref32).abs() <= 1e-4 * v_ref.abs().max(1.0));
     for ((a, b), exact) in g_fast.iter().zip(&g_ref32).zip(&g_ref) {
         assert!(max_rel_diff(a, b) < 1e-5, "{}", max_rel_diff(a, b));
@@ -226,20 +230,14 @@ fn gemm_linear_matches_dfdx_matmul() {
 
 #[test]
 fn bf16_linear_is_the_product_to_bf16_precision() {
-    use march_runtime::kernels::{amx, use_matmul, Matmul};
+    use march_runtime::kernels::amx;
     if !amx::available() {
         eprintln!("no AMX on this machine: the bf16 products are not exercised");
-        assert!(
-            use_matmul(Matmul::Bf16).is_err(),
-            "bf16 refused without AMX"
-        );
+        assert!(Matmul::Bf16.check().is_err(), "bf16 refused without AMX");
         return;
     }
-    let (v_ref, g_ref) = linear_loss_and_grads::<f64>(false);
-    let (v16, g16) = {
-        let _bf16 = use_matmul(Matmul::Bf16).unwrap();
-        linear_loss_and_grads::<f32>(true)
-    };
+    let (v_ref, g_ref) = linear_loss_and_grads::<f64>(false, Matmul::F32);
+    let (v16, g16) = linear_loss_and_grads::<f32>(true, Matmul::Bf16);
     // factors rounded to 8 significant bits (relative 2⁻⁹), f32 sums
     assert!(
         (v16 - v_ref).abs() <= 1e-2 * v_ref.abs().max(1.0),
@@ -250,8 +248,8 @@ fn bf16_linear_is_the_product_to_bf16_precision() {
         assert!(d < 1e-2, "{d}");
         assert!(d > 1e-5, "{d}: the product did not round to bf16");
     }
-    // the guard restored f32
-    let (v32, _) = linear_loss_and_grads::<f32>(true);
+    // f32 again
+    let (v32, _) = linear_loss_and_grads::<f32>(true, Matmul::F32);
     assert!((v32 - v_ref).abs() <= 1e-4 * v_ref.abs().max(1.0));
 }
 
@@ -271,7 +269,8 @@ where
     Cpu: Device<E>,
 {
     use march_runtime::kernels::attention::fused_attention;
-    use march_runtime::layers::{attention, padding_bias, Ctx};
+    use march_runtime::layers::{padding_bias, Ctx};
+    use march_runtime::ops::composed;
     const H: usize = 3;
     const D: usize = 4;
     let (b, sq, sk, i) = (2, 5, 7, H * D);
@@ -293,28 +292,9 @@ where
         let (qt, tape) = qt.split_tape();
         let (kt, vt) = (k.clone(), v.clone());
         // k and v carry no tape: their gradients are kept by id
-        fused_attention::<H, D, E, Cpu, _>(
-            qt.put_tape(tape),
-            &kt,
-            &vt,
-            &bias,
-            ctx.dropout_mask(0.3),
-        )
+        fused_attention::<H, D, E, _>(qt.put_tape(tape), &kt, &vt, &bias, ctx.dropout_mask(0.3))
     } else {
-        let heads = |x: Tensor<(usize, usize, usize), E, Cpu, Tp<E>>, s: usize| {
-            x.reshape_like(&(b, s, Const::<H>, Const::<D>))
-                .permute::<_, Axes4<0, 2, 1, 3>>()
-        };
-        let (qt, tape) = qt.split_tape();
-        let o = attention(
-            heads(qt.put_tape(tape), sq),
-            heads(k.retaped::<Tp<E>>(), sk),
-            heads(v.retaped::<Tp<E>>(), sk),
-            &bias,
-            &ctx,
-        );
-        o.permute::<_, Axes4<0, 2, 1, 3>>()
-            .reshape_like(&(b, sq, i))
+        composed::attention::<H, D, E, Cpu, _>(qt, &k, &v, &bias, ctx.dropout_mask(0.3))
     };
     let loss = (out * r).sum::<Rank0, _>();
     let value = loss.as_vec()[0].to_f64().unwrap();
@@ -402,7 +382,7 @@ fn parallel_dropout_matches_the_mask_composition() {
 /// one): value and gradients with respect to `x` and the weight.
 fn rms_norm_loss_and_grads<E: march_runtime::layers::Float>(fast: bool) -> (f64, [Vec<f64>; 2])
 where
-    Cpu: Device<E>,
+    Cpu: march_runtime::ops::Ops<E>,
 {
     use march_runtime::layers::RmsNorm;
     let dev = Cpu::default();

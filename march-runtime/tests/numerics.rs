@@ -412,7 +412,7 @@ fn tied_logits_and_masked_cross_entropy_match_reference() {
     let dev = dev();
     let (x, xv) = hidden(&dev, 33);
     let (emb, embv) = matrix::<7, M>(&dev, 34, 1.0);
-    let logits = tied_logits(x, &emb);
+    let logits = tied_logits(x, &emb, march_runtime::ops::Matmul::F32);
     let scale = (M as f64).powf(-0.5);
     let mut want = Vec::new();
     for row in xv.chunks(M) {

@@ -66,7 +66,7 @@ impl RefAdamW {
 /// `tol` (absolute, on parameters of order 1).
 fn adamw_matches_the_reference_in<E: march_runtime::layers::Float>(tol: f64)
 where
-    Cpu: Device<E>,
+    Cpu: march_runtime::ops::Ops<E>,
 {
     let dev: Cpu = Default::default();
     let e = |x: f64| E::from_f64(x).unwrap();

@@ -4,8 +4,8 @@ use anyhow::{anyhow, bail, Result};
 use march_runtime::arch::thousands;
 use march_runtime::bench::{self, Mode};
 use march_runtime::kernels::simd::{set_isa, Isa};
-use march_runtime::kernels::{use_matmul, Matmul};
 use march_runtime::machine::Machine;
+use march_runtime::ops::Matmul;
 use march_runtime::registry::find_or_suggest;
 use march_runtime::workload::Workload;
 
@@ -90,8 +90,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     let machine = Machine::here();
     let threads = machine.threads;
-    // the steps and the ceiling run on this thread
-    let _matmul = use_matmul(args.matmul).map_err(|e| anyhow!("--matmul {}: {e}", args.matmul))?;
+    args.matmul
+        .check()
+        .map_err(|e| anyhow!("--matmul {}: {e}", args.matmul))?;
     eprintln!(
         "{} {}: batch {} × (encoder {}, decoder {}) = {} tokens per step, {} thread(s), {} matmuls; {} warm-up + {} measured steps",
         arch.name,
@@ -106,8 +107,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         args.steps
     );
     eprintln!("  on {}", machine.summary());
-    let (ceiling, at) = bench::matmul_ceiling(&bench::step_products(arch, w), 3);
-    let mut step = entry.bench(march_runtime::session::DeviceKind::Cpu, w, mode)?;
+    let (ceiling, at) = bench::matmul_ceiling(&bench::step_products(arch, w), 3, args.matmul)
+        .map_err(|e| anyhow!("--matmul {}: {e}", args.matmul))?;
+    let mut step = entry.bench(
+        march_runtime::session::DeviceKind::Cpu,
+        w,
+        mode,
+        args.matmul,
+    )?;
     let m = bench::measure(&mut step, args.warmup, args.steps, |i| {
         eprint!("\r  step {i}/{}", args.steps)
     });

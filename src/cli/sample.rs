@@ -56,11 +56,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         );
     }
     let tok = MarchTokenizer::load(&args.run.join("tokenizer.json"))?;
-    let mut session = entry.session(&SessionOptions {
-        device: args.device,
-        seed: 0,
-        adamw: None,
-    })?;
+    let mut session = entry.session(&SessionOptions::probe(args.device, 0))?;
     let state = session
         .load_weights(&ckpt)
         .with_context(|| format!("loading {}", ckpt.display()))?;

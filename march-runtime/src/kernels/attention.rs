@@ -20,30 +20,27 @@ use dfdx::prelude::*;
 use rayon::prelude::*;
 
 use super::DropMask;
-use super::{cpu_grad, cpu_kernels, f32s, f32s_mut, gemm_into, simd, view, SendPtr};
+use super::{cpu_grad, f32s, f32s_mut, gemm_into, simd, view, SendPtr};
 use crate::tensor::Float;
 
 /// `[batch, seq, heads·dim_qkv]`.
 pub type Flat<E, D, T = NoneTape> = Tensor<(usize, usize, usize), E, D, T>;
 
-/// Whether [`fused_attention`] serves this device and element type.
-pub fn available<E: 'static, D: 'static>() -> bool {
-    cpu_kernels::<E, D>()
-}
-
 /// `dropout(softmax(q kᵀ + bias)) v` per head, heads merged:
 /// `q` `[batch, seq_q, H·DQK]` (carries the tape), `k`, `v`
 /// `[batch, seq_k, H·DQK]` (tape-free; their gradients are accumulated under
 /// their ids), `bias` `[batch, seq_q, seq_k]` (a constant) →
-/// `[batch, seq_q, H·DQK]`. Only where [`available`] holds.
-pub fn fused_attention<const H: usize, const DQK: usize, E: Float, D: Device<E>, T: Tape<E, D>>(
-    q: Flat<E, D, T>,
-    k: &Flat<E, D>,
-    v: &Flat<E, D>,
-    bias: &Tensor<(usize, usize, usize), E, D>,
+/// `[batch, seq_q, H·DQK]`.
+pub fn fused_attention<const H: usize, const DQK: usize, E: Float, T: Tape<E, Cpu>>(
+    q: Flat<E, Cpu, T>,
+    k: &Flat<E, Cpu>,
+    v: &Flat<E, Cpu>,
+    bias: &Tensor<(usize, usize, usize), E, Cpu>,
     dropout: Option<DropMask>,
-) -> Flat<E, D, T> {
-    assert!(available::<E, D>(), "fused attention runs on the Cpu only");
+) -> Flat<E, Cpu, T>
+where
+    Cpu: Device<E>,
+{
     let q = q.contiguous();
     let (b, sq, i) = *q.shape();
     let sk = k.shape().1;
@@ -123,10 +120,10 @@ pub fn fused_attention<const H: usize, const DQK: usize, E: Float, D: Device<E>,
         for t in [&q, &k, &v, &out_id] {
             grads.try_alloc_for(t)?;
         }
-        let g_out = cpu_grad::<E, D>(grads.get_or_alloc_mut(&out_id)?);
-        let g_q = cpu_grad::<E, D>(grads.get_or_alloc_mut(&q)?);
-        let g_k = cpu_grad::<E, D>(grads.get_or_alloc_mut(&k)?);
-        let g_v = cpu_grad::<E, D>(grads.get_or_alloc_mut(&v)?);
+        let g_out = cpu_grad::<E>(grads.get_or_alloc_mut(&out_id)?);
+        let g_q = cpu_grad::<E>(grads.get_or_alloc_mut(&q)?);
+        let g_k = cpu_grad::<E>(grads.get_or_alloc_mut(&k)?);
+        let g_v = cpu_grad::<E>(grads.get_or_alloc_mut(&v)?);
         assert!(g_out.1 == b * sq * i && g_q.1 == b * sq * i);
         assert!(g_k.1 == b * sk * i && g_v.1 == b * sk * i);
         let (qs, ks, vs) = (view(&q), view(&k), view(&v));

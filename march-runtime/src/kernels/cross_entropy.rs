@@ -18,7 +18,7 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{cpu_grad, cpu_kernels, f32s, f32s_mut, simd, view};
+use super::{cpu_grad, f32s, f32s_mut, simd, view};
 use crate::tensor::{AnyTape, Float};
 
 /// Loss of one position: `logsumexp(z) − z[label]`, and (with `grad`) its
@@ -67,15 +67,13 @@ fn row_f32(z: &[f32], label: usize, w: f64, grad: Option<&mut [f32]>) -> f64 {
 
 /// Mean cross-entropy of `logits` `[batch, seq, V]` over the positions whose
 /// label (`[batch·seq]`, row-major) is not negative; see the module docs.
-/// Where [`cpu_kernels`] holds.
-pub fn fused_masked_cross_entropy<const V: usize, E: Float, D: Device<E>, T: AnyTape<E, D>>(
-    logits: Tensor<(usize, usize, Const<V>), E, D, T>,
+pub fn fused_masked_cross_entropy<const V: usize, E: Float, T: AnyTape<E, Cpu>>(
+    logits: Tensor<(usize, usize, Const<V>), E, Cpu, T>,
     labels: &[i64],
-) -> Tensor<Rank0, E, D, T> {
-    assert!(
-        cpu_kernels::<E, D>(),
-        "the fused cross-entropy runs on the Cpu only"
-    );
+) -> Tensor<Rank0, E, Cpu, T>
+where
+    Cpu: Device<E>,
+{
     let (b, s, _) = *logits.shape();
     assert_eq!(labels.len(), b * s, "one label per position");
     for &l in labels {
@@ -122,10 +120,10 @@ pub fn fused_masked_cross_entropy<const V: usize, E: Float, D: Device<E>, T: Any
     tape.add_backward_op(move |grads| {
         grads.try_alloc_for(&logits)?;
         grads.try_alloc_for(&out_id)?;
-        let (gl, _) = cpu_grad::<E, D>(grads.get_or_alloc_mut(&out_id)?);
+        let (gl, _) = cpu_grad::<E>(grads.get_or_alloc_mut(&out_id)?);
         // SAFETY: the loss's gradient is one element
         let gl = unsafe { *gl };
-        let (gz, n) = cpu_grad::<E, D>(grads.get_or_alloc_mut(&logits)?);
+        let (gz, n) = cpu_grad::<E>(grads.get_or_alloc_mut(&logits)?);
         assert_eq!(n, grad.len());
         // SAFETY: the logits' gradient buffer, n elements, distinct from `grad`
         let gz = unsafe { std::slice::from_raw_parts_mut(gz, n) };

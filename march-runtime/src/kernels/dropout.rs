@@ -17,11 +17,14 @@ use crate::tensor::Float;
 
 const CHUNK: usize = 1 << 14;
 
-/// `t ⊙ mask`. Where [`cpu_kernels`](super::cpu_kernels) holds.
-pub fn dropout<S: Shape, E: Float, D: Device<E>, T: Tape<E, D>>(
-    t: Tensor<S, E, D, T>,
+/// `t ⊙ mask`.
+pub fn dropout<S: Shape, E: Float, T: Tape<E, Cpu>>(
+    t: Tensor<S, E, Cpu, T>,
     mask: DropMask,
-) -> Tensor<S, E, D, T> {
+) -> Tensor<S, E, Cpu, T>
+where
+    Cpu: Device<E>,
+{
     let t = t.contiguous();
     let shape = *t.shape();
     let (t, tape) = t.split_tape();
@@ -41,8 +44,8 @@ pub fn dropout<S: Shape, E: Float, D: Device<E>, T: Tape<E, D>>(
     tape.add_backward_op(move |grads| {
         grads.try_alloc_for(&t)?;
         grads.try_alloc_for(&out_id)?;
-        let (gy, ny) = cpu_grad::<E, D>(grads.get_or_alloc_mut(&out_id)?);
-        let (gx, nx) = cpu_grad::<E, D>(grads.get_or_alloc_mut(&t)?);
+        let (gy, ny) = cpu_grad::<E>(grads.get_or_alloc_mut(&out_id)?);
+        let (gx, nx) = cpu_grad::<E>(grads.get_or_alloc_mut(&t)?);
         assert_eq!(nx, ny);
         // SAFETY: two distinct gradient buffers of `nx` elements
         let (gy, gx) = unsafe {

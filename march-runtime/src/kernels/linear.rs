@@ -6,21 +6,19 @@
 //! gemm 0.19 with `x86-v4` (chosen at run time; CPUs without AVX-512 get
 //! its FMA kernels), see `shared/notes/crates.md`.
 //!
-//! dfdx's kernel traits are crate-private, so the fast path is picked at run
-//! time by the device's type: on [`Cpu`] with `f32` or `f64` the product and
-//! its backward run here; any other device (CUDA) takes dfdx's `matmul`.
+//! [`crate::ops::Ops`] runs these on [`Cpu`] with `f32` or `f64`; any other
+//! device (CUDA) takes dfdx's `matmul`.
 //! The backward accumulates straight into dfdx's gradient buffers:
 //! `dX += dY · Wᵀ` and `dW += Xᵀ · dY`, with transposes expressed as strides,
 //! never copied.
 //!
-//! Under [`use_matmul`](super::use_matmul)`(Matmul::Bf16)` the three
-//! products of an `f32` projection (forward and both gradients) run in bf16
-//! on AMX ([`amx`](super::amx)); the precision is read when the forward
-//! runs and kept for its backward.
+//! With [`Matmul::Bf16`] the three products of an `f32` projection (forward
+//! and both gradients) run in bf16 on AMX ([`amx`](super::amx)); the
+//! precision is the forward's argument and is kept for its backward.
 
 use dfdx::prelude::*;
 
-use super::{cpu_grad, cpu_kernels, matmul, product_into, view, Matmul};
+use super::{cpu_grad, product_into, view, Matmul};
 use crate::tensor::Float;
 
 /// `[batch, seq, K]`.
@@ -28,37 +26,43 @@ type Rows<const K: usize, E, D, T> = Tensor<(usize, usize, Const<K>), E, D, T>;
 
 /// `x · w`: `[batch, seq, K] × [K, N] → [batch, seq, N]`. The tape travels on
 /// `x`; `w`'s gradient is accumulated under `w`'s id (as `w.retaped()` would).
-pub fn linear<const K: usize, const N: usize, E: Float, D: Device<E>, T: Tape<E, D>>(
-    x: Rows<K, E, D, T>,
-    w: &Tensor<Rank2<K, N>, E, D>,
-) -> Rows<N, E, D, T> {
-    if !cpu_kernels::<E, D>() {
-        return x.matmul(w.retaped::<T>());
-    }
+pub fn linear<const K: usize, const N: usize, E: Float, T: Tape<E, Cpu>>(
+    x: Rows<K, E, Cpu, T>,
+    w: &Tensor<Rank2<K, N>, E, Cpu>,
+    precision: Matmul,
+) -> Rows<N, E, Cpu, T>
+where
+    Cpu: Device<E>,
+{
     // element (k, n) of the right factor is at k·N + n
-    product(x, w.clone(), [N as isize, 1])
+    product(x, w.clone(), [N as isize, 1], precision)
 }
 
 /// `x · wᵀ`: `[batch, seq, K] × [N, K]ᵀ → [batch, seq, N]` (the tied LM head:
 /// hidden states times the transposed embedding).
-pub fn linear_transposed<const K: usize, const N: usize, E: Float, D: Device<E>, T: Tape<E, D>>(
-    x: Rows<K, E, D, T>,
-    w: &Tensor<Rank2<N, K>, E, D>,
-) -> Rows<N, E, D, T> {
-    if !cpu_kernels::<E, D>() {
-        return x.matmul(w.retaped::<T>().permute());
-    }
+pub fn linear_transposed<const K: usize, const N: usize, E: Float, T: Tape<E, Cpu>>(
+    x: Rows<K, E, Cpu, T>,
+    w: &Tensor<Rank2<N, K>, E, Cpu>,
+    precision: Matmul,
+) -> Rows<N, E, Cpu, T>
+where
+    Cpu: Device<E>,
+{
     // element (k, n) of the right factor is at n·K + k
-    product(x, w.clone(), [1, K as isize])
+    product(x, w.clone(), [1, K as isize], precision)
 }
 
 /// `x · W` where element `(k, n)` of `W` is at `k·w_strides[0] + n·w_strides[1]`
 /// of `w`'s buffer.
-fn product<const K: usize, const N: usize, S: Shape, E: Float, D: Device<E>, T: Tape<E, D>>(
-    x: Rows<K, E, D, T>,
-    w: Tensor<S, E, D>,
+fn product<const K: usize, const N: usize, S: Shape, E: Float, T: Tape<E, Cpu>>(
+    x: Rows<K, E, Cpu, T>,
+    w: Tensor<S, E, Cpu>,
     w_strides: [isize; 2],
-) -> Rows<N, E, D, T> {
+    precision: Matmul,
+) -> Rows<N, E, Cpu, T>
+where
+    Cpu: Device<E>,
+{
     let x = x.contiguous();
     let (b, s, _) = *x.shape();
     let m = b * s;
@@ -66,7 +70,7 @@ fn product<const K: usize, const N: usize, S: Shape, E: Float, D: Device<E>, T: 
     let (xs, ws) = (view(&x), view(&w));
     let mut y = vec![E::zero(); m * N];
     // the precision of this product and of its backward
-    let bf16 = matmul() == Matmul::Bf16;
+    let bf16 = precision == Matmul::Bf16;
     // SAFETY: the buffers hold m×K, K×N and m×N elements; y is fresh; bf16
     // was checked available when it was set
     unsafe {
@@ -95,9 +99,9 @@ fn product<const K: usize, const N: usize, S: Shape, E: Float, D: Device<E>, T: 
         grads.try_alloc_for(&out_id)?;
         // the three buffers are distinct entries whose heap storage does not
         // move while no entry is added
-        let (gy, gy_len) = cpu_grad::<E, D>(grads.get_or_alloc_mut(&out_id)?);
-        let (gx, gx_len) = cpu_grad::<E, D>(grads.get_or_alloc_mut(&x)?);
-        let (gw, gw_len) = cpu_grad::<E, D>(grads.get_or_alloc_mut(&w)?);
+        let (gy, gy_len) = cpu_grad::<E>(grads.get_or_alloc_mut(&out_id)?);
+        let (gx, gx_len) = cpu_grad::<E>(grads.get_or_alloc_mut(&x)?);
+        let (gw, gw_len) = cpu_grad::<E>(grads.get_or_alloc_mut(&w)?);
         assert!(gy_len == m * N && gx_len == m * K && gw_len == K * N);
         let (xs, ws) = (view(&x), view(&w));
         let [w_rs, w_cs] = w_strides;
@@ -132,18 +136,4 @@ fn product<const K: usize, const N: usize, S: Shape, E: Float, D: Device<E>, T: 
         Ok(())
     });
     out.put_tape(tape)
-}
-
-/// `x.linear(&w)` for [`linear`], so that a chain of ops reads left to right.
-pub trait Linear<const K: usize, E: Float, D: Device<E>, T: Tape<E, D>> {
-    /// `self · w`; see [`linear`].
-    fn linear<const N: usize>(self, w: &Tensor<Rank2<K, N>, E, D>) -> Rows<N, E, D, T>;
-}
-
-impl<const K: usize, E: Float, D: Device<E>, T: Tape<E, D>> Linear<K, E, D, T>
-    for Rows<K, E, D, T>
-{
-    fn linear<const N: usize>(self, w: &Tensor<Rank2<K, N>, E, D>) -> Rows<N, E, D, T> {
-        linear(self, w)
-    }
 }

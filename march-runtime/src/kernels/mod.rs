@@ -7,9 +7,8 @@
 //! projection and the LM head) and [`attention`] do; the fused
 //! cross-entropy is correct but not faster yet (see its module).
 //!
-//! dfdx's kernel traits are crate-private, so the fast paths are chosen at
-//! run time by the device's type ([`cpu_kernels`]); other devices (CUDA)
-//! run dfdx's composition.
+//! The kernels take concrete [`Cpu`] tensors. Which device runs a kernel and
+//! which runs dfdx's composition is said in one place: [`crate::ops`].
 
 pub mod adamw;
 pub mod amx;
@@ -23,9 +22,8 @@ pub mod simd;
 
 pub use mask::{mix64, DropMask};
 
-use std::any::{Any, TypeId};
+use std::any::TypeId;
 use std::borrow::Cow;
-use std::cell::Cell;
 
 use dfdx::prelude::*;
 use gemm::Parallelism;
@@ -74,41 +72,6 @@ impl Matmul {
     }
 }
 
-thread_local! {
-    static MATMUL: Cell<Matmul> = const { Cell::new(Matmul::F32) };
-}
-
-/// This thread's matmul precision (see [`use_matmul`]).
-pub fn matmul() -> Matmul {
-    MATMUL.with(Cell::get)
-}
-
-/// Sets this thread's matmul precision until the returned guard drops. A
-/// forward pass and its backward run on the thread that calls them (the
-/// rayon workers only take their tasks), so this scopes a run, a benchmark
-/// or a test. Errors where [`Matmul::check`] does.
-pub fn use_matmul(m: Matmul) -> Result<MatmulGuard, String> {
-    m.check()?;
-    Ok(MatmulGuard(MATMUL.with(|c| c.replace(m))))
-}
-
-/// Restores the previous matmul precision on drop.
-#[must_use = "the precision holds while the guard lives"]
-pub struct MatmulGuard(Matmul);
-
-impl Drop for MatmulGuard {
-    fn drop(&mut self) {
-        MATMUL.with(|c| c.set(self.0));
-    }
-}
-
-/// Whether the CPU kernels serve this device and element type: [`Cpu`] with
-/// `f32` or `f64`.
-pub fn cpu_kernels<E: 'static, D: 'static>() -> bool {
-    TypeId::of::<D>() == TypeId::of::<Cpu>()
-        && (TypeId::of::<E>() == TypeId::of::<f32>() || TypeId::of::<E>() == TypeId::of::<f64>())
-}
-
 /// A tensor's elements in row-major order: its own buffer, borrowed, for a
 /// contiguous CPU tensor (what the kernels see in practice: they call
 /// `.contiguous()` first and weights are contiguous); a copy otherwise.
@@ -118,17 +81,17 @@ pub fn cpu_kernels<E: 'static, D: 'static>() -> bool {
 /// borrowed from the first element's address once the strides are checked,
 /// through the same indexing, to be the row-major ones, and the last
 /// element is checked to be inside the buffer.
-fn view<S: Shape, E: Float, D: Device<E>, T: 'static>(t: &Tensor<S, E, D, T>) -> Cow<'_, [E]> {
+fn view<S: Shape, E: Float, T>(t: &Tensor<S, E, Cpu, T>) -> Cow<'_, [E]>
+where
+    Cpu: Device<E>,
+{
     let n = t.shape().num_elements();
-    let any: &dyn Any = t;
-    if let Some(cpu) = any.downcast_ref::<Tensor<S, E, Cpu, T>>() {
-        if n > 0 && row_major(cpu) {
-            let first: *const E = &cpu[S::Concrete::default()];
-            // SAFETY: the strides are the row-major ones, so elements
-            // 0..n are buffer offsets 0..n, and offset n − 1 was read by
-            // `row_major` through dfdx's bounds-checked indexing
-            return Cow::Borrowed(unsafe { std::slice::from_raw_parts(first, n) });
-        }
+    if n > 0 && row_major(t) {
+        let first: *const E = &t[S::Concrete::default()];
+        // SAFETY: the strides are the row-major ones, so elements
+        // 0..n are buffer offsets 0..n, and offset n − 1 was read by
+        // `row_major` through dfdx's bounds-checked indexing
+        return Cow::Borrowed(unsafe { std::slice::from_raw_parts(first, n) });
     }
     Cow::Owned(t.as_vec())
 }
@@ -181,28 +144,22 @@ pub fn f32s_mut<E: 'static>(x: &mut [E]) -> Option<&mut [f32]> {
 }
 
 /// A contiguous CPU tensor's buffer, mutably (shared buffers are unshared
-/// first, as dfdx's own in-place ops do). Where [`cpu_kernels`] holds.
-pub(crate) fn view_mut<S: Shape, E: Float, D: Device<E>>(t: &mut Tensor<S, E, D>) -> &mut [E] {
+/// first, as dfdx's own in-place ops do).
+pub(crate) fn view_mut<S: Shape, E: Float>(t: &mut Tensor<S, E, Cpu>) -> &mut [E]
+where
+    Cpu: Device<E>,
+{
     let n = t.shape().num_elements();
-    let any: &mut dyn Any = t;
-    let cpu = any
-        .downcast_mut::<Tensor<S, E, Cpu, NoneTape>>()
-        .expect("the CPU kernels run on the Cpu device only");
-    assert!(n > 0 && row_major(cpu), "a contiguous tensor");
-    let first: *mut E = &mut cpu[S::Concrete::default()];
+    assert!(n > 0 && row_major(t), "a contiguous tensor");
+    let first: *mut E = &mut t[S::Concrete::default()];
     // SAFETY: as in `view`; `IndexMut` made the buffer this tensor's own
     unsafe { std::slice::from_raw_parts_mut(first, n) }
 }
 
-/// A CPU gradient buffer's pointer and length. Only where [`cpu_kernels`]
-/// holds. The pointer addresses the buffer's heap storage, which stays put
+/// A CPU gradient buffer's pointer and length. The pointer addresses the buffer's heap storage, which stays put
 /// while the gradient exists (entries added to `Gradients` later do not move
 /// it).
-pub(crate) fn cpu_grad<E: Unit, D: Storage<E>>(v: &mut D::Vec) -> (*mut E, usize) {
-    let v: &mut dyn Any = v;
-    let v = v
-        .downcast_mut::<<Cpu as Storage<E>>::Vec>()
-        .expect("the CPU kernels run on the Cpu device only");
+pub(crate) fn cpu_grad<E: Unit>(v: &mut <Cpu as Storage<E>>::Vec) -> (*mut E, usize) {
     (v.as_mut_ptr(), v.len())
 }
 
@@ -220,9 +177,11 @@ impl<E> SendPtr<E> {
 }
 
 /// Seconds of one `m × k · k × n` f32 product through the projections'
-/// own path (gemm, or AMX under [`Matmul::Bf16`]), into a fresh buffer:
-/// what `march bench` measures its ceiling with.
-pub fn time_product((m, k, n): (usize, usize, usize)) -> f64 {
+/// own path (gemm, or AMX with [`Matmul::Bf16`]), into a fresh buffer:
+/// what `march bench` measures its ceiling with. Errors where
+/// [`Matmul::check`] does.
+pub fn time_product((m, k, n): (usize, usize, usize), precision: Matmul) -> Result<f64, String> {
+    precision.check()?;
     let lhs: Vec<f32> = (0..m * k)
         .map(|i| ((i % 97) as f32 - 48.0) * 1e-2)
         .collect();
@@ -230,7 +189,7 @@ pub fn time_product((m, k, n): (usize, usize, usize)) -> f64 {
         .map(|i| ((i % 89) as f32 - 44.0) * 1e-2)
         .collect();
     let mut dst = vec![0f32; m * n];
-    let bf16 = matmul() == Matmul::Bf16;
+    let bf16 = precision == Matmul::Bf16;
     let t0 = std::time::Instant::now();
     // SAFETY: the buffers hold m×k, k×n and m×n elements in row-major
     // order; bf16 was checked available when it was set
@@ -249,7 +208,7 @@ pub fn time_product((m, k, n): (usize, usize, usize)) -> f64 {
     }
     let dt = t0.elapsed().as_secs_f64();
     std::hint::black_box(&dst);
-    dt
+    Ok(dt)
 }
 
 /// [`gemm_into`], or with `bf16` (and `E` = `f32`) [`amx::matmul`].

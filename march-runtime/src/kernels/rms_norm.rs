@@ -18,12 +18,15 @@ use crate::tensor::{Float, Hidden};
 /// Rows per task.
 const ROWS: usize = 64;
 
-/// `x / √(mean(x²) + eps) · w`. Where [`cpu_kernels`](super::cpu_kernels) holds.
-pub fn rms_norm<const M: usize, E: Float, D: Device<E>, T: Tape<E, D>>(
-    x: Hidden<M, E, D, T>,
-    w: &Tensor<Rank1<M>, E, D>,
+/// `x / √(mean(x²) + eps) · w`.
+pub fn rms_norm<const M: usize, E: Float, T: Tape<E, Cpu>>(
+    x: Hidden<M, E, Cpu, T>,
+    w: &Tensor<Rank1<M>, E, Cpu>,
     eps: f64,
-) -> Hidden<M, E, D, T> {
+) -> Hidden<M, E, Cpu, T>
+where
+    Cpu: Device<E>,
+{
     let x = x.contiguous();
     let shape = *x.shape();
     let (x, tape) = x.split_tape();
@@ -60,9 +63,9 @@ pub fn rms_norm<const M: usize, E: Float, D: Device<E>, T: Tape<E, D>>(
             grads.try_alloc_for(t)?;
         }
         grads.try_alloc_for(&w)?;
-        let (gy, n) = cpu_grad::<E, D>(grads.get_or_alloc_mut(&out_id)?);
-        let (gx, nx) = cpu_grad::<E, D>(grads.get_or_alloc_mut(&x)?);
-        let (gw, nw) = cpu_grad::<E, D>(grads.get_or_alloc_mut(&w)?);
+        let (gy, n) = cpu_grad::<E>(grads.get_or_alloc_mut(&out_id)?);
+        let (gx, nx) = cpu_grad::<E>(grads.get_or_alloc_mut(&x)?);
+        let (gw, nw) = cpu_grad::<E>(grads.get_or_alloc_mut(&w)?);
         assert!(n == nx && nw == M);
         // SAFETY: three distinct gradient buffers of the asserted sizes
         let (gy, gx, gw) = unsafe {

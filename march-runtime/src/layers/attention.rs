@@ -7,8 +7,7 @@
 
 use dfdx::prelude::*;
 
-use crate::kernels::attention::{self as fused, fused_attention};
-use crate::kernels::linear::Linear;
+use crate::ops::{Linear, Ops};
 
 use super::{AnyTape, Ctx, Float, Hidden, InitParams, ParamInit};
 
@@ -74,38 +73,9 @@ impl<E: Dtype, D: Storage<E>> Clone for Mixing<'_, E, D> {
 }
 impl<E: Dtype, D: Storage<E>> Copy for Mixing<'_, E, D> {}
 
-/// Scaled-dot-product attention without the scale:
-/// `dropout(softmax(q kᵀ + bias)) v`, per head.
-///
-/// Each input carries (part of) the pass's tape; the output carries all of it.
-pub fn attention<const H: usize, const DQK: usize, E: Float, D: Device<E>, T: AnyTape<E, D>>(
-    q: Heads<H, DQK, E, D, T>,
-    k: Heads<H, DQK, E, D, T>,
-    v: Heads<H, DQK, E, D, T>,
-    bias: &QkMatrix<E, D>,
-    ctx: &Ctx,
-) -> Heads<H, DQK, E, D, T> {
-    let (b, _, sq, _) = *q.shape();
-    let sk = k.shape().2;
-    // [batch, heads, seq_q, seq_k]
-    let logits = q.matmul(k.permute::<_, Axes4<0, 1, 3, 2>>());
-    let logits = logits
-        + bias
-            .clone()
-            .broadcast_like::<_, Axis<1>>(&(b, Const::<H>, sq, sk));
-    let probs = ctx.drop(logits.softmax::<Axis<3>>());
-    probs.matmul(v)
-}
-
 /// Attention with fixed probabilities `probs` (`[batch, seq_q, seq_k]`):
 /// `dropout(probs) v`. The tape travels on `v`.
-pub fn fixed_attention<
-    const H: usize,
-    const DQK: usize,
-    E: Float,
-    D: Device<E>,
-    T: AnyTape<E, D>,
->(
+pub fn fixed_attention<const H: usize, const DQK: usize, E: Float, D: Ops<E>, T: AnyTape<E, D>>(
     probs: &QkMatrix<E, D>,
     v: Heads<H, DQK, E, D, T>,
     ctx: &Ctx,
@@ -118,22 +88,6 @@ pub fn fixed_attention<
         .put_tape(tape)
         .broadcast_like::<_, Axis<1>>(&(b, Const::<H>, sq, sk));
     ctx.drop(probs).matmul(v)
-}
-
-/// `[batch, seq, H·DQK]` → `[batch, heads, seq, dim_qkv]`.
-fn split_heads<
-    const H: usize,
-    const DQK: usize,
-    const I: usize,
-    E: Float,
-    D: Device<E>,
-    T: AnyTape<E, D>,
->(
-    x: Tensor<(usize, usize, Const<I>), E, D, T>,
-) -> Heads<H, DQK, E, D, T> {
-    let (b, s, _) = *x.shape();
-    x.reshape_like(&(b, s, Const::<H>, Const::<DQK>))
-        .permute::<_, Axes4<0, 2, 1, 3>>()
 }
 
 /// `[batch, heads, seq, dim_qkv]` → `[batch, seq, H·DQK]`.
@@ -181,14 +135,14 @@ fn stored_heads<const H: usize, const DQK: usize, E: Float, D: Device<E>, T: Any
 
 /// Attention of `q` (`[batch, seq_q, H·DQK]`, `None` for fixed
 /// probabilities) over stored keys and values; heads merged:
-/// `[batch, seq_q, H·DQK]`. Softmax attention runs as one fused op where the
-/// device has it ([`fused_attention`]), as dfdx's composition otherwise.
+/// `[batch, seq_q, H·DQK]`. Softmax attention is the device's
+/// [`Ops::attention`] (fused on the CPU, dfdx's composition elsewhere).
 fn attend_stored<
     const H: usize,
     const DQK: usize,
     const I: usize,
     E: Float,
-    D: Device<E>,
+    D: Ops<E>,
     T: AnyTape<E, D>,
 >(
     q: Option<Hidden<I, E, D, T>>,
@@ -214,21 +168,10 @@ fn attend_stored<
             };
             let (q, q_tape) = q.split_tape();
             let q = q.put_tape(q_tape.merge(tape));
-            if fused::available::<E, D>() {
-                let (b, s, _) = *q.shape();
-                let dropout = ctx.dropout_mask(ctx.arch.dropout);
-                return fused_attention::<H, DQK, E, D, T>(
-                    flat(q),
-                    keys,
-                    &kv.values,
-                    bias,
-                    dropout,
-                )
+            let (b, s, _) = *q.shape();
+            let dropout = ctx.dropout_mask(ctx.arch.dropout);
+            return D::attention::<H, DQK, T>(flat(q), keys, &kv.values, bias, dropout)
                 .reshape_like(&(b, s, Const::<I>));
-            }
-            let k = stored_heads::<H, DQK, E, D, T>(keys);
-            let v = stored_heads::<H, DQK, E, D, T>(&kv.values);
-            attention(split_heads::<H, DQK, I, _, _, _>(q), k, v, bias, ctx)
         }
         (Mixing::Softmax(_), None) => unreachable!("softmax attention needs queries"),
     };
@@ -263,7 +206,7 @@ pub struct SelfAttention<
     pub w_o: Tensor<Rank2<I, M>, E, D>,
 }
 
-impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Device<E>>
+impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Ops<E>>
     TensorCollection<E, D> for SelfAttention<M, H, DQK, I, E, D>
 {
     type To<E2: Dtype, D2: Device<E2>> = SelfAttention<M, H, DQK, I, E2, D2>;
@@ -303,7 +246,7 @@ impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float,
     }
 }
 
-impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Device<E>>
+impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Ops<E>>
     InitParams<E, D> for SelfAttention<M, H, DQK, I, E, D>
 {
     fn init_params(&mut self, init: &mut ParamInit) {
@@ -315,7 +258,7 @@ impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float,
     }
 }
 
-impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Device<E>>
+impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Ops<E>>
     SelfAttention<M, H, DQK, I, E, D>
 {
     const SHAPES_AGREE: () = assert!(H * DQK == I, "I must equal H * DQK");
@@ -327,11 +270,13 @@ impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float,
         &self,
         x: Hidden<M, E, D, T>,
         with_keys: bool,
+        ctx: &Ctx,
     ) -> (KeyValue<E, D>, Hidden<M, E, D, T>) {
         let () = Self::SHAPES_AGREE;
         let (x, mut tape) = x.split_tape();
-        let project =
-            |w: &Tensor<Rank2<M, I>, E, D>| flat(x.clone().retaped::<T>().linear(w)).split_tape();
+        let project = |w: &Tensor<Rank2<M, I>, E, D>| {
+            flat(x.clone().retaped::<T>().linear(w, ctx.matmul)).split_tape()
+        };
         let keys = with_keys.then(|| {
             let (k, k_tape) = project(&self.w_k);
             tape = std::mem::take(&mut tape).merge(k_tape);
@@ -350,20 +295,23 @@ impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float,
         ctx: &Ctx,
     ) -> (Hidden<M, E, D, T>, KeyValue<E, D>) {
         let softmax = matches!(mixing, Mixing::Softmax(_));
-        let (kv, x) = self.key_value(x, softmax);
+        let (kv, x) = self.key_value(x, softmax, ctx);
         let (x, tape) = x.split_tape();
         let (q, tape) = if softmax {
-            (Some(x.put_tape(tape).linear(&self.w_q)), T::default())
+            (
+                Some(x.put_tape(tape).linear(&self.w_q, ctx.matmul)),
+                T::default(),
+            )
         } else {
             (None, tape)
         };
         let out = attend_stored::<H, DQK, I, _, _, _>(q, &kv, tape, mixing, ctx);
-        (out.linear(&self.w_o), kv)
+        (out.linear(&self.w_o, ctx.matmul), kv)
     }
 }
 
 /// A decoder layer's cross-attention sub-layer, whichever kind it is.
-pub trait CrossAttentionSublayer<const M: usize, E: Dtype, D: Device<E>>:
+pub trait CrossAttentionSublayer<const M: usize, E: Float, D: Ops<E>>:
     TensorCollection<E, D> + InitParams<E, D>
 {
     /// Attend from `x` (`[batch, seq_dec, M]`, normed) to the encoder: `kv` is
@@ -394,7 +342,7 @@ pub struct CrossAttentionReuseKv<
     pub w_o: Tensor<Rank2<I, M>, E, D>,
 }
 
-impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Device<E>>
+impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Ops<E>>
     TensorCollection<E, D> for CrossAttentionReuseKv<M, H, DQK, I, E, D>
 {
     type To<E2: Dtype, D2: Device<E2>> = CrossAttentionReuseKv<M, H, DQK, I, E2, D2>;
@@ -422,7 +370,7 @@ impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float,
     }
 }
 
-impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Device<E>>
+impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Ops<E>>
     InitParams<E, D> for CrossAttentionReuseKv<M, H, DQK, I, E, D>
 {
     fn init_params(&mut self, init: &mut ParamInit) {
@@ -431,7 +379,7 @@ impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float,
     }
 }
 
-impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Device<E>>
+impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Ops<E>>
     CrossAttentionSublayer<M, E, D> for CrossAttentionReuseKv<M, H, DQK, I, E, D>
 {
     fn forward<T: AnyTape<E, D>>(
@@ -446,11 +394,14 @@ impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float,
             kv.expect("reuse_encoder_kv cross-attention needs the encoder layer's keys and values");
         let (x, tape) = x.split_tape();
         let (q, tape) = match mixing {
-            Mixing::Softmax(_) => (Some(x.put_tape(tape).linear(&self.w_q)), T::default()),
+            Mixing::Softmax(_) => (
+                Some(x.put_tape(tape).linear(&self.w_q, ctx.matmul)),
+                T::default(),
+            ),
             Mixing::Fixed(_) => (None, tape),
         };
         let out = attend_stored::<H, DQK, I, _, _, _>(q, kv, tape, mixing, ctx);
-        out.linear(&self.w_o)
+        out.linear(&self.w_o, ctx.matmul)
     }
 }
 
@@ -468,7 +419,7 @@ pub struct CrossAttentionOwnKv<
     pub attn: SelfAttention<M, H, DQK, I, E, D>,
 }
 
-impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Device<E>>
+impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Ops<E>>
     TensorCollection<E, D> for CrossAttentionOwnKv<M, H, DQK, I, E, D>
 {
     type To<E2: Dtype, D2: Device<E2>> = CrossAttentionOwnKv<M, H, DQK, I, E2, D2>;
@@ -482,7 +433,7 @@ impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float,
     }
 }
 
-impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Device<E>>
+impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Ops<E>>
     InitParams<E, D> for CrossAttentionOwnKv<M, H, DQK, I, E, D>
 {
     fn init_params(&mut self, init: &mut ParamInit) {
@@ -490,7 +441,7 @@ impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float,
     }
 }
 
-impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Device<E>>
+impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Ops<E>>
     CrossAttentionSublayer<M, E, D> for CrossAttentionOwnKv<M, H, DQK, I, E, D>
 {
     fn forward<T: AnyTape<E, D>>(
@@ -506,16 +457,19 @@ impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float,
         let softmax = matches!(mixing, Mixing::Softmax(_));
         let (x, tape) = x.split_tape();
         let (kv, tape) = {
-            let (kv, m) = a.key_value(memory.clone().put_tape(tape), softmax);
+            let (kv, m) = a.key_value(memory.clone().put_tape(tape), softmax, ctx);
             let (_, tape) = m.split_tape();
             (kv, tape)
         };
         let (q, tape) = if softmax {
-            (Some(x.put_tape(tape).linear(&a.w_q)), T::default())
+            (
+                Some(x.put_tape(tape).linear(&a.w_q, ctx.matmul)),
+                T::default(),
+            )
         } else {
             (None, tape)
         };
         let out = attend_stored::<H, DQK, I, _, _, _>(q, &kv, tape, mixing, ctx);
-        out.linear(&a.w_o)
+        out.linear(&a.w_o, ctx.matmul)
     }
 }

@@ -2,9 +2,12 @@ use std::cell::Cell;
 
 use dfdx::prelude::*;
 
+use crate::ops::Ops;
+
 use super::Float;
 use crate::arch::Arch;
-use crate::kernels::{self, cpu_kernels, mix64, DropMask};
+use crate::kernels::{mix64, DropMask};
+use crate::ops::Matmul;
 
 /// What a forward pass needs besides its inputs: the variant's architecture
 /// (for everything that is not a shape) and, when training, the dropout
@@ -18,6 +21,9 @@ use crate::kernels::{self, cpu_kernels, mix64, DropMask};
 pub struct Ctx<'a> {
     pub arch: &'a Arch,
     pub train: bool,
+    /// The precision of the projections' matrix products (forward and
+    /// backward): f32 unless a run asks for bf16 ([`Ctx::with_matmul`]).
+    pub matmul: Matmul,
     seed: u64,
     calls: Cell<u64>,
 }
@@ -28,6 +34,7 @@ impl<'a> Ctx<'a> {
         Ctx {
             arch,
             train: true,
+            matmul: Matmul::F32,
             seed,
             calls: Cell::new(0),
         }
@@ -43,9 +50,16 @@ impl<'a> Ctx<'a> {
         Ctx {
             arch,
             train: false,
+            matmul: Matmul::F32,
             seed: 0,
             calls: Cell::new(0),
         }
+    }
+
+    /// The same pass with the projections in precision `matmul` (checked
+    /// available by [`Matmul::check`] where the run is configured).
+    pub fn with_matmul(self, matmul: Matmul) -> Self {
+        Ctx { matmul, ..self }
     }
 
     /// The mask of the next dropout with probability `p`, or `None` when
@@ -63,7 +77,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Dropout with probability `p` when training, the identity otherwise.
-    pub fn dropout<S: Shape, E: Float, D: Device<E>, T: Tape<E, D>>(
+    pub fn dropout<S: Shape, E: Float, D: Ops<E>, T: Tape<E, D>>(
         &self,
         t: Tensor<S, E, D, T>,
         p: f64,
@@ -71,21 +85,11 @@ impl<'a> Ctx<'a> {
         let Some(mask) = self.dropout_mask(p) else {
             return t;
         };
-        if cpu_kernels::<E, D>() {
-            return kernels::dropout::dropout(t, mask);
-        }
-        let scale = E::from_f64(mask.scale).unwrap();
-        let n = t.shape().num_elements();
-        let mask: Vec<E> = (0..n as u64)
-            .map(|i| if mask.keep(i) { scale } else { E::default() })
-            .collect();
-        let shape = *t.shape();
-        let mask = t.device().tensor_from_vec(mask, shape);
-        t * mask
+        D::dropout(t, mask)
     }
 
     /// Dropout with the variant's probability.
-    pub fn drop<S: Shape, E: Float, D: Device<E>, T: Tape<E, D>>(
+    pub fn drop<S: Shape, E: Float, D: Ops<E>, T: Tape<E, D>>(
         &self,
         t: Tensor<S, E, D, T>,
     ) -> Tensor<S, E, D, T> {

@@ -3,13 +3,13 @@
 
 use dfdx::prelude::*;
 
-use crate::kernels::linear::Linear;
+use crate::ops::{Linear, Ops};
 
 use super::{AnyTape, Ctx, Float, Hidden, InitParams, ParamInit};
 use crate::arch::{Activation, Combine, FeedForward};
 
 /// Any feed-forward kind: `[batch, seq, M]` → `[batch, seq, M]`.
-pub trait FeedForwardSublayer<const M: usize, E: Dtype, D: Device<E>>:
+pub trait FeedForwardSublayer<const M: usize, E: Float, D: Ops<E>>:
     TensorCollection<E, D> + InitParams<E, D>
 {
     fn forward<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>, ctx: &Ctx) -> Hidden<M, E, D, T>;
@@ -18,7 +18,7 @@ pub trait FeedForwardSublayer<const M: usize, E: Dtype, D: Device<E>>:
 /// `[batch, seq, F]`.
 type Inner<const F: usize, E, D, T> = Tensor<(usize, usize, Const<F>), E, D, T>;
 
-fn activate<const F: usize, E: Float, D: Device<E>, T: AnyTape<E, D>>(
+fn activate<const F: usize, E: Float, D: Ops<E>, T: AnyTape<E, D>>(
     x: Inner<F, E, D, T>,
     act: Activation,
 ) -> Inner<F, E, D, T> {
@@ -44,7 +44,7 @@ pub struct DenseFfn<const M: usize, const F: usize, E: Dtype, D: Storage<E>> {
     pub down: Tensor<Rank2<F, M>, E, D>,
 }
 
-impl<const M: usize, const F: usize, E: Float, D: Device<E>> TensorCollection<E, D>
+impl<const M: usize, const F: usize, E: Float, D: Ops<E>> TensorCollection<E, D>
     for DenseFfn<M, F, E, D>
 {
     type To<E2: Dtype, D2: Device<E2>> = DenseFfn<M, F, E2, D2>;
@@ -72,7 +72,7 @@ impl<const M: usize, const F: usize, E: Float, D: Device<E>> TensorCollection<E,
     }
 }
 
-impl<const M: usize, const F: usize, E: Float, D: Device<E>> InitParams<E, D>
+impl<const M: usize, const F: usize, E: Float, D: Ops<E>> InitParams<E, D>
     for DenseFfn<M, F, E, D>
 {
     fn init_params(&mut self, init: &mut ParamInit) {
@@ -81,15 +81,15 @@ impl<const M: usize, const F: usize, E: Float, D: Device<E>> InitParams<E, D>
     }
 }
 
-impl<const M: usize, const F: usize, E: Float, D: Device<E>> FeedForwardSublayer<M, E, D>
+impl<const M: usize, const F: usize, E: Float, D: Ops<E>> FeedForwardSublayer<M, E, D>
     for DenseFfn<M, F, E, D>
 {
     fn forward<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>, ctx: &Ctx) -> Hidden<M, E, D, T> {
         let FeedForward::Dense { activation } = ctx.arch.ffn else {
             panic!("DenseFfn built for a {} feed-forward", ctx.arch.ffn);
         };
-        let h = activate(x.linear(&self.up), activation);
-        ctx.drop(h).linear(&self.down)
+        let h = activate(x.linear(&self.up, ctx.matmul), activation);
+        ctx.drop(h).linear(&self.down, ctx.matmul)
     }
 }
 
@@ -101,7 +101,7 @@ pub struct GluFfn<const M: usize, const F: usize, E: Dtype, D: Storage<E>> {
     pub down: Tensor<Rank2<F, M>, E, D>,
 }
 
-impl<const M: usize, const F: usize, E: Float, D: Device<E>> TensorCollection<E, D>
+impl<const M: usize, const F: usize, E: Float, D: Ops<E>> TensorCollection<E, D>
     for GluFfn<M, F, E, D>
 {
     type To<E2: Dtype, D2: Device<E2>> = GluFfn<M, F, E2, D2>;
@@ -135,9 +135,7 @@ impl<const M: usize, const F: usize, E: Float, D: Device<E>> TensorCollection<E,
     }
 }
 
-impl<const M: usize, const F: usize, E: Float, D: Device<E>> InitParams<E, D>
-    for GluFfn<M, F, E, D>
-{
+impl<const M: usize, const F: usize, E: Float, D: Ops<E>> InitParams<E, D> for GluFfn<M, F, E, D> {
     fn init_params(&mut self, init: &mut ParamInit) {
         init.normal(&mut self.gate, inv_sqrt(M));
         init.normal(&mut self.up, inv_sqrt(M));
@@ -145,7 +143,7 @@ impl<const M: usize, const F: usize, E: Float, D: Device<E>> InitParams<E, D>
     }
 }
 
-impl<const M: usize, const F: usize, E: Float, D: Device<E>> FeedForwardSublayer<M, E, D>
+impl<const M: usize, const F: usize, E: Float, D: Ops<E>> FeedForwardSublayer<M, E, D>
     for GluFfn<M, F, E, D>
 {
     fn forward<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>, ctx: &Ctx) -> Hidden<M, E, D, T> {
@@ -153,9 +151,12 @@ impl<const M: usize, const F: usize, E: Float, D: Device<E>> FeedForwardSublayer
             panic!("GluFfn built for a {} feed-forward", ctx.arch.ffn);
         };
         let (x, tape) = x.split_tape();
-        let g = activate(x.clone().put_tape(tape).linear(&self.gate), gate);
-        let u = x.retaped::<T>().linear(&self.up);
-        ctx.drop(g * u).linear(&self.down)
+        let g = activate(
+            x.clone().put_tape(tape).linear(&self.gate, ctx.matmul),
+            gate,
+        );
+        let u = x.retaped::<T>().linear(&self.up, ctx.matmul);
+        ctx.drop(g * u).linear(&self.down, ctx.matmul)
     }
 }
 
@@ -169,7 +170,7 @@ pub struct MixedActFfn<const M: usize, const F: usize, E: Dtype, D: Storage<E>> 
     pub down: Tensor<Rank2<F, M>, E, D>,
 }
 
-impl<const M: usize, const F: usize, E: Float, D: Device<E>> TensorCollection<E, D>
+impl<const M: usize, const F: usize, E: Float, D: Ops<E>> TensorCollection<E, D>
     for MixedActFfn<M, F, E, D>
 {
     type To<E2: Dtype, D2: Device<E2>> = MixedActFfn<M, F, E2, D2>;
@@ -207,7 +208,7 @@ impl<const M: usize, const F: usize, E: Float, D: Device<E>> TensorCollection<E,
     }
 }
 
-impl<const M: usize, const F: usize, E: Float, D: Device<E>> InitParams<E, D>
+impl<const M: usize, const F: usize, E: Float, D: Ops<E>> InitParams<E, D>
     for MixedActFfn<M, F, E, D>
 {
     fn init_params(&mut self, init: &mut ParamInit) {
@@ -217,7 +218,7 @@ impl<const M: usize, const F: usize, E: Float, D: Device<E>> InitParams<E, D>
     }
 }
 
-impl<const M: usize, const F: usize, E: Float, D: Device<E>> FeedForwardSublayer<M, E, D>
+impl<const M: usize, const F: usize, E: Float, D: Ops<E>> FeedForwardSublayer<M, E, D>
     for MixedActFfn<M, F, E, D>
 {
     fn forward<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>, ctx: &Ctx) -> Hidden<M, E, D, T> {
@@ -230,14 +231,17 @@ impl<const M: usize, const F: usize, E: Float, D: Device<E>> FeedForwardSublayer
         };
         let (x, tape) = x.split_tape();
         let slow = ctx.dropout(
-            x.clone().put_tape(tape).linear(&self.up_slow).sigmoid(),
+            x.clone()
+                .put_tape(tape)
+                .linear(&self.up_slow, ctx.matmul)
+                .sigmoid(),
             branch_dropout,
         );
-        let fast = x.retaped::<T>().linear(&self.up_fast).relu();
+        let fast = x.retaped::<T>().linear(&self.up_fast, ctx.matmul).relu();
         let h = match combine {
             Combine::Mean => (slow + fast) * E::from_f64(0.5).unwrap(),
             Combine::Sum => slow + fast,
         };
-        ctx.drop(h).linear(&self.down)
+        ctx.drop(h).linear(&self.down, ctx.matmul)
     }
 }

@@ -1,6 +1,8 @@
 //! Deterministic parameter initialisation, independent of the device's RNG.
 
 use dfdx::prelude::*;
+
+use crate::ops::Ops;
 use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
@@ -21,7 +23,7 @@ impl ParamInit {
     }
 
     /// Fill `t` from N(0, std²).
-    pub fn normal<S: Shape, E: Float, D: Device<E>>(&mut self, t: &mut Tensor<S, E, D>, std: f64) {
+    pub fn normal<S: Shape, E: Float, D: Ops<E>>(&mut self, t: &mut Tensor<S, E, D>, std: f64) {
         let n = t.shape().num_elements();
         let values: Vec<E> = (0..n)
             .map(|_| {
@@ -33,12 +35,12 @@ impl ParamInit {
     }
 
     /// Fill `t` with ones.
-    pub fn ones<S: Shape, E: Float, D: Device<E>>(&mut self, t: &mut Tensor<S, E, D>) {
+    pub fn ones<S: Shape, E: Float, D: Ops<E>>(&mut self, t: &mut Tensor<S, E, D>) {
         t.fill_with_ones();
     }
 }
 
 /// A module whose parameters follow the paper's initialisation.
-pub trait InitParams<E: Dtype, D: Device<E>> {
+pub trait InitParams<E: Float, D: Ops<E>> {
     fn init_params(&mut self, init: &mut ParamInit);
 }

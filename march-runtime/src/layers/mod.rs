@@ -13,7 +13,7 @@ mod position;
 mod rms_norm;
 
 pub use attention::{
-    attention, causal_bias, fixed_attention, padding_bias, uniform_probs, CrossAttentionOwnKv,
+    causal_bias, fixed_attention, padding_bias, uniform_probs, CrossAttentionOwnKv,
     CrossAttentionReuseKv, CrossAttentionSublayer, Heads, KeyValue, Mixing, QkMatrix,
     SelfAttention,
 };

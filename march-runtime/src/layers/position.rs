@@ -2,11 +2,13 @@
 
 use dfdx::prelude::*;
 
+use crate::ops::Ops;
+
 use super::{AnyTape, Ctx, Float, Hidden};
 use crate::arch::Combine;
 
 /// Look up token ids `[batch, seq]` in the embedding `[V, M]`.
-pub fn embed<const V: usize, const M: usize, E: Float, D: Device<E>, T: AnyTape<E, D>>(
+pub fn embed<const V: usize, const M: usize, E: Float, D: Ops<E>, T: AnyTape<E, D>>(
     embedding: &Tensor<Rank2<V, M>, E, D>,
     ids: &Tensor<(usize, usize), usize, D>,
 ) -> Hidden<M, E, D, T> {
@@ -20,7 +22,7 @@ pub fn embed_with_positions<
     const M: usize,
     const L: usize,
     E: Float,
-    D: Device<E>,
+    D: Ops<E>,
     T: AnyTape<E, D>,
 >(
     embedding: &Tensor<Rank2<V, M>, E, D>,

@@ -3,8 +3,9 @@
 
 use dfdx::prelude::*;
 
+use crate::ops::Ops;
+
 use super::{AnyTape, Float, Hidden, InitParams, ParamInit};
-use crate::kernels::{self, cpu_kernels};
 
 /// The epsilon added to the mean square, as T5.
 pub const RMS_NORM_EPS: f64 = 1e-6;
@@ -16,7 +17,7 @@ pub struct RmsNorm<const M: usize, E: Dtype, D: Storage<E>> {
     pub weight: Tensor<Rank1<M>, E, D>,
 }
 
-impl<const M: usize, E: Float, D: Device<E>> TensorCollection<E, D> for RmsNorm<M, E, D> {
+impl<const M: usize, E: Float, D: Ops<E>> TensorCollection<E, D> for RmsNorm<M, E, D> {
     type To<E2: Dtype, D2: Device<E2>> = RmsNorm<M, E2, D2>;
 
     fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
@@ -34,36 +35,21 @@ impl<const M: usize, E: Float, D: Device<E>> TensorCollection<E, D> for RmsNorm<
     }
 }
 
-impl<const M: usize, E: Float, D: Device<E>> InitParams<E, D> for RmsNorm<M, E, D> {
+impl<const M: usize, E: Float, D: Ops<E>> InitParams<E, D> for RmsNorm<M, E, D> {
     fn init_params(&mut self, init: &mut ParamInit) {
         init.ones(&mut self.weight);
     }
 }
 
-impl<const M: usize, E: Float, D: Device<E>> RmsNorm<M, E, D> {
-    /// The fused kernel ([`crate::kernels::rms_norm`]) on the CPU, the
-    /// composition ([`Self::forward_composed`]) on other devices.
+impl<const M: usize, E: Float, D: Ops<E>> RmsNorm<M, E, D> {
+    /// [`Ops::rms_norm`]: the fused kernel on the CPU, the composition
+    /// ([`Self::forward_composed`]) on other devices.
     pub fn forward<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>) -> Hidden<M, E, D, T> {
-        if cpu_kernels::<E, D>() {
-            return kernels::rms_norm::rms_norm(x, &self.weight, RMS_NORM_EPS);
-        }
-        self.forward_composed(x)
+        D::rms_norm(x, &self.weight, RMS_NORM_EPS)
     }
 
     /// [`Self::forward`] as a composition of dfdx ops.
     pub fn forward_composed<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>) -> Hidden<M, E, D, T> {
-        let shape = *x.shape();
-        let (x, tape) = x.split_tape();
-        // [batch, seq]
-        let mean_square = x.clone().put_tape(tape).square().mean::<_, Axis<2>>();
-        let inv_rms = (mean_square + E::from_f64(RMS_NORM_EPS).unwrap())
-            .sqrt()
-            .recip()
-            .broadcast_like::<_, Axis<2>>(&shape);
-        let weight = self
-            .weight
-            .retaped::<T>()
-            .broadcast_like::<_, Axes2<0, 1>>(&shape);
-        inv_rms * x * weight
+        crate::ops::composed::rms_norm(x, &self.weight, RMS_NORM_EPS)
     }
 }

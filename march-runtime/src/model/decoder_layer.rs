@@ -1,5 +1,7 @@
 use dfdx::prelude::*;
 
+use crate::ops::Ops;
+
 use super::{sublayer, Masks};
 use crate::layers::{
     AnyTape, CrossAttentionSublayer, Ctx, FeedForwardSublayer, Float, Hidden, InitParams, KeyValue,
@@ -35,7 +37,7 @@ impl<
         X,
         F,
         E: Float,
-        D: Device<E>,
+        D: Ops<E>,
     > TensorCollection<E, D> for DecoderLayer<M, H, DQK, I, X, F, E, D>
 where
     X: TensorCollection<E, D>,
@@ -86,7 +88,7 @@ impl<
         X,
         F,
         E: Float,
-        D: Device<E>,
+        D: Ops<E>,
     > InitParams<E, D> for DecoderLayer<M, H, DQK, I, X, F, E, D>
 where
     X: InitParams<E, D>,
@@ -110,7 +112,7 @@ impl<
         X,
         F,
         E: Float,
-        D: Device<E>,
+        D: Ops<E>,
     > DecoderLayer<M, H, DQK, I, X, F, E, D>
 where
     X: CrossAttentionSublayer<M, E, D>,

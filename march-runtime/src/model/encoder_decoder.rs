@@ -1,5 +1,7 @@
 use dfdx::prelude::*;
 
+use crate::ops::Ops;
+
 use super::{DecoderStack, EncoderStack, Masks};
 use crate::arch::{AttentionKind, PositionInit};
 use crate::layers::{
@@ -22,7 +24,7 @@ pub struct Seq2SeqBatch<E: Dtype, D: Storage<E> + Storage<usize>> {
 pub type Logits<V, E, D, T> = Tensor<(usize, usize, V), E, D, T>;
 
 /// What the runtime needs of any variant's model.
-pub trait Seq2Seq<E: Dtype, D: Device<E>>: TensorCollection<E, D> + Sized {
+pub trait Seq2Seq<E: Float, D: Ops<E>>: TensorCollection<E, D> + Sized {
     /// `Const<vocab>`.
     type Vocab: Dim;
 
@@ -68,7 +70,7 @@ pub struct EncoderDecoder<
     pub decoder_norm: RmsNorm<M, E, D>,
 }
 
-impl<const V: usize, const M: usize, const L: usize, Enc, Dec, E: Float, D: Device<E>>
+impl<const V: usize, const M: usize, const L: usize, Enc, Dec, E: Float, D: Ops<E>>
     TensorCollection<E, D> for EncoderDecoder<V, M, L, Enc, Dec, E, D>
 where
     Enc: TensorCollection<E, D>,
@@ -111,7 +113,7 @@ where
     }
 }
 
-impl<const V: usize, const M: usize, const L: usize, Enc, Dec, E: Float, D: Device<E>> Seq2Seq<E, D>
+impl<const V: usize, const M: usize, const L: usize, Enc, Dec, E: Float, D: Ops<E>> Seq2Seq<E, D>
     for EncoderDecoder<V, M, L, Enc, Dec, E, D>
 where
     Enc: EncoderStack<M, E, D>,
@@ -204,7 +206,7 @@ where
         let y = self
             .decoder
             .forward(y, &masks, ctx, &mut kvs.iter(), memory.as_ref());
-        tied_logits(self.decoder_norm.forward(y), &self.embedding)
+        tied_logits(self.decoder_norm.forward(y), &self.embedding, ctx.matmul)
     }
 
     fn loss<T: AnyTape<E, D>>(

@@ -1,5 +1,7 @@
 use dfdx::prelude::*;
 
+use crate::ops::Ops;
+
 use super::{sublayer, Masks};
 use crate::layers::{
     AnyTape, Ctx, FeedForwardSublayer, Float, Hidden, InitParams, KeyValue, Mixing, ParamInit,
@@ -24,15 +26,8 @@ pub struct EncoderLayer<
     pub ffn: F,
 }
 
-impl<
-        const M: usize,
-        const H: usize,
-        const DQK: usize,
-        const I: usize,
-        F,
-        E: Float,
-        D: Device<E>,
-    > TensorCollection<E, D> for EncoderLayer<M, H, DQK, I, F, E, D>
+impl<const M: usize, const H: usize, const DQK: usize, const I: usize, F, E: Float, D: Ops<E>>
+    TensorCollection<E, D> for EncoderLayer<M, H, DQK, I, F, E, D>
 where
     F: TensorCollection<E, D>,
 {
@@ -62,15 +57,8 @@ where
     }
 }
 
-impl<
-        const M: usize,
-        const H: usize,
-        const DQK: usize,
-        const I: usize,
-        F,
-        E: Float,
-        D: Device<E>,
-    > InitParams<E, D> for EncoderLayer<M, H, DQK, I, F, E, D>
+impl<const M: usize, const H: usize, const DQK: usize, const I: usize, F, E: Float, D: Ops<E>>
+    InitParams<E, D> for EncoderLayer<M, H, DQK, I, F, E, D>
 where
     F: InitParams<E, D>,
 {
@@ -82,15 +70,8 @@ where
     }
 }
 
-impl<
-        const M: usize,
-        const H: usize,
-        const DQK: usize,
-        const I: usize,
-        F,
-        E: Float,
-        D: Device<E>,
-    > EncoderLayer<M, H, DQK, I, F, E, D>
+impl<const M: usize, const H: usize, const DQK: usize, const I: usize, F, E: Float, D: Ops<E>>
+    EncoderLayer<M, H, DQK, I, F, E, D>
 where
     F: FeedForwardSublayer<M, E, D>,
 {
@@ -111,7 +92,7 @@ where
             let (x, tape) = x.split_tape();
             let h = self.self_attn_norm.forward(x.clone().put_tape(tape));
             let softmax_cross = matches!(masks.cross, Mixing::Softmax(_));
-            let (kv, h) = self.self_attn.key_value(h, softmax_cross);
+            let (kv, h) = self.self_attn.key_value(h, softmax_cross, ctx);
             let (_, tape) = h.split_tape();
             return (x.put_tape(tape), kv);
         }

@@ -16,6 +16,8 @@ pub use stack::{DecoderStack, EncoderStack};
 
 use dfdx::prelude::*;
 
+use crate::ops::Ops;
+
 use crate::layers::{AnyTape, Ctx, Hidden, Mixing};
 
 /// How each kind of attention forms its probabilities in one forward pass.
@@ -28,7 +30,7 @@ pub struct Masks<'a, E: Dtype, D: Storage<E>> {
 
 /// A pre-norm sub-layer: `x + dropout(f(x))`, or `dropout(f(x))` without the
 /// residual. `f` includes the sub-layer's norm and may return a by-product.
-fn sublayer<const M: usize, E: crate::layers::Float, D: Device<E>, T: AnyTape<E, D>, R>(
+fn sublayer<const M: usize, E: crate::layers::Float, D: Ops<E>, T: AnyTape<E, D>, R>(
     x: Hidden<M, E, D, T>,
     residual: bool,
     ctx: &Ctx,

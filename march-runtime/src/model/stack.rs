@@ -4,6 +4,8 @@
 
 use dfdx::prelude::*;
 
+use crate::ops::Ops;
+
 use super::{DecoderLayer, EncoderLayer, Masks};
 use crate::layers::{
     AnyTape, CrossAttentionSublayer, Ctx, FeedForwardSublayer, Float, Hidden, InitParams, KeyValue,
@@ -11,7 +13,7 @@ use crate::layers::{
 };
 
 /// Encoder layers run in order.
-pub trait EncoderStack<const M: usize, E: Dtype, D: Device<E>>:
+pub trait EncoderStack<const M: usize, E: Float, D: Ops<E>>:
     TensorCollection<E, D> + InitParams<E, D>
 {
     /// Number of layers.
@@ -30,7 +32,7 @@ pub trait EncoderStack<const M: usize, E: Dtype, D: Device<E>>:
 }
 
 /// Decoder layers run in order; layer i reads the i-th encoder keys and values.
-pub trait DecoderStack<const M: usize, E: Dtype, D: Device<E>>:
+pub trait DecoderStack<const M: usize, E: Float, D: Ops<E>>:
     TensorCollection<E, D> + InitParams<E, D>
 {
     const LAYERS: usize;
@@ -45,15 +47,8 @@ pub trait DecoderStack<const M: usize, E: Dtype, D: Device<E>>:
     ) -> Hidden<M, E, D, T>;
 }
 
-impl<
-        const M: usize,
-        const H: usize,
-        const DQK: usize,
-        const I: usize,
-        F,
-        E: Float,
-        D: Device<E>,
-    > EncoderStack<M, E, D> for EncoderLayer<M, H, DQK, I, F, E, D>
+impl<const M: usize, const H: usize, const DQK: usize, const I: usize, F, E: Float, D: Ops<E>>
+    EncoderStack<M, E, D> for EncoderLayer<M, H, DQK, I, F, E, D>
 where
     F: FeedForwardSublayer<M, E, D>,
 {
@@ -81,7 +76,7 @@ impl<
         X,
         F,
         E: Float,
-        D: Device<E>,
+        D: Ops<E>,
     > DecoderStack<M, E, D> for DecoderLayer<M, H, DQK, I, X, F, E, D>
 where
     X: CrossAttentionSublayer<M, E, D>,
@@ -103,13 +98,13 @@ where
 
 macro_rules! tuple_stacks {
     ($([$($name:ident $idx:tt),+] $lastidx:tt;)+) => {$(
-        impl<E: Dtype, D: Device<E>, $($name: InitParams<E, D>),+> InitParams<E, D> for ($($name,)+) {
+        impl<E: Float, D: Ops<E>, $($name: InitParams<E, D>),+> InitParams<E, D> for ($($name,)+) {
             fn init_params(&mut self, init: &mut ParamInit) {
                 $(self.$idx.init_params(init);)+
             }
         }
 
-        impl<const M: usize, E: Dtype, D: Device<E>, $($name: EncoderStack<M, E, D>),+>
+        impl<const M: usize, E: Float, D: Ops<E>, $($name: EncoderStack<M, E, D>),+>
             EncoderStack<M, E, D> for ($($name,)+)
         {
             const LAYERS: usize = 0 $(+ $name::LAYERS)+;
@@ -127,7 +122,7 @@ macro_rules! tuple_stacks {
             }
         }
 
-        impl<const M: usize, E: Dtype, D: Device<E>, $($name: DecoderStack<M, E, D>),+>
+        impl<const M: usize, E: Float, D: Ops<E>, $($name: DecoderStack<M, E, D>),+>
             DecoderStack<M, E, D> for ($($name,)+)
         {
             const LAYERS: usize = 0 $(+ $name::LAYERS)+;

@@ -9,10 +9,10 @@ use dfdx::nn::tensor_collection::{
 use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::kernels::adamw::{self, AdamWStep};
-use crate::kernels::{cpu_kernels, f32s, simd, view_mut};
+use crate::kernels::{f32s, simd};
 use crate::layers::Float;
-use crate::params::{for_each_grad_slice, grad_slice_mut, set_params};
+use crate::ops::{AdamWStep, Ops};
+use crate::params::{for_each_grad_slice, set_params};
 use rayon::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -50,7 +50,7 @@ pub struct AdamW<M> {
 /// Global L2 norm of all gradients of `model` (`&mut`: the gradient
 /// buffers are borrowed, not copied; a parameter without a gradient gets a
 /// zero one). Summed in a fixed order: the same on any number of threads.
-pub fn grad_norm<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
+pub fn grad_norm<E: Float, D: Ops<E>, M: TensorCollection<E, D>>(
     model: &M,
     grads: &mut Gradients<E, D>,
 ) -> f64 {
@@ -72,7 +72,7 @@ pub fn grad_norm<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
 
 impl<M> AdamW<M> {
     /// Zeroed moments shaped like `model` (built with `build`).
-    pub fn new<E: Float, D: Device<E>>(cfg: AdamWConfig, build: impl Fn() -> M) -> Self
+    pub fn new<E: Float, D: Ops<E>>(cfg: AdamWConfig, build: impl Fn() -> M) -> Self
     where
         M: TensorCollection<E, D>,
     {
@@ -93,7 +93,7 @@ impl<M> AdamW<M> {
     /// clipping and accumulation), at learning rate `lr`. Returns how many
     /// parameter tensors were updated. (`&mut` gradients: on the CPU their
     /// buffers are read in place.)
-    pub fn step<E: Float, D: Device<E>>(
+    pub fn step<E: Float, D: Ops<E>>(
         &mut self,
         model: &mut M,
         grads: &mut Gradients<E, D>,
@@ -123,7 +123,7 @@ impl<M> AdamW<M> {
     }
 }
 
-struct Update<'a, E: Dtype, D: Device<E>> {
+struct Update<'a, E: Float, D: Ops<E>> {
     grads: &'a mut Gradients<E, D>,
     cfg: AdamWConfig,
     lr: f64,
@@ -132,7 +132,7 @@ struct Update<'a, E: Dtype, D: Device<E>> {
     updated: usize,
 }
 
-impl<E: Float, D: Device<E>> TensorVisitor<E, D> for Update<'_, E, D> {
+impl<E: Float, D: Ops<E>> TensorVisitor<E, D> for Update<'_, E, D> {
     type Viewer = (ViewTensorMut, ViewTensorMut, ViewTensorMut, ViewTensorName);
     type Err = D::Err;
     type E2 = E;
@@ -159,38 +159,19 @@ impl<E: Float, D: Device<E>> TensorVisitor<E, D> for Update<'_, E, D> {
         } else {
             0.0
         };
-        if cpu_kernels::<E, D>() {
-            let step = AdamWStep {
-                beta1: b1,
-                beta2: b2,
-                eps: self.cfg.eps,
-                grad_scale: self.grad_scale,
-                bias_correction: (bc1, bc2),
-                lr: self.lr,
-                decay,
-            };
-            let g = grad_slice_mut(self.grads, p)?;
-            // a parameter that got no gradient is left alone (moments included)
-            if adamw::update(view_mut(p), view_mut(m), view_mut(v), g, step) {
-                self.updated += 1;
-            }
-            return Ok(None);
-        }
-        let g = self.grads.get(p);
+        let step = AdamWStep {
+            beta1: b1,
+            beta2: b2,
+            eps: self.cfg.eps,
+            grad_scale: self.grad_scale,
+            bias_correction: (bc1, bc2),
+            lr: self.lr,
+            decay,
+        };
         // a parameter that got no gradient is left alone (moments included)
-        if g.clone().abs().max::<Rank0, _>().as_vec()[0] == E::zero() {
-            return Ok(None);
+        if D::adamw(p, m, v, self.grads, step)? {
+            self.updated += 1;
         }
-        // in place (`axpy`): the parameters keep their ids, so the gradient
-        // buffers stay theirs
-        let c = |x: f64| E::from_f64(x).unwrap();
-        let g = g * c(self.grad_scale);
-        m.axpy(b1, &g, 1.0 - b1);
-        v.axpy(b2, &g.square(), 1.0 - b2);
-        let denom = (v.clone() * c(1.0 / bc2)).sqrt() + c(self.cfg.eps);
-        let update = m.clone() / denom;
-        p.axpy(1.0 - decay, &update, -self.lr / bc1);
-        self.updated += 1;
         Ok(None)
     }
 }

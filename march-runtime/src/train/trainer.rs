@@ -18,7 +18,7 @@ use crate::data::{
     DataPosition, MarchTokenizer, SpanCorruption, TrainStream,
 };
 use crate::files::{clear_except_lock, write_atomic, DirLock};
-use crate::kernels::{use_matmul, Matmul};
+use crate::ops::Matmul;
 pub use crate::session::DeviceKind;
 use crate::session::{Opener, SessionOptions};
 
@@ -399,8 +399,9 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
             cfg.matmul
         );
     }
-    // this thread runs every forward and backward pass of the run
-    let _matmul = use_matmul(cfg.matmul).map_err(|e| anyhow!("--matmul {}: {e}", cfg.matmul))?;
+    cfg.matmul
+        .check()
+        .map_err(|e| anyhow!("--matmul {}: {e}", cfg.matmul))?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
 
     let data = prepare_data(&cfg, arch.vocab, dir, opts)?;
@@ -425,6 +426,7 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
             device: opts.device,
             seed: cfg.seed,
             adamw: Some(cfg.adamw),
+            matmul: cfg.matmul,
         },
     )?;
     let mut state = TrainState {

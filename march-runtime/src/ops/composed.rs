@@ -1,0 +1,150 @@
+//! dfdx's compositions of each op of [`Ops`](super::Ops): what devices
+//! without march's kernels run, and what the kernels are tested against
+//! (`march-runtime/tests/kernels.rs`).
+
+use dfdx::prelude::*;
+
+use super::{AdamWStep, Flat, Rows};
+use crate::kernels::DropMask;
+use crate::tensor::{AnyTape, Float, Hidden};
+
+/// `x · w`.
+pub fn linear<const K: usize, const N: usize, E: Float, D: Device<E>, T: Tape<E, D>>(
+    x: Rows<K, E, D, T>,
+    w: &Tensor<Rank2<K, N>, E, D>,
+) -> Rows<N, E, D, T> {
+    x.matmul(w.retaped::<T>())
+}
+
+/// `x · wᵀ`.
+pub fn linear_transposed<const K: usize, const N: usize, E: Float, D: Device<E>, T: Tape<E, D>>(
+    x: Rows<K, E, D, T>,
+    w: &Tensor<Rank2<N, K>, E, D>,
+) -> Rows<N, E, D, T> {
+    x.matmul(w.retaped::<T>().permute())
+}
+
+/// `t ⊙ mask` as a mask tensor built on the host.
+pub fn dropout<S: Shape, E: Float, D: Device<E>, T: Tape<E, D>>(
+    t: Tensor<S, E, D, T>,
+    mask: DropMask,
+) -> Tensor<S, E, D, T> {
+    let scale = E::from_f64(mask.scale).unwrap();
+    let n = t.shape().num_elements();
+    let mask: Vec<E> = (0..n as u64)
+        .map(|i| if mask.keep(i) { scale } else { E::default() })
+        .collect();
+    let shape = *t.shape();
+    let mask = t.device().tensor_from_vec(mask, shape);
+    t * mask
+}
+
+/// `dropout(softmax(q kᵀ + bias)) v` per head: the heads split by
+/// reshape and permute, a batched `matmul`, the bias broadcast over heads,
+/// [`dropout`] over `[batch, heads, seq_q, seq_k]`, heads merged.
+pub fn attention<const H: usize, const DQK: usize, E: Float, D: Device<E>, T: AnyTape<E, D>>(
+    q: Flat<E, D, T>,
+    k: &Flat<E, D>,
+    v: &Flat<E, D>,
+    bias: &Flat<E, D>,
+    mask: Option<DropMask>,
+) -> Flat<E, D, T> {
+    let (b, sq, i) = *q.shape();
+    let sk = k.shape().1;
+    assert_eq!(i, H * DQK, "queries must have heads·dim_qkv features");
+    let heads = |x: Tensor<(usize, usize, usize), E, D, T>, s: usize| {
+        x.reshape_like(&(b, s, Const::<H>, Const::<DQK>))
+            .permute::<_, Axes4<0, 2, 1, 3>>()
+    };
+    let q = heads(q, sq);
+    let k = heads(k.clone().retaped::<T>(), sk);
+    let v = heads(v.clone().retaped::<T>(), sk);
+    // [batch, heads, seq_q, seq_k]
+    let logits = q.matmul(k.permute::<_, Axes4<0, 1, 3, 2>>());
+    let logits = logits
+        + bias
+            .clone()
+            .broadcast_like::<_, Axis<1>>(&(b, Const::<H>, sq, sk));
+    let probs = logits.softmax::<Axis<3>>();
+    let probs = match mask {
+        Some(m) => dropout(probs, m),
+        None => probs,
+    };
+    probs
+        .matmul(v)
+        .permute::<_, Axes4<0, 2, 1, 3>>()
+        .reshape_like(&(b, sq, i))
+}
+
+/// `x / √(mean(x²) + eps) · w`.
+pub fn rms_norm<const M: usize, E: Float, D: Device<E>, T: AnyTape<E, D>>(
+    x: Hidden<M, E, D, T>,
+    w: &Tensor<Rank1<M>, E, D>,
+    eps: f64,
+) -> Hidden<M, E, D, T> {
+    let shape = *x.shape();
+    let (x, tape) = x.split_tape();
+    // [batch, seq]
+    let mean_square = x.clone().put_tape(tape).square().mean::<_, Axis<2>>();
+    let inv_rms = (mean_square + E::from_f64(eps).unwrap())
+        .sqrt()
+        .recip()
+        .broadcast_like::<_, Axis<2>>(&shape);
+    let weight = w.retaped::<T>().broadcast_like::<_, Axes2<0, 1>>(&shape);
+    inv_rms * x * weight
+}
+
+/// Mean cross-entropy over the labels that are not negative:
+/// `log_softmax` → `select` → weighted sum. Panics if a label is ≥ V.
+pub fn cross_entropy<const V: usize, E: Float, D: Device<E>, T: AnyTape<E, D>>(
+    logits: Tensor<(usize, usize, Const<V>), E, D, T>,
+    labels: &[i64],
+) -> Tensor<Rank0, E, D, T> {
+    let (b, s, _) = *logits.shape();
+    assert_eq!(labels.len(), b * s, "one label per position");
+    let dev = logits.device().clone();
+    let index: Vec<usize> = labels
+        .iter()
+        .map(|&l| {
+            assert!(l < V as i64, "label {l} is outside the vocabulary of {V}");
+            l.max(0) as usize
+        })
+        .collect();
+    let count = labels.iter().filter(|&&l| l >= 0).count();
+    let weight = E::from_f64(1.0 / count.max(1) as f64).unwrap();
+    let weights: Vec<E> = labels
+        .iter()
+        .map(|&l| if l >= 0 { weight } else { E::zero() })
+        .collect();
+    let index = dev.tensor_from_vec(index, (b, s));
+    let weights = dev.tensor_from_vec(weights, (b, s));
+    // [batch, seq]
+    let log_p = logits.log_softmax::<Axis<2>>().select(index);
+    (log_p * weights).sum::<Rank0, _>().negate()
+}
+
+/// One AdamW update in place (`axpy`: the parameters keep their ids, so the
+/// gradient buffers stay theirs).
+pub fn adamw<S: Shape, E: Float, D: Device<E>>(
+    p: &mut Tensor<S, E, D>,
+    m: &mut Tensor<S, E, D>,
+    v: &mut Tensor<S, E, D>,
+    grads: &mut Gradients<E, D>,
+    s: AdamWStep,
+) -> Result<bool, D::Err> {
+    grads.try_alloc_for(p)?;
+    let g = grads.get(p);
+    // a parameter that got no gradient is left alone (moments included)
+    if g.clone().abs().max::<Rank0, _>().as_vec()[0] == E::zero() {
+        return Ok(false);
+    }
+    let c = |x: f64| E::from_f64(x).unwrap();
+    let (bc1, bc2) = s.bias_correction;
+    let g = g * c(s.grad_scale);
+    m.axpy(s.beta1, &g, 1.0 - s.beta1);
+    v.axpy(s.beta2, &g.square(), 1.0 - s.beta2);
+    let denom = (v.clone() * c(1.0 / bc2)).sqrt() + c(s.eps);
+    let update = m.clone() / denom;
+    p.axpy(1.0 - s.decay, &update, -s.lr / bc1);
+    Ok(true)
+}
