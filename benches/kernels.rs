@@ -11,7 +11,7 @@ use march_runtime::kernels::dropout::dropout as fused_dropout;
 use march_runtime::kernels::linear::linear;
 use march_runtime::layers::{masked_cross_entropy_composed, padding_bias, Ctx, RmsNorm};
 use march_runtime::ops::composed;
-use march_runtime::train::optim::{AdamW, AdamWConfig};
+use march_runtime::optim::{AdamW, AdamWConfig};
 
 const VOCAB: usize = 30_000;
 const B: usize = 8;

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use crate::arch::Arch;
 use crate::ops::Matmul;
+use crate::optim::AdamWConfig;
 use crate::session::{DeviceKind, Opener, Session, SessionOptions};
-use crate::train::optim::AdamWConfig;
 use crate::train::step::train_step;
 pub use crate::train::step::Phases;
 use crate::workload::Workload;

@@ -5,6 +5,7 @@
 pub mod alloc;
 pub mod arch;
 pub mod bench;
+pub mod checkpoint;
 pub mod data;
 pub mod files;
 pub mod kernels;
@@ -13,6 +14,7 @@ pub mod machine;
 pub mod model;
 pub mod names;
 pub mod ops;
+pub mod optim;
 pub mod params;
 pub mod registry;
 pub mod report;

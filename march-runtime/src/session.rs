@@ -16,12 +16,12 @@ use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::arch::Arch;
+use crate::checkpoint::{self, TrainState};
 use crate::layers::{Ctx, Float};
 use crate::model::{Seq2Seq, Seq2SeqBatch};
 use crate::ops::{Matmul, Ops};
+use crate::optim::{grad_norm, AdamW, AdamWConfig};
 use crate::params::{for_each_param, grad_magnitudes, set_params, ParamInfo};
-use crate::train::checkpoint::{self, TrainState};
-use crate::train::optim::{grad_norm, AdamW, AdamWConfig};
 
 /// Where to train.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

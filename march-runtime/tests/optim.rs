@@ -1,7 +1,7 @@
 //! AdamW and the schedules against reference computations.
 
 use dfdx::prelude::*;
-use march_runtime::train::optim::{decays, grad_norm, AdamW, AdamWConfig};
+use march_runtime::optim::{decays, grad_norm, AdamW, AdamWConfig};
 use march_runtime::train::schedule::Schedule;
 
 /// A two-tensor "model": a weight and a norm weight.

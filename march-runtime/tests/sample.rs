@@ -6,11 +6,11 @@ mod common;
 use std::path::Path;
 
 use march_runtime::arch::Arch;
+use march_runtime::checkpoint::TrainState;
 use march_runtime::data::MarchTokenizer;
 use march_runtime::params::ParamInfo;
 use march_runtime::sample::{infill, Decoding};
 use march_runtime::session::{HostBatch, Pass, Session};
-use march_runtime::train::checkpoint::TrainState;
 
 static ARCH: Arch = Arch {
     vocab: 480,

@@ -4,11 +4,11 @@ use std::io::BufRead;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use march_runtime::checkpoint;
 use march_runtime::data::MarchTokenizer;
 use march_runtime::registry::find_or_suggest;
 use march_runtime::sample::{infill, Decoding};
 use march_runtime::session::{DeviceKind, SessionOptions};
-use march_runtime::train::checkpoint;
 
 #[derive(clap::Args)]
 pub struct SampleArgs {

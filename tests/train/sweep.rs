@@ -9,7 +9,7 @@ use march_runtime::march_model;
 use march_runtime::report::{self, Comparison};
 use march_runtime::sweep::{self, run_state, RunState, Slice, SweepOptions, SweepSpec};
 use march_runtime::train::metrics::Record;
-use march_runtime::train::trainer::RunConfig;
+use march_runtime::train::run_dir::RunConfig;
 use march_runtime::train::{DeviceKind, Report, TrainConfig};
 
 use super::Mini;

@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::sweep::{self, RUNS_FILE};
 use crate::train::metrics::{self, Record};
-use crate::train::trainer::RunConfig;
+use crate::train::run_dir::RunConfig;
 use crate::train::Report as Summary;
 
 /// What a report needs of one finished run.

@@ -21,9 +21,10 @@ use std::str::FromStr;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint;
 use crate::files::{clear_except_lock, DirLock};
 use crate::registry::find;
-use crate::train::{checkpoint, DeviceKind, RunOptions, TrainConfig};
+use crate::train::{DeviceKind, RunOptions, TrainConfig};
 
 pub const SPEC_FILE: &str = "sweep.json";
 pub const RUNS_FILE: &str = "runs.txt";

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::optim::AdamWConfig;
 use super::schedule::Schedule;
 use crate::kernels::Matmul;
+use crate::optim::AdamWConfig;
 
 /// Everything a run needs besides the variant. Saved in the run directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

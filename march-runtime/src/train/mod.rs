@@ -1,9 +1,10 @@
 //! Training any registered variant the same way.
 
-pub mod checkpoint;
 pub mod config;
+pub mod data;
 pub mod metrics;
-pub mod optim;
+mod progress;
+pub mod run_dir;
 pub mod schedule;
 pub mod step;
 pub mod tensorboard;

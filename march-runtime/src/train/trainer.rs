@@ -1,23 +1,21 @@
 //! The training loop: the same for every variant.
 
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{self, TrainState};
 use super::config::TrainConfig;
+use super::data::prepare_data;
 use super::metrics::{Metrics, Record};
+use super::progress::{self, clear_interrupt, install_ctrl_c, progress_bar, say};
+use super::run_dir::{code_version, configure, last_good, RunConfig};
 use super::step::{train_step, StepError};
 use crate::arch::Arch;
-use crate::data::{
-    cache_dir, corpus, derive_seed, fnv1a, read_cache, synthetic, write_cache, Batcher, Chunks,
-    DataPosition, MarchTokenizer, SpanCorruption, TrainStream,
-};
-use crate::files::{clear_except_lock, write_atomic, DirLock};
+use crate::checkpoint::{self, TrainState};
+use crate::data::{derive_seed, Batcher, DataPosition, SpanCorruption, TrainStream};
+use crate::files::{write_atomic, DirLock};
 use crate::ops::Matmul;
 pub use crate::session::DeviceKind;
 use crate::session::{Opener, SessionOptions};
@@ -61,262 +59,6 @@ pub struct Report {
     pub interrupted: bool,
 }
 
-/// The run's description, saved as `config.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunConfig {
-    pub variant: String,
-    pub architecture: String,
-    pub params_total: u64,
-    pub params_live: u64,
-    pub flops_per_token: u64,
-    pub device: DeviceKind,
-    pub data: String,
-    pub tokenizer: String,
-    pub corpus_tokens: usize,
-    pub train_chunks: usize,
-    pub validation_chunks: usize,
-    pub test_chunks: usize,
-    pub encoder_len: usize,
-    pub decoder_len: usize,
-    pub code_version: String,
-    pub train: TrainConfig,
-}
-
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-fn install_ctrl_c() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = ctrlc::set_handler(|| {
-            if INTERRUPTED.swap(true, Ordering::SeqCst) {
-                eprintln!("\ninterrupted twice: exiting without a checkpoint");
-                std::process::exit(130);
-            }
-            eprintln!(
-                "\ninterrupted (SIGINT, SIGTERM or SIGHUP): saving a checkpoint after this step (again to quit now)"
-            );
-        });
-    });
-}
-
-pub fn code_version() -> String {
-    format!(
-        "march {}{}",
-        env!("CARGO_PKG_VERSION"),
-        option_env!("MARCH_GIT_REV")
-            .map(|r| format!(" ({r})"))
-            .unwrap_or_default()
-    )
-}
-
-/// Log to stderr unless quiet.
-fn say(opts: &RunOptions, msg: impl AsRef<str>) {
-    if opts.progress {
-        eprintln!("{}", msg.as_ref());
-    }
-}
-
-/// The data a run trains on.
-pub struct Prepared {
-    pub tokenizer: MarchTokenizer,
-    pub chunks: Chunks,
-    pub data_name: String,
-    pub unigram_entropy: f64,
-}
-
-/// Corpus → tokenizer → token stream (cached) → chunks.
-pub fn prepare_data(
-    cfg: &TrainConfig,
-    vocab: usize,
-    run_dir: &Path,
-    opts: &RunOptions,
-) -> Result<Prepared> {
-    let builtin = cfg.data.is_empty();
-    let data_name = if builtin {
-        format!("{} ({} documents)", synthetic::NAME, cfg.builtin_documents)
-    } else {
-        cfg.data
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let t0 = Instant::now();
-    let docs = if builtin {
-        synthetic::documents(0, cfg.builtin_documents)
-    } else {
-        corpus::read_documents(&cfg.data)?
-    };
-    say(
-        opts,
-        format!(
-            "data: {data_name}: {} documents read in {:.1}s",
-            docs.len(),
-            t0.elapsed().as_secs_f64()
-        ),
-    );
-
-    let saved = run_dir.join("tokenizer.json");
-    let tokenizer = match (&cfg.tokenizer, saved.exists()) {
-        (Some(path), _) => MarchTokenizer::load(path)?,
-        (None, true) => MarchTokenizer::load(&saved)?,
-        (None, false) => {
-            let t0 = Instant::now();
-            // a sample of up to ~20 MB of text is plenty for a BPE
-            let mut budget = 20_000_000usize;
-            let sample: Vec<String> = docs
-                .iter()
-                .take_while(|d| {
-                    let ok = budget > 0;
-                    budget = budget.saturating_sub(d.len());
-                    ok
-                })
-                .cloned()
-                .collect();
-            let t = MarchTokenizer::train(&sample, vocab)?;
-            say(
-                opts,
-                format!(
-                    "tokenizer: trained a byte-fallback BPE of {vocab} tokens in {:.1}s",
-                    t0.elapsed().as_secs_f64()
-                ),
-            );
-            t
-        }
-    };
-    if tokenizer.vocab_size() != vocab {
-        bail!(
-            "the tokenizer ({}) has {} tokens but the variant's vocabulary is {vocab}: pick a variant with vocab {} or train a tokenizer (omit --tokenizer)",
-            tokenizer.source,
-            tokenizer.vocab_size(),
-            tokenizer.vocab_size()
-        );
-    }
-    tokenizer.save(&saved)?;
-
-    // token stream, cached by corpus, tokenizer and chunk length
-    let tok_json = std::fs::read(&saved)?;
-    let mut desc = data_name.clone();
-    if !builtin {
-        for f in corpus::corpus_files(&cfg.data)? {
-            let m = std::fs::metadata(&f)?;
-            let mtime = m
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            desc.push_str(&format!("|{}:{}:{mtime}", f.display(), m.len()));
-        }
-    }
-    let key = fnv1a(&[desc.as_bytes(), &tok_json, &cfg.chunk_len.to_le_bytes()]);
-    let cache = cache_dir().join(format!("{key:016x}.tokens"));
-    let stream = match read_cache(&cache) {
-        Some(s) => {
-            say(
-                opts,
-                format!(
-                    "data: {} tokens from the cache ({})",
-                    crate::arch::thousands(s.len() as u64),
-                    cache.display()
-                ),
-            );
-            s
-        }
-        None => {
-            let t0 = Instant::now();
-            // in batches, each tokenized on all cores, with progress
-            let bar = progress_bar(opts, docs.len() as u64, 0, "documents tokenized");
-            let mut stream = Vec::new();
-            let mut logged = 0;
-            for (i, batch) in docs.chunks(4096).enumerate() {
-                for d in tokenizer.encode_all(batch)? {
-                    stream.extend_from_slice(&d);
-                    stream.push(tokenizer.special.eos);
-                }
-                let done = (i * 4096 + batch.len()) as u64;
-                match &bar {
-                    Some(b) => b.set_position(done),
-                    None if done * 4 >= (logged + 1) * docs.len() as u64
-                        && done < docs.len() as u64 =>
-                    {
-                        logged += 1;
-                        say(
-                            opts,
-                            format!("data: tokenized {done}/{} documents", docs.len()),
-                        );
-                    }
-                    None => {}
-                }
-            }
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
-            say(
-                opts,
-                format!(
-                    "data: tokenized {} tokens in {:.1}s",
-                    crate::arch::thousands(stream.len() as u64),
-                    t0.elapsed().as_secs_f64()
-                ),
-            );
-            if let Err(e) = write_cache(&cache, &stream) {
-                say(
-                    opts,
-                    format!(
-                        "warning: cannot write the token cache {}: {e}",
-                        cache.display()
-                    ),
-                );
-            }
-            stream
-        }
-    };
-    let chunks = Chunks::from_stream(&stream, cfg.chunk_len, cfg.held_out_chunks);
-    if chunks.train.is_empty() {
-        bail!(
-            "the corpus has {} tokens: too few for even one training chunk of {} after holding out {} chunks twice",
-            stream.len(),
-            cfg.chunk_len,
-            cfg.held_out_chunks
-        );
-    }
-    let noise = SpanCorruption {
-        noise_density: cfg.noise_density,
-        mean_noise_span: cfg.mean_noise_span,
-    };
-    let spans = noise.counts(cfg.chunk_len).1;
-    if spans > tokenizer.special.sentinels.len() {
-        bail!(
-            "chunks of {} tokens need {spans} sentinels but the tokenizer has {}: use shorter chunks",
-            cfg.chunk_len,
-            tokenizer.special.sentinels.len()
-        );
-    }
-    // unigram entropy of the training tokens: the loss a model that ignores context reaches
-    let mut counts = vec![0u64; vocab];
-    for c in &chunks.train {
-        for &t in c {
-            counts[t as usize] += 1;
-        }
-    }
-    let n: u64 = counts.iter().sum();
-    let unigram_entropy = -counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = c as f64 / n as f64;
-            p * p.ln()
-        })
-        .sum::<f64>();
-    Ok(Prepared {
-        tokenizer,
-        chunks,
-        data_name,
-        unigram_entropy,
-    })
-}
-
 /// Train the variant `arch` (its models opened by `open`) as `opts` says.
 pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Report> {
     let dir = &opts.out;
@@ -327,70 +69,14 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
         Some(held) => held.clone(),
         None => std::sync::Arc::new(DirLock::acquire(dir, "run")?),
     };
-
-    // the configuration: fresh, or the run's own when resuming
-    let mut new_length: Option<RunConfig> = None;
-    let cfg = if opts.resume {
-        if !ckpt_path.exists() {
-            bail!(
-                "{}: no checkpoint to resume from{}; start the run without --resume",
-                dir.display(),
-                if config_path.exists() {
-                    " (it stopped before its first one: it restarts in place)"
-                } else {
-                    ""
-                }
-            );
-        }
-        let saved: RunConfig = serde_json::from_slice(
-            &std::fs::read(&config_path)
-                .with_context(|| format!("reading {}", config_path.display()))?,
-        )
-        .with_context(|| format!("{}: unreadable run configuration", config_path.display()))?;
-        if saved.variant != arch.name {
-            bail!(
-                "{} is a run of {}, not {}",
-                dir.display(),
-                saved.variant,
-                arch.name
-            );
-        }
-        let steps = opts.resume_steps.unwrap_or(saved.train.steps);
-        if steps != saved.train.steps {
-            // a longer run: recorded once the checkpoint says it is one,
-            // before anything trains; the schedule follows the new length
-            let mut updated = saved.clone();
-            updated.train.steps = steps;
-            new_length = Some(updated);
-        }
-        TrainConfig {
-            steps,
-            ..saved.train
-        }
-    } else {
-        if ckpt_path.exists() {
-            bail!(
-                "{} already holds a run: continue it with --resume, or choose another --out",
-                dir.display()
-            );
-        }
-        if config_path.exists() {
-            // stopped before its first checkpoint: nothing to continue from
-            say(
-                opts,
-                format!(
-                    "{}: the run there stopped before its first checkpoint: starting it again",
-                    dir.display()
-                ),
-            );
-            clear_except_lock(dir)?;
-        }
-        // the warmup resolved for this run's length, and recorded
-        TrainConfig {
-            warmup_steps: Some(opts.cfg.warmup()),
-            ..opts.cfg.clone()
-        }
-    };
+    let (cfg, new_length) = configure(
+        arch.name,
+        &opts.cfg,
+        opts.resume,
+        opts.resume_steps,
+        dir,
+        opts.progress,
+    )?;
     cfg.validate()
         .map_err(|e| anyhow!("invalid configuration: {e}"))?;
     if cfg.matmul != Matmul::F32 && opts.device != DeviceKind::Cpu {
@@ -404,7 +90,7 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
         .map_err(|e| anyhow!("--matmul {}: {e}", cfg.matmul))?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
 
-    let data = prepare_data(&cfg, arch.vocab, dir, opts)?;
+    let data = prepare_data(&cfg, arch.vocab, dir, opts.progress)?;
     let noise = SpanCorruption {
         noise_density: cfg.noise_density,
         mean_noise_span: cfg.mean_noise_span,
@@ -454,7 +140,7 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
             )?;
         }
         say(
-            opts,
+            opts.progress,
             format!(
                 "resuming {} at step {} from {}",
                 arch.name,
@@ -517,7 +203,7 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
     };
 
     say(
-        opts,
+        opts.progress,
         format!(
             "train: {} ({} parameters, {} live) on {}, {} steps of {} chunks{} of {} tokens (encoder {}, decoder {}), unigram entropy {:.3} nats",
             arch.name,
@@ -538,7 +224,7 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
         ),
     );
     install_ctrl_c();
-    INTERRUPTED.store(false, Ordering::SeqCst);
+    clear_interrupt();
 
     let started = Instant::now();
     let tokens_at_start = state.tokens;
@@ -570,9 +256,9 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
             val_loss: v,
         })?;
         first_val = Some(v);
-        say(opts, format!("step 0: val loss {v:.4}"));
+        say(opts.progress, format!("step 0: val loss {v:.4}"));
     }
-    let bar = progress_bar(opts, cfg.steps, state.step, "");
+    let bar = progress_bar(opts.progress, cfg.steps, state.step, "");
     let mut interrupted = false;
     let tokens_per_step = (cfg.batch_size * cfg.grad_accum * cfg.chunk_len) as u64;
     let log_every = (cfg.steps / 20).max(1);
@@ -644,10 +330,10 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
             );
             match &bar {
                 Some(b) => b.println(line),
-                None => say(opts, line),
+                None => say(opts.progress, line),
             }
         }
-        interrupted = INTERRUPTED.load(Ordering::SeqCst);
+        interrupted = progress::interrupted();
         if step.is_multiple_of(cfg.checkpoint_every) || step == cfg.steps || interrupted {
             metrics.flush()?;
             // never save weights that are not finite: the checkpoint on disk
@@ -667,7 +353,7 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
                 ));
             }
             None if step.is_multiple_of(log_every) => say(
-                opts,
+                opts.progress,
                 format!(
                     "step {step}/{}: loss {loss:.4} lr {lr:.2e} |g| {norm:.3} {rate:.0} tok/s",
                     cfg.steps
@@ -677,7 +363,7 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
         }
         if interrupted {
             say(
-                opts,
+                opts.progress,
                 format!("interrupted at step {step}: checkpoint saved; continue with --resume"),
             );
             break;
@@ -737,40 +423,4 @@ pub fn diverged(loss: f64, grad_norm: f64, vocab: usize, factor: f64) -> Option<
         ));
     }
     None
-}
-
-/// What a run that stops on bad numbers says of its checkpoint: only ever
-/// weights that were checked finite are saved, so an existing file is good.
-fn last_good(ckpt: &Path) -> String {
-    if ckpt.exists() {
-        format!("the last good checkpoint is {}", ckpt.display())
-    } else {
-        "no checkpoint was written yet".to_string()
-    }
-}
-
-/// A progress bar on a terminal (`None` elsewhere: plain log lines instead).
-/// `unit` empty: training steps; else a count of `unit`.
-fn progress_bar(
-    opts: &RunOptions,
-    len: u64,
-    at: u64,
-    unit: &str,
-) -> Option<indicatif::ProgressBar> {
-    if !opts.progress || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let template = if unit.is_empty() {
-        "{spinner} step {pos}/{len} [{bar:30}] {msg} {elapsed} eta {eta}".to_string()
-    } else {
-        format!("{{spinner}} {{pos}}/{{len}} {unit} [{{bar:30}}] eta {{eta}}")
-    };
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(&template)
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_position(at);
-    Some(bar)
 }

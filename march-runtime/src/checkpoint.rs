@@ -13,9 +13,9 @@ use dfdx::prelude::*;
 use safetensors::tensor::{Dtype as SafeDtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
-use super::optim::AdamW;
 use crate::data::DataPosition;
 use crate::layers::{mix64, Float};
+use crate::optim::AdamW;
 use crate::params::{for_each_param, set_params};
 
 pub const FILE: &str = "checkpoint.safetensors";
