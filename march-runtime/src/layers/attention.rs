@@ -7,9 +7,11 @@
 
 use dfdx::prelude::*;
 
+use super::module;
+
 use crate::ops::{Linear, Ops};
 
-use super::{AnyTape, Ctx, Float, Hidden, InitParams, ParamInit};
+use super::{AnyTape, Ctx, Float, Hidden, InitParams};
 
 /// `[batch, heads, seq, dim_qkv]`.
 pub type Heads<const H: usize, const DQK: usize, E, D, T = NoneTape> =
@@ -206,55 +208,14 @@ pub struct SelfAttention<
     pub w_o: Tensor<Rank2<I, M>, E, D>,
 }
 
-impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Ops<E>>
-    TensorCollection<E, D> for SelfAttention<M, H, DQK, I, E, D>
-{
-    type To<E2: Dtype, D2: Device<E2>> = SelfAttention<M, H, DQK, I, E2, D2>;
-
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
-        visitor: &mut V,
-    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
-        visitor.visit_fields(
-            (
-                Self::tensor(
-                    "w_q",
-                    |s| &s.w_q,
-                    |s| &mut s.w_q,
-                    TensorOptions::reset_to_zeros(),
-                ),
-                Self::tensor(
-                    "w_k",
-                    |s| &s.w_k,
-                    |s| &mut s.w_k,
-                    TensorOptions::reset_to_zeros(),
-                ),
-                Self::tensor(
-                    "w_v",
-                    |s| &s.w_v,
-                    |s| &mut s.w_v,
-                    TensorOptions::reset_to_zeros(),
-                ),
-                Self::tensor(
-                    "w_o",
-                    |s| &s.w_o,
-                    |s| &mut s.w_o,
-                    TensorOptions::reset_to_zeros(),
-                ),
-            ),
-            |(w_q, w_k, w_v, w_o)| SelfAttention { w_q, w_k, w_v, w_o },
-        )
-    }
-}
-
-impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Ops<E>>
-    InitParams<E, D> for SelfAttention<M, H, DQK, I, E, D>
-{
-    fn init_params(&mut self, init: &mut ParamInit) {
-        // T5: w_q absorbs the missing 1/√d_qkv.
-        init.normal(&mut self.w_q, inv_sqrt(M * DQK));
-        init.normal(&mut self.w_k, inv_sqrt(M));
-        init.normal(&mut self.w_v, inv_sqrt(M));
-        init.normal(&mut self.w_o, inv_sqrt(I));
+// T5: w_q absorbs the missing 1/√d_qkv.
+module! {
+    init impl[const M: usize, const H: usize, const DQK: usize, const I: usize]
+    SelfAttention<M, H, DQK, I> {
+        w_q: normal(inv_sqrt(M * DQK)),
+        w_k: normal(inv_sqrt(M)),
+        w_v: normal(inv_sqrt(M)),
+        w_o: normal(inv_sqrt(I)),
     }
 }
 
@@ -342,40 +303,11 @@ pub struct CrossAttentionReuseKv<
     pub w_o: Tensor<Rank2<I, M>, E, D>,
 }
 
-impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Ops<E>>
-    TensorCollection<E, D> for CrossAttentionReuseKv<M, H, DQK, I, E, D>
-{
-    type To<E2: Dtype, D2: Device<E2>> = CrossAttentionReuseKv<M, H, DQK, I, E2, D2>;
-
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
-        visitor: &mut V,
-    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
-        visitor.visit_fields(
-            (
-                Self::tensor(
-                    "w_q",
-                    |s| &s.w_q,
-                    |s| &mut s.w_q,
-                    TensorOptions::reset_to_zeros(),
-                ),
-                Self::tensor(
-                    "w_o",
-                    |s| &s.w_o,
-                    |s| &mut s.w_o,
-                    TensorOptions::reset_to_zeros(),
-                ),
-            ),
-            |(w_q, w_o)| CrossAttentionReuseKv { w_q, w_o },
-        )
-    }
-}
-
-impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Ops<E>>
-    InitParams<E, D> for CrossAttentionReuseKv<M, H, DQK, I, E, D>
-{
-    fn init_params(&mut self, init: &mut ParamInit) {
-        init.normal(&mut self.w_q, inv_sqrt(M * DQK));
-        init.normal(&mut self.w_o, inv_sqrt(I));
+module! {
+    init impl[const M: usize, const H: usize, const DQK: usize, const I: usize]
+    CrossAttentionReuseKv<M, H, DQK, I> {
+        w_q: normal(inv_sqrt(M * DQK)),
+        w_o: normal(inv_sqrt(I)),
     }
 }
 
@@ -419,25 +351,10 @@ pub struct CrossAttentionOwnKv<
     pub attn: SelfAttention<M, H, DQK, I, E, D>,
 }
 
-impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Ops<E>>
-    TensorCollection<E, D> for CrossAttentionOwnKv<M, H, DQK, I, E, D>
-{
-    type To<E2: Dtype, D2: Device<E2>> = CrossAttentionOwnKv<M, H, DQK, I, E2, D2>;
-
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
-        visitor: &mut V,
-    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
-        visitor.visit_fields(Self::module("attn", |s| &s.attn, |s| &mut s.attn), |attn| {
-            CrossAttentionOwnKv { attn }
-        })
-    }
-}
-
-impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Ops<E>>
-    InitParams<E, D> for CrossAttentionOwnKv<M, H, DQK, I, E, D>
-{
-    fn init_params(&mut self, init: &mut ParamInit) {
-        self.attn.init_params(init);
+module! {
+    init impl[const M: usize, const H: usize, const DQK: usize, const I: usize]
+    CrossAttentionOwnKv<M, H, DQK, I> {
+        attn: module,
     }
 }
 

@@ -3,9 +3,11 @@
 
 use dfdx::prelude::*;
 
+use super::module;
+
 use crate::ops::{Linear, Ops};
 
-use super::{AnyTape, Ctx, Float, Hidden, InitParams, ParamInit};
+use super::{AnyTape, Ctx, Float, Hidden, InitParams};
 use crate::arch::{Activation, Combine, FeedForward};
 
 /// Any feed-forward kind: `[batch, seq, M]` → `[batch, seq, M]`.
@@ -44,40 +46,10 @@ pub struct DenseFfn<const M: usize, const F: usize, E: Dtype, D: Storage<E>> {
     pub down: Tensor<Rank2<F, M>, E, D>,
 }
 
-impl<const M: usize, const F: usize, E: Float, D: Ops<E>> TensorCollection<E, D>
-    for DenseFfn<M, F, E, D>
-{
-    type To<E2: Dtype, D2: Device<E2>> = DenseFfn<M, F, E2, D2>;
-
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
-        visitor: &mut V,
-    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
-        visitor.visit_fields(
-            (
-                Self::tensor(
-                    "up",
-                    |s| &s.up,
-                    |s| &mut s.up,
-                    TensorOptions::reset_to_zeros(),
-                ),
-                Self::tensor(
-                    "down",
-                    |s| &s.down,
-                    |s| &mut s.down,
-                    TensorOptions::reset_to_zeros(),
-                ),
-            ),
-            |(up, down)| DenseFfn { up, down },
-        )
-    }
-}
-
-impl<const M: usize, const F: usize, E: Float, D: Ops<E>> InitParams<E, D>
-    for DenseFfn<M, F, E, D>
-{
-    fn init_params(&mut self, init: &mut ParamInit) {
-        init.normal(&mut self.up, inv_sqrt(M));
-        init.normal(&mut self.down, inv_sqrt(F));
+module! {
+    init impl[const M: usize, const F: usize] DenseFfn<M, F> {
+        up: normal(inv_sqrt(M)),
+        down: normal(inv_sqrt(F)),
     }
 }
 
@@ -101,45 +73,11 @@ pub struct GluFfn<const M: usize, const F: usize, E: Dtype, D: Storage<E>> {
     pub down: Tensor<Rank2<F, M>, E, D>,
 }
 
-impl<const M: usize, const F: usize, E: Float, D: Ops<E>> TensorCollection<E, D>
-    for GluFfn<M, F, E, D>
-{
-    type To<E2: Dtype, D2: Device<E2>> = GluFfn<M, F, E2, D2>;
-
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
-        visitor: &mut V,
-    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
-        visitor.visit_fields(
-            (
-                Self::tensor(
-                    "gate",
-                    |s| &s.gate,
-                    |s| &mut s.gate,
-                    TensorOptions::reset_to_zeros(),
-                ),
-                Self::tensor(
-                    "up",
-                    |s| &s.up,
-                    |s| &mut s.up,
-                    TensorOptions::reset_to_zeros(),
-                ),
-                Self::tensor(
-                    "down",
-                    |s| &s.down,
-                    |s| &mut s.down,
-                    TensorOptions::reset_to_zeros(),
-                ),
-            ),
-            |(gate, up, down)| GluFfn { gate, up, down },
-        )
-    }
-}
-
-impl<const M: usize, const F: usize, E: Float, D: Ops<E>> InitParams<E, D> for GluFfn<M, F, E, D> {
-    fn init_params(&mut self, init: &mut ParamInit) {
-        init.normal(&mut self.gate, inv_sqrt(M));
-        init.normal(&mut self.up, inv_sqrt(M));
-        init.normal(&mut self.down, inv_sqrt(F));
+module! {
+    init impl[const M: usize, const F: usize] GluFfn<M, F> {
+        gate: normal(inv_sqrt(M)),
+        up: normal(inv_sqrt(M)),
+        down: normal(inv_sqrt(F)),
     }
 }
 
@@ -170,51 +108,11 @@ pub struct MixedActFfn<const M: usize, const F: usize, E: Dtype, D: Storage<E>> 
     pub down: Tensor<Rank2<F, M>, E, D>,
 }
 
-impl<const M: usize, const F: usize, E: Float, D: Ops<E>> TensorCollection<E, D>
-    for MixedActFfn<M, F, E, D>
-{
-    type To<E2: Dtype, D2: Device<E2>> = MixedActFfn<M, F, E2, D2>;
-
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
-        visitor: &mut V,
-    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
-        visitor.visit_fields(
-            (
-                Self::tensor(
-                    "up_slow",
-                    |s| &s.up_slow,
-                    |s| &mut s.up_slow,
-                    TensorOptions::reset_to_zeros(),
-                ),
-                Self::tensor(
-                    "up_fast",
-                    |s| &s.up_fast,
-                    |s| &mut s.up_fast,
-                    TensorOptions::reset_to_zeros(),
-                ),
-                Self::tensor(
-                    "down",
-                    |s| &s.down,
-                    |s| &mut s.down,
-                    TensorOptions::reset_to_zeros(),
-                ),
-            ),
-            |(up_slow, up_fast, down)| MixedActFfn {
-                up_slow,
-                up_fast,
-                down,
-            },
-        )
-    }
-}
-
-impl<const M: usize, const F: usize, E: Float, D: Ops<E>> InitParams<E, D>
-    for MixedActFfn<M, F, E, D>
-{
-    fn init_params(&mut self, init: &mut ParamInit) {
-        init.normal(&mut self.up_slow, inv_sqrt(M));
-        init.normal(&mut self.up_fast, inv_sqrt(M));
-        init.normal(&mut self.down, inv_sqrt(F));
+module! {
+    init impl[const M: usize, const F: usize] MixedActFfn<M, F> {
+        up_slow: normal(inv_sqrt(M)),
+        up_fast: normal(inv_sqrt(M)),
+        down: normal(inv_sqrt(F)),
     }
 }
 

@@ -5,6 +5,7 @@
 //! (activations, residual flags, dropout) comes from the [`Ctx`] at run time.
 
 mod attention;
+mod boilerplate;
 mod ctx;
 mod feed_forward;
 mod init;
@@ -17,6 +18,7 @@ pub use attention::{
     CrossAttentionReuseKv, CrossAttentionSublayer, Heads, KeyValue, Mixing, QkMatrix,
     SelfAttention,
 };
+pub(crate) use boilerplate::module;
 pub use ctx::Ctx;
 pub use feed_forward::{DenseFfn, FeedForwardSublayer, GluFfn, MixedActFfn};
 pub use init::{InitParams, ParamInit};

@@ -3,9 +3,11 @@
 
 use dfdx::prelude::*;
 
+use super::module;
+
 use crate::ops::Ops;
 
-use super::{AnyTape, Float, Hidden, InitParams, ParamInit};
+use super::{AnyTape, Float, Hidden};
 
 /// The epsilon added to the mean square, as T5.
 pub const RMS_NORM_EPS: f64 = 1e-6;
@@ -17,27 +19,9 @@ pub struct RmsNorm<const M: usize, E: Dtype, D: Storage<E>> {
     pub weight: Tensor<Rank1<M>, E, D>,
 }
 
-impl<const M: usize, E: Float, D: Ops<E>> TensorCollection<E, D> for RmsNorm<M, E, D> {
-    type To<E2: Dtype, D2: Device<E2>> = RmsNorm<M, E2, D2>;
-
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
-        visitor: &mut V,
-    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
-        visitor.visit_fields(
-            Self::tensor(
-                "weight",
-                |s| &s.weight,
-                |s| &mut s.weight,
-                TensorOptions::reset_to_ones(),
-            ),
-            |weight| RmsNorm { weight },
-        )
-    }
-}
-
-impl<const M: usize, E: Float, D: Ops<E>> InitParams<E, D> for RmsNorm<M, E, D> {
-    fn init_params(&mut self, init: &mut ParamInit) {
-        init.ones(&mut self.weight);
+module! {
+    init impl[const M: usize] RmsNorm<M> {
+        weight: ones,
     }
 }
 

@@ -1,11 +1,13 @@
 use dfdx::prelude::*;
 
+use crate::layers::module;
+
 use crate::ops::Ops;
 
 use super::{sublayer, Masks};
 use crate::layers::{
     AnyTape, CrossAttentionSublayer, Ctx, FeedForwardSublayer, Float, Hidden, InitParams, KeyValue,
-    ParamInit, RmsNorm, SelfAttention,
+    RmsNorm, SelfAttention,
 };
 
 /// One pre-norm decoder layer: causal self-attention (`H` heads of `DQK`,
@@ -29,78 +31,21 @@ pub struct DecoderLayer<
     pub ffn: F,
 }
 
-impl<
-        const M: usize,
-        const H: usize,
-        const DQK: usize,
-        const I: usize,
-        X,
-        F,
-        E: Float,
-        D: Ops<E>,
-    > TensorCollection<E, D> for DecoderLayer<M, H, DQK, I, X, F, E, D>
-where
-    X: TensorCollection<E, D>,
-    F: TensorCollection<E, D>,
-{
-    type To<E2: Dtype, D2: Device<E2>> =
-        DecoderLayer<M, H, DQK, I, X::To<E2, D2>, F::To<E2, D2>, E2, D2>;
-
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
-        visitor: &mut V,
-    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
-        visitor.visit_fields(
-            (
-                Self::module(
-                    "self_attn_norm",
-                    |s| &s.self_attn_norm,
-                    |s| &mut s.self_attn_norm,
-                ),
-                Self::module("self_attn", |s| &s.self_attn, |s| &mut s.self_attn),
-                Self::module(
-                    "cross_attn_norm",
-                    |s| &s.cross_attn_norm,
-                    |s| &mut s.cross_attn_norm,
-                ),
-                Self::module("cross_attn", |s| &s.cross_attn, |s| &mut s.cross_attn),
-                Self::module("ffn_norm", |s| &s.ffn_norm, |s| &mut s.ffn_norm),
-                Self::module("ffn", |s| &s.ffn, |s| &mut s.ffn),
-            ),
-            |(self_attn_norm, self_attn, cross_attn_norm, cross_attn, ffn_norm, ffn)| {
-                DecoderLayer {
-                    self_attn_norm,
-                    self_attn,
-                    cross_attn_norm,
-                    cross_attn,
-                    ffn_norm,
-                    ffn,
-                }
-            },
-        )
-    }
-}
-
-impl<
-        const M: usize,
-        const H: usize,
-        const DQK: usize,
-        const I: usize,
-        X,
-        F,
-        E: Float,
-        D: Ops<E>,
-    > InitParams<E, D> for DecoderLayer<M, H, DQK, I, X, F, E, D>
-where
-    X: InitParams<E, D>,
-    F: InitParams<E, D>,
-{
-    fn init_params(&mut self, init: &mut ParamInit) {
-        self.self_attn_norm.init_params(init);
-        self.self_attn.init_params(init);
-        self.cross_attn_norm.init_params(init);
-        self.cross_attn.init_params(init);
-        self.ffn_norm.init_params(init);
-        self.ffn.init_params(init);
+module! {
+    init impl[const M: usize, const H: usize, const DQK: usize, const I: usize, X, F]
+    DecoderLayer<M, H, DQK, I, X, F>
+    where [
+        X: TensorCollection<E, D> + InitParams<E, D>,
+        F: TensorCollection<E, D> + InitParams<E, D>,
+    ]
+    to <M, H, DQK, I, X::To<E2, D2>, F::To<E2, D2>>
+    {
+        self_attn_norm: module,
+        self_attn: module,
+        cross_attn_norm: module,
+        cross_attn: module,
+        ffn_norm: module,
+        ffn: module,
     }
 }
 

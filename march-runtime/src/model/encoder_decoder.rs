@@ -1,5 +1,7 @@
 use dfdx::prelude::*;
 
+use crate::layers::module;
+
 use crate::ops::Ops;
 
 use super::{DecoderStack, EncoderStack, Masks};
@@ -70,46 +72,19 @@ pub struct EncoderDecoder<
     pub decoder_norm: RmsNorm<M, E, D>,
 }
 
-impl<const V: usize, const M: usize, const L: usize, Enc, Dec, E: Float, D: Ops<E>>
-    TensorCollection<E, D> for EncoderDecoder<V, M, L, Enc, Dec, E, D>
-where
-    Enc: TensorCollection<E, D>,
-    Dec: TensorCollection<E, D>,
-{
-    type To<E2: Dtype, D2: Device<E2>> =
-        EncoderDecoder<V, M, L, Enc::To<E2, D2>, Dec::To<E2, D2>, E2, D2>;
-
-    fn iter_tensors<W: ModuleVisitor<Self, E, D>>(
-        visitor: &mut W,
-    ) -> Result<Option<Self::To<W::E2, W::D2>>, W::Err> {
-        visitor.visit_fields(
-            (
-                Self::tensor(
-                    "embedding",
-                    |s| &s.embedding,
-                    |s| &mut s.embedding,
-                    TensorOptions::reset_to_zeros(),
-                ),
-                Self::tensor(
-                    "position",
-                    |s| &s.position,
-                    |s| &mut s.position,
-                    TensorOptions::reset_to_zeros(),
-                ),
-                Self::module("encoder", |s| &s.encoder, |s| &mut s.encoder),
-                Self::module("encoder_norm", |s| &s.encoder_norm, |s| &mut s.encoder_norm),
-                Self::module("decoder", |s| &s.decoder, |s| &mut s.decoder),
-                Self::module("decoder_norm", |s| &s.decoder_norm, |s| &mut s.decoder_norm),
-            ),
-            |(embedding, position, encoder, encoder_norm, decoder, decoder_norm)| EncoderDecoder {
-                embedding,
-                position,
-                encoder,
-                encoder_norm,
-                decoder,
-                decoder_norm,
-            },
-        )
+// the embedding and the position table are initialised by `Seq2Seq::init`
+module! {
+    impl[const V: usize, const M: usize, const L: usize, Enc, Dec]
+    EncoderDecoder<V, M, L, Enc, Dec>
+    where [Enc: TensorCollection<E, D>, Dec: TensorCollection<E, D>]
+    to <V, M, L, Enc::To<E2, D2>, Dec::To<E2, D2>>
+    {
+        embedding: tensor,
+        position: tensor,
+        encoder: module,
+        encoder_norm: module,
+        decoder: module,
+        decoder_norm: module,
     }
 }
 

@@ -1,11 +1,13 @@
 use dfdx::prelude::*;
 
+use crate::layers::module;
+
 use crate::ops::Ops;
 
 use super::{sublayer, Masks};
 use crate::layers::{
-    AnyTape, Ctx, FeedForwardSublayer, Float, Hidden, InitParams, KeyValue, Mixing, ParamInit,
-    RmsNorm, SelfAttention,
+    AnyTape, Ctx, FeedForwardSublayer, Float, Hidden, InitParams, KeyValue, Mixing, RmsNorm,
+    SelfAttention,
 };
 
 /// One pre-norm encoder layer: self-attention (`H` heads of `DQK`, `I = H·DQK`)
@@ -26,47 +28,16 @@ pub struct EncoderLayer<
     pub ffn: F,
 }
 
-impl<const M: usize, const H: usize, const DQK: usize, const I: usize, F, E: Float, D: Ops<E>>
-    TensorCollection<E, D> for EncoderLayer<M, H, DQK, I, F, E, D>
-where
-    F: TensorCollection<E, D>,
-{
-    type To<E2: Dtype, D2: Device<E2>> = EncoderLayer<M, H, DQK, I, F::To<E2, D2>, E2, D2>;
-
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
-        visitor: &mut V,
-    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
-        visitor.visit_fields(
-            (
-                Self::module(
-                    "self_attn_norm",
-                    |s| &s.self_attn_norm,
-                    |s| &mut s.self_attn_norm,
-                ),
-                Self::module("self_attn", |s| &s.self_attn, |s| &mut s.self_attn),
-                Self::module("ffn_norm", |s| &s.ffn_norm, |s| &mut s.ffn_norm),
-                Self::module("ffn", |s| &s.ffn, |s| &mut s.ffn),
-            ),
-            |(self_attn_norm, self_attn, ffn_norm, ffn)| EncoderLayer {
-                self_attn_norm,
-                self_attn,
-                ffn_norm,
-                ffn,
-            },
-        )
-    }
-}
-
-impl<const M: usize, const H: usize, const DQK: usize, const I: usize, F, E: Float, D: Ops<E>>
-    InitParams<E, D> for EncoderLayer<M, H, DQK, I, F, E, D>
-where
-    F: InitParams<E, D>,
-{
-    fn init_params(&mut self, init: &mut ParamInit) {
-        self.self_attn_norm.init_params(init);
-        self.self_attn.init_params(init);
-        self.ffn_norm.init_params(init);
-        self.ffn.init_params(init);
+module! {
+    init impl[const M: usize, const H: usize, const DQK: usize, const I: usize, F]
+    EncoderLayer<M, H, DQK, I, F>
+    where [F: TensorCollection<E, D> + InitParams<E, D>]
+    to <M, H, DQK, I, F::To<E2, D2>>
+    {
+        self_attn_norm: module,
+        self_attn: module,
+        ffn_norm: module,
+        ffn: module,
     }
 }
 
