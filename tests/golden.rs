@@ -31,6 +31,15 @@ struct GoldenT5Glu;
 )]
 struct GoldenMixedUniform;
 
+#[march_model(
+    base = GoldenOriginal, dim_qkv = [3, 5], dim_ff = [12, 6], ffn = dense(gelu),
+    cross_attention = own_kv, attention_scale = inv_sqrt_dim, budget_exempt = "golden fixture",
+)]
+struct GoldenPerLayerScaled;
+
+#[march_model(base = GoldenOriginal, ffn = none, budget_exempt = "golden fixture")]
+struct GoldenNoFfn;
+
 fn fixture(name: &str) -> Value {
     let text = include_str!("golden/fixtures.json");
     let all: Vec<Value> = serde_json::from_str(text).expect("fixtures.json is valid JSON");
@@ -164,4 +173,14 @@ fn t5_cross_attention_glu_no_residual_matches_reference() {
 #[test]
 fn mixed_activation_uniform_attention_matches_reference() {
     check::<GoldenMixedUniform>();
+}
+
+#[test]
+fn per_layer_dimensions_and_inv_sqrt_dim_scaling_match_reference() {
+    check::<GoldenPerLayerScaled>();
+}
+
+#[test]
+fn no_feed_forward_matches_reference() {
+    check::<GoldenNoFfn>();
 }

@@ -130,8 +130,10 @@ fn budgets_hold_unless_declared_exempt() {
         [
             "MoreHeadsLessLayers",
             "MoreHeadsLessQKVDimLessLayers",
+            "NoFeedForward",
             "SmallMoreHeadsLessLayers",
             "SmallMoreHeadsLessQKVDimLessLayers",
+            "SmallNoFeedForward",
             "SmallUniformMoreHeadsLessLayers"
         ]
     );
@@ -175,6 +177,16 @@ fn declarations_resolve_as_the_table_says() {
         (vec![2, 4, 8], vec![64, 32, 16])
     );
     assert_eq!(s.params.total, 2_394_240);
+    // attention only: no feed-forward and no norm before it
+    let n = arch("NoFeedForward");
+    let b = arch("Baseline");
+    assert_eq!(
+        n.params.total,
+        b.params.total - 6 * (2 * 512 * 2048 + 512),
+        "six feed-forwards and their norms fewer"
+    );
+    assert!(n.flops_per_token() < b.flops_per_token());
+    assert!(arch("NoFeedForwardParamMatch").budget_deviation_pct().abs() <= 1.0);
     let t = arch("TaperedFeedForward");
     assert_eq!(t.params.total, 36_340_224);
     assert_eq!(

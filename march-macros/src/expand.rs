@@ -45,6 +45,18 @@ fn ffn_type(arch: &Arch, l: Layer) -> TokenStream {
         FeedForward::Dense { .. } => quote!(#rt::layers::DenseFfn<#m, #ff, E, D>),
         FeedForward::Glu { .. } => quote!(#rt::layers::GluFfn<#m, #ff, E, D>),
         FeedForward::MixedAct { .. } => quote!(#rt::layers::MixedActFfn<#m, #ff, E, D>),
+        FeedForward::None => quote!(#rt::layers::NoFfn),
+    }
+}
+
+/// The type of the feed-forward's norm: none without a feed-forward.
+fn ffn_norm_type(arch: &Arch) -> TokenStream {
+    let rt = runtime();
+    let m = lit(arch.dim_model);
+    if arch.ffn.present() {
+        quote!(#rt::layers::RmsNorm<#m, E, D>)
+    } else {
+        quote!(#rt::layers::NoNorm)
     }
 }
 
@@ -55,15 +67,15 @@ fn model_type(arch: &Arch) -> TokenStream {
         .map(|i| {
             let layer = arch.encoder(i);
             let (h, dqk, inner) = (lit(layer.heads), lit(layer.dim_qkv), lit(layer.inner()));
-            let ffn = ffn_type(arch, layer);
-            quote!(#rt::model::EncoderLayer<#m, #h, #dqk, #inner, #ffn, E, D>)
+            let (ffn, norm) = (ffn_type(arch, layer), ffn_norm_type(arch));
+            quote!(#rt::model::EncoderLayer<#m, #h, #dqk, #inner, #ffn, #norm, E, D>)
         })
         .collect();
     let dec: Vec<TokenStream> = (0..arch.decoder_layers)
         .map(|i| {
             let layer = arch.decoder(i);
             let (h, dqk, inner) = (lit(layer.heads), lit(layer.dim_qkv), lit(layer.inner()));
-            let ffn = ffn_type(arch, layer);
+            let (ffn, norm) = (ffn_type(arch, layer), ffn_norm_type(arch));
             let cross = match arch.cross_attention {
                 CrossAttention::ReuseEncoderKv => {
                     quote!(#rt::layers::CrossAttentionReuseKv<#m, #h, #dqk, #inner, E, D>)
@@ -72,7 +84,7 @@ fn model_type(arch: &Arch) -> TokenStream {
                     quote!(#rt::layers::CrossAttentionOwnKv<#m, #h, #dqk, #inner, E, D>)
                 }
             };
-            quote!(#rt::model::DecoderLayer<#m, #h, #dqk, #inner, #cross, #ffn, E, D>)
+            quote!(#rt::model::DecoderLayer<#m, #h, #dqk, #inner, #cross, #ffn, #norm, E, D>)
         })
         .collect();
     let (enc, dec) = (stack(enc), stack(dec));

@@ -104,8 +104,10 @@ pub fn step_products(arch: &Arch, w: Workload) -> Vec<(usize, usize, usize)> {
         for l in layers {
             out.push((r, m, l.inner()));
             out.push((r, l.inner(), m));
-            out.push((r, m, l.dim_ff));
-            out.push((r, l.dim_ff, m));
+            if arch.ffn.present() {
+                out.push((r, m, l.dim_ff));
+                out.push((r, l.dim_ff, m));
+            }
         }
     }
     out.push((rows[1], m, arch.vocab));

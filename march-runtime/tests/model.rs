@@ -35,6 +35,9 @@ struct TinyUniform;
 #[march_model(base = TinyOwnKv, attention_scale = inv_sqrt_dim, budget_exempt = "test")]
 struct TinyScaled;
 
+#[march_model(base = Tiny, ffn = none, budget_exempt = "test")]
+struct TinyNoFfn;
+
 #[march_model(base = Tiny, ffn = glu(silu), dim_ff *= 2/3, self_attn_residual = false)]
 struct TinyGlu;
 
@@ -257,6 +260,7 @@ fn exactly_the_live_parameters_get_gradients() {
     check_liveness::<TinyMixed>();
     check_liveness::<TinyDeepEncoder>();
     check_liveness::<TinyScaled>();
+    check_liveness::<TinyNoFfn>();
     // the original's dead weights: last encoder layer's w_q, w_o, FFN and its
     // norm, and the final encoder norm
     let m = 8u64;
@@ -378,4 +382,45 @@ fn inv_sqrt_dim_scaling_equals_queries_divided_by_sqrt_dim() {
     // and the scale changes the function of the same weights
     let unscaled = logits::<TinyOwnKv>(&scaled, &b);
     assert!(got.iter().zip(&unscaled).any(|(a, b)| (a - b).abs() > 1e-6));
+}
+
+#[test]
+fn no_feed_forward_is_a_feed_forward_that_adds_nothing() {
+    // Tiny with every feed-forward's `down` at zero adds x + 0 after each
+    // feed-forward: the model without feed-forwards (same other weights)
+    let dev = Dev::seed_from_u64(0);
+    let mut zeroed = Tiny::build::<f64, Dev>(&dev, 5);
+    set_params(&mut zeroed, |name, n| {
+        name.ends_with("ffn.down").then(|| vec![0.0; n])
+    });
+    let mut weights = HashMap::new();
+    for_each_param(&zeroed, |name, v| {
+        weights.insert(name.to_string(), v);
+    });
+    let mut none = TinyNoFfn::build::<f64, Dev>(&dev, 6);
+    let mut seen = 0;
+    set_params(&mut none, |name, _| {
+        seen += 1;
+        Some(weights[name].clone())
+    });
+    assert_eq!(
+        seen + 4 * 3,
+        weights.len(),
+        "no feed-forward (up, down) and no norm before it, in 4 layers"
+    );
+    let b = batch(
+        &dev,
+        vec![1, 2, 3, 4, 5, 6, 7, 8],
+        vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0],
+        vec![0, 3, 4, 5, 0, 6, 7, 8],
+        2,
+    );
+    let want = logits::<Tiny>(&zeroed, &b);
+    let got = logits::<TinyNoFfn>(&none, &b);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            (g - w).abs() < 1e-12 * (1.0 + w.abs()),
+            "logit {i}: {g} vs {w}"
+        );
+    }
 }

@@ -43,6 +43,9 @@ pub enum FeedForward {
         combine: Combine,
         branch_dropout: f64,
     },
+    /// No feed-forward sub-layer (nor its norm): attention only (the
+    /// original's NoFF).
+    None,
 }
 
 impl FeedForward {
@@ -51,7 +54,13 @@ impl FeedForward {
         match self {
             FeedForward::Dense { .. } => 2,
             FeedForward::Glu { .. } | FeedForward::MixedAct { .. } => 3,
+            FeedForward::None => 0,
         }
+    }
+
+    /// Whether the layers have a feed-forward sub-layer.
+    pub const fn present(&self) -> bool {
+        !matches!(self, FeedForward::None)
     }
 }
 
@@ -75,6 +84,7 @@ impl fmt::Display for FeedForward {
                     write!(f, "mixed({})", combine.name())
                 }
             }
+            FeedForward::None => write!(f, "none"),
         }
     }
 }
@@ -99,6 +109,10 @@ impl ToRust for FeedForward {
                 combine.to_rust(out);
                 out.push_str(", branch_dropout: ");
                 branch_dropout.to_rust(out);
+            }
+            FeedForward::None => {
+                out.push_str("FeedForward::None");
+                return;
             }
         }
         out.push_str(" }");
@@ -457,7 +471,10 @@ impl fmt::Display for Arch {
             "heads            {} x dim_qkv {}",
             self.heads, self.dim_qkv
         )?;
-        writeln!(f, "ffn              {} dim_ff {}", self.ffn, self.dim_ff)?;
+        match self.ffn {
+            FeedForward::None => writeln!(f, "ffn              none")?,
+            ffn => writeln!(f, "ffn              {ffn} dim_ff {}", self.dim_ff)?,
+        }
         writeln!(
             f,
             "position         learned, combine {}, init {}",

@@ -86,8 +86,10 @@ impl Arch {
             add(p("self_attn.w_k"), m * inner, softmax, Side::Encoder);
             add(p("self_attn.w_v"), m * inner, true, Side::Encoder);
             add(p("self_attn.w_o"), inner * m, !kv_only, Side::Encoder);
-            add(p("ffn_norm"), m, !kv_only, Side::None);
-            add(p("ffn"), ff * m, !kv_only, Side::Encoder);
+            if self.ffn.present() {
+                add(p("ffn_norm"), m, !kv_only, Side::None);
+                add(p("ffn"), ff * m, !kv_only, Side::Encoder);
+            }
         }
         add(
             "encoder_norm".into(),
@@ -112,8 +114,10 @@ impl Arch {
                 add(p("cross_attn.w_v"), m * inner, true, Side::Encoder);
             }
             add(p("cross_attn.w_o"), inner * m, true, Side::Decoder);
-            add(p("ffn_norm"), m, true, Side::None);
-            add(p("ffn"), ff * m, true, Side::Decoder);
+            if self.ffn.present() {
+                add(p("ffn_norm"), m, true, Side::None);
+                add(p("ffn"), ff * m, true, Side::Decoder);
+            }
         }
         add("decoder_norm".into(), m, true, Side::None);
         out

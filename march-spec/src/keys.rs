@@ -111,8 +111,8 @@ pub static KEYS: &[Key] = &[
     key!("dropout", "a probability such as `0.1`", "dropout probability everywhere: input, attention probabilities, sub-layer outputs, feed-forward hidden",
         |e, a| if let Some(p) = e.probability("dropout", &e.value.clone(), At::value()) { a.dropout = p },
         |a| some(format!("{:?}", a.dropout))),
-    key!("ffn", "`dense(relu|gelu|silu)`, `glu(relu|gelu|silu|sigmoid)` or `mixed(mean|sum[, branch_dropout = p])`",
-        "the feed-forward: dense, a gated linear unit, or the original's mixed activation `down(combine(sigmoid(up_slow x), relu(up_fast x)))` with the branch dropout on the sigmoid branch",
+    key!("ffn", "`dense(relu|gelu|silu)`, `glu(relu|gelu|silu|sigmoid)`, `mixed(mean|sum[, branch_dropout = p])` or `none`",
+        "the feed-forward: dense, a gated linear unit, the original's mixed activation `down(combine(sigmoid(up_slow x), relu(up_fast x)))` with the branch dropout on the sigmoid branch, or none (no feed-forward sub-layer, nor its norm)",
         |e, a| if let Some(f) = e.ffn() { a.ffn = f },
         |a| some(a.ffn)),
     key!("position_combine", "`mean` or `sum`", "how the position table joins the embedding: `mean` (`(x + t) / 2`) or `sum` (`x + t`)",
@@ -488,6 +488,9 @@ impl Entry {
     }
 
     fn ffn(&mut self) -> Option<FeedForward> {
+        if self.value == Value::Name("none".into()) {
+            return Some(FeedForward::None);
+        }
         let Value::Call(kind, args) = self.value.clone() else {
             self.wrong();
             return None;
@@ -552,7 +555,7 @@ impl Entry {
             other => {
                 self.problem(
                     At::CallName(Vec::new()),
-                    format!("unknown feed-forward kind `{other}`: write `dense(act)`, `glu(act)` or `mixed(mean|sum)`"),
+                    format!("unknown feed-forward kind `{other}`: write `dense(act)`, `glu(act)`, `mixed(mean|sum)` or `none`"),
                 );
                 None
             }

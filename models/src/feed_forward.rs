@@ -1,6 +1,8 @@
 //! Feed-forward kinds: gated linear units and the mixed activation, at the
 //! baseline's parameters (dim_ff × 2/3 for three matrices instead of two).
 
+use march_runtime::march_model;
+
 use crate::baseline::{Baseline, SmallBaseline};
 
 experiment! {
@@ -47,3 +49,24 @@ experiment! {
     MixedActSOMDropout, SmallMixedActSOMDropout from MixedActSumOverMean, SmallMixedActSumOverMean:
     ffn = mixed(sum, branch_dropout = 0.5),
 }
+
+experiment! {
+    /// No feed-forward sub-layers (nor their norms): attention only, at
+    /// fewer parameters (the original's NoFF, its commit 73bc80d).
+    NoFeedForward, SmallNoFeedForward from Baseline, SmallBaseline:
+    ffn = none,
+    budget_exempt = "attention only: the feed-forward's parameters are removed, not moved (the original's NoFF)",
+}
+
+/// No feed-forward, the parameters moved into a wider residual stream
+/// (dim 784): the baseline's budget (the original's NoFFParamMatch widened
+/// its model the same way).
+#[march_model(base = Baseline, ffn = none, dim_model = 784)]
+pub struct NoFeedForwardParamMatch;
+
+/// No feed-forward, the parameters moved into a wider residual stream (dim
+/// 190): the CPU-scale baseline's budget.
+///
+/// CPU scale.
+#[march_model(base = SmallBaseline, ffn = none, dim_model = 190)]
+pub struct SmallNoFeedForwardParamMatch;

@@ -38,7 +38,30 @@ CONFIGS = [
          dim_ff=6, vocab=13, max_len=10, ffn=("mixed", "sum"),
          combine="mean", residual=dict(self_attn=True, cross_attn=True, ffn=True),
          cross="reuse_encoder_kv", attention="uniform_encoder"),
+    # per-layer head dimensions and feed-forward widths, 1/sqrt(d) scaling
+    dict(name="GoldenPerLayerScaled", dim_model=8, layers=2, heads=[2, 1], dim_qkv=[3, 5],
+         dim_ff=[12, 6], vocab=13, max_len=10, ffn=("dense", "gelu"),
+         combine="mean", residual=dict(self_attn=True, cross_attn=True, ffn=True),
+         cross="own_kv", attention="softmax", scale="inv_sqrt_dim"),
+    # attention only: no feed-forward sub-layers, nor their norms
+    dict(name="GoldenNoFfn", dim_model=8, layers=2, heads=[2, 1], dim_qkv=4,
+         dim_ff=12, vocab=13, max_len=10, ffn=("none", None),
+         combine="mean", residual=dict(self_attn=True, cross_attn=True, ffn=True),
+         cross="reuse_encoder_kv", attention="softmax"),
 ]
+
+
+def per_layer(cfg, key, i):
+    """A per-layer dimension: one number for all layers, or a list."""
+    v = cfg[key]
+    return v[i] if isinstance(v, list) else v
+
+
+def logit_scale(cfg, i):
+    """1 (T5), or 1/sqrt(dim_qkv) with attention_scale = inv_sqrt_dim."""
+    if cfg.get("scale") == "inv_sqrt_dim":
+        return 1.0 / math.sqrt(per_layer(cfg, "dim_qkv", i))
+    return 1.0
 
 
 def rms_norm(x, w):
@@ -75,10 +98,10 @@ def merge(x):
     return x.transpose(0, 2, 1, 3).reshape(b, s, h * d)
 
 
-def attend(q, k, v, h, bias):
-    """softmax(q kᵀ + bias) v, no 1/sqrt(d) scaling (T5). bias: [b, sq, sk]."""
+def attend(q, k, v, h, bias, scale=1.0):
+    """softmax(scale · q kᵀ + bias) v (T5: scale 1). bias: [b, sq, sk]."""
     q, k, v = heads_of(q, h), heads_of(k, h), heads_of(v, h)
-    logits = q @ k.transpose(0, 1, 3, 2) + bias[:, None, :, :]
+    logits = scale * (q @ k.transpose(0, 1, 3, 2)) + bias[:, None, :, :]
     return merge(softmax(logits) @ v)
 
 
@@ -130,13 +153,14 @@ def forward(cfg, w, enc_ids, enc_mask, dec_ids, labels):
         k, v = n @ w[p + "self_attn.w_k"], n @ w[p + "self_attn.w_v"]
         kvs.append((k, v))
         if softmax_attn:
-            a = attend(n @ w[p + "self_attn.w_q"], k, v, h, pad)
+            a = attend(n @ w[p + "self_attn.w_q"], k, v, h, pad, logit_scale(cfg, i))
         else:
             a = uniform(v, h, enc_mask, se)
         x = sub(x, res["self_attn"], a @ w[p + "self_attn.w_o"])
-        f = ffn(cfg, {k2.split(".")[-1]: w[k2] for k2 in w if k2.startswith(p + "ffn.")},
-                rms_norm(x, w[p + "ffn_norm.weight"]))
-        x = sub(x, res["ffn"], f)
+        if cfg["ffn"][0] != "none":
+            f = ffn(cfg, {k2.split(".")[-1]: w[k2] for k2 in w if k2.startswith(p + "ffn.")},
+                    rms_norm(x, w[p + "ffn_norm.weight"]))
+            x = sub(x, res["ffn"], f)
     memory = rms_norm(x, w["encoder_norm.weight"])
 
     y = embed(dec_ids)
@@ -144,7 +168,7 @@ def forward(cfg, w, enc_ids, enc_mask, dec_ids, labels):
         p = f"decoder.{i}."
         n = rms_norm(y, w[p + "self_attn_norm.weight"])
         a = attend(n @ w[p + "self_attn.w_q"], n @ w[p + "self_attn.w_k"],
-                   n @ w[p + "self_attn.w_v"], h, causal)
+                   n @ w[p + "self_attn.w_v"], h, causal, logit_scale(cfg, i))
         y = sub(y, res["self_attn"], a @ w[p + "self_attn.w_o"])
         n = rms_norm(y, w[p + "cross_attn_norm.weight"])
         if cfg["cross"] == "reuse_encoder_kv":
@@ -155,13 +179,14 @@ def forward(cfg, w, enc_ids, enc_mask, dec_ids, labels):
             v = memory @ w[p + "cross_attn.attn.w_v"]
             wq, wo = w[p + "cross_attn.attn.w_q"], w[p + "cross_attn.attn.w_o"]
         if softmax_attn:
-            a = attend(n @ wq, k, v, h, cross_pad)
+            a = attend(n @ wq, k, v, h, cross_pad, logit_scale(cfg, i))
         else:
             a = uniform(v, h, enc_mask, sd)
         y = sub(y, res["cross_attn"], a @ wo)
-        f = ffn(cfg, {k2.split(".")[-1]: w[k2] for k2 in w if k2.startswith(p + "ffn.")},
-                rms_norm(y, w[p + "ffn_norm.weight"]))
-        y = sub(y, res["ffn"], f)
+        if cfg["ffn"][0] != "none":
+            f = ffn(cfg, {k2.split(".")[-1]: w[k2] for k2 in w if k2.startswith(p + "ffn.")},
+                    rms_norm(y, w[p + "ffn_norm.weight"]))
+            y = sub(y, res["ffn"], f)
     y = rms_norm(y, w["decoder_norm.weight"])
     logits = (y * m ** -0.5) @ emb.T
 
@@ -175,27 +200,29 @@ def forward(cfg, w, enc_ids, enc_mask, dec_ids, labels):
 
 
 def shapes(cfg):
-    m, dqk, ff, v, L = cfg["dim_model"], cfg["dim_qkv"], cfg["dim_ff"], cfg["vocab"], cfg["max_len"]
+    m, v, L = cfg["dim_model"], cfg["vocab"], cfg["max_len"]
     kind = cfg["ffn"][0]
     ffn_names = {"dense": ["up", "down"], "glu": ["gate", "up", "down"],
-                 "mixed": ["up_slow", "up_fast", "down"]}[kind]
+                 "mixed": ["up_slow", "up_fast", "down"], "none": []}[kind]
 
-    def ffn_shapes(p):
-        return {p + "ffn." + n: ((ff, m) if n == "down" else (m, ff)) for n in ffn_names}
+    def ffn_shapes(p, i):
+        ff = per_layer(cfg, "dim_ff", i)
+        out = {p + "ffn_norm.weight": (m,)} if ffn_names else {}
+        out.update({p + "ffn." + n: ((ff, m) if n == "down" else (m, ff)) for n in ffn_names})
+        return out
 
     out = {"embedding": (v, m), "position": (L, m)}
     for i, h in enumerate(cfg["heads"]):
-        inner = h * dqk
+        inner = h * per_layer(cfg, "dim_qkv", i)
         p = f"encoder.{i}."
         out[p + "self_attn_norm.weight"] = (m,)
         for n in ["w_q", "w_k", "w_v"]:
             out[p + "self_attn." + n] = (m, inner)
         out[p + "self_attn.w_o"] = (inner, m)
-        out[p + "ffn_norm.weight"] = (m,)
-        out.update(ffn_shapes(p))
+        out.update(ffn_shapes(p, i))
     out["encoder_norm.weight"] = (m,)
     for i, h in enumerate(cfg["heads"]):
-        inner = h * dqk
+        inner = h * per_layer(cfg, "dim_qkv", i)
         p = f"decoder.{i}."
         out[p + "self_attn_norm.weight"] = (m,)
         for n in ["w_q", "w_k", "w_v"]:
@@ -208,8 +235,7 @@ def shapes(cfg):
             out[p + c + "w_k"] = (m, inner)
             out[p + c + "w_v"] = (m, inner)
         out[p + c + "w_o"] = (inner, m)
-        out[p + "ffn_norm.weight"] = (m,)
-        out.update(ffn_shapes(p))
+        out.update(ffn_shapes(p, i))
     out["decoder_norm.weight"] = (m,)
     return out
 

@@ -14,6 +14,9 @@ use crate::arch::{Activation, Combine, FeedForward};
 pub trait FeedForwardSublayer<const M: usize, E: Float, D: Ops<E>>:
     TensorCollection<E, D> + InitParams<E, D>
 {
+    /// Whether the layer has this sub-layer at all ([`NoFfn`]: no).
+    const PRESENT: bool = true;
+
     fn forward<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>, ctx: &Ctx) -> Hidden<M, E, D, T>;
 }
 
@@ -141,5 +144,24 @@ impl<const M: usize, const F: usize, E: Float, D: Ops<E>> FeedForwardSublayer<M,
             Combine::Sum => slow + fast,
         };
         ctx.drop(h).linear(&self.down, ctx.matmul)
+    }
+}
+
+/// No feed-forward (`ffn = none`): no parameters; the layer skips the
+/// sub-layer, its norm ([`NoNorm`](super::NoNorm)) and its residual.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoFfn;
+
+impl dfdx::nn::ZeroSizedModule for NoFfn {}
+
+impl<E: Float, D: Ops<E>> InitParams<E, D> for NoFfn {
+    fn init_params(&mut self, _: &mut super::ParamInit) {}
+}
+
+impl<const M: usize, E: Float, D: Ops<E>> FeedForwardSublayer<M, E, D> for NoFfn {
+    const PRESENT: bool = false;
+
+    fn forward<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>, _: &Ctx) -> Hidden<M, E, D, T> {
+        x
     }
 }

@@ -20,11 +20,11 @@ pub use attention::{
 };
 pub(crate) use boilerplate::module;
 pub use ctx::Ctx;
-pub use feed_forward::{DenseFfn, FeedForwardSublayer, GluFfn, MixedActFfn};
+pub use feed_forward::{DenseFfn, FeedForwardSublayer, GluFfn, MixedActFfn, NoFfn};
 pub use init::{InitParams, ParamInit};
 pub use loss::{masked_cross_entropy, masked_cross_entropy_composed, tied_logits, IGNORE_INDEX};
 pub use position::{embed, embed_with_positions};
-pub use rms_norm::{RmsNorm, RMS_NORM_EPS};
+pub use rms_norm::{NoNorm, Norm, RmsNorm, RMS_NORM_EPS};
 
 pub use crate::kernels::{mix64, DropMask};
 pub use crate::tensor::{AnyTape, Float, Hidden};

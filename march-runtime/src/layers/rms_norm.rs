@@ -7,7 +7,7 @@ use super::module;
 
 use crate::ops::Ops;
 
-use super::{AnyTape, Float, Hidden};
+use super::{AnyTape, Float, Hidden, InitParams};
 
 /// The epsilon added to the mean square, as T5.
 pub const RMS_NORM_EPS: f64 = 1e-6;
@@ -35,5 +35,35 @@ impl<const M: usize, E: Float, D: Ops<E>> RmsNorm<M, E, D> {
     /// [`Self::forward`] as a composition of dfdx ops.
     pub fn forward_composed<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>) -> Hidden<M, E, D, T> {
         crate::ops::composed::rms_norm(x, &self.weight, RMS_NORM_EPS)
+    }
+}
+
+/// The norm before a sub-layer: [`RmsNorm`], or [`NoNorm`] where the
+/// variant has no such sub-layer (`ffn = none`).
+pub trait Norm<const M: usize, E: Float, D: Ops<E>>:
+    TensorCollection<E, D> + InitParams<E, D>
+{
+    fn norm<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>) -> Hidden<M, E, D, T>;
+}
+
+impl<const M: usize, E: Float, D: Ops<E>> Norm<M, E, D> for RmsNorm<M, E, D> {
+    fn norm<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>) -> Hidden<M, E, D, T> {
+        self.forward(x)
+    }
+}
+
+/// The norm of an absent sub-layer: no parameters, never applied.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoNorm;
+
+impl dfdx::nn::ZeroSizedModule for NoNorm {}
+
+impl<E: Float, D: Ops<E>> InitParams<E, D> for NoNorm {
+    fn init_params(&mut self, _: &mut super::ParamInit) {}
+}
+
+impl<const M: usize, E: Float, D: Ops<E>> Norm<M, E, D> for NoNorm {
+    fn norm<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>) -> Hidden<M, E, D, T> {
+        x
     }
 }

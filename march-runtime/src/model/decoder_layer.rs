@@ -1,6 +1,6 @@
 use dfdx::prelude::*;
 
-use crate::layers::module;
+use crate::layers::{module, Norm};
 
 use crate::ops::Ops;
 
@@ -11,7 +11,8 @@ use crate::layers::{
 };
 
 /// One pre-norm decoder layer: causal self-attention (`H` heads of `DQK`,
-/// `I = H·DQK`), cross-attention `X`, then the feed-forward `F`.
+/// `I = H·DQK`), cross-attention `X`, then the feed-forward `F` after its
+/// norm `Nf`.
 #[derive(Debug, Clone)]
 pub struct DecoderLayer<
     const M: usize,
@@ -20,6 +21,7 @@ pub struct DecoderLayer<
     const I: usize,
     X,
     F,
+    Nf,
     E: Dtype,
     D: Storage<E>,
 > {
@@ -27,18 +29,19 @@ pub struct DecoderLayer<
     pub self_attn: SelfAttention<M, H, DQK, I, E, D>,
     pub cross_attn_norm: RmsNorm<M, E, D>,
     pub cross_attn: X,
-    pub ffn_norm: RmsNorm<M, E, D>,
+    pub ffn_norm: Nf,
     pub ffn: F,
 }
 
 module! {
-    init impl[const M: usize, const H: usize, const DQK: usize, const I: usize, X, F]
-    DecoderLayer<M, H, DQK, I, X, F>
+    init impl[const M: usize, const H: usize, const DQK: usize, const I: usize, X, F, Nf]
+    DecoderLayer<M, H, DQK, I, X, F, Nf>
     where [
         X: TensorCollection<E, D> + InitParams<E, D>,
         F: TensorCollection<E, D> + InitParams<E, D>,
+        Nf: TensorCollection<E, D> + InitParams<E, D>,
     ]
-    to <M, H, DQK, I, X::To<E2, D2>, F::To<E2, D2>>
+    to <M, H, DQK, I, X::To<E2, D2>, F::To<E2, D2>, Nf::To<E2, D2>>
     {
         self_attn_norm: module,
         self_attn: module,
@@ -56,12 +59,14 @@ impl<
         const I: usize,
         X,
         F,
+        Nf,
         E: Float,
         D: Ops<E>,
-    > DecoderLayer<M, H, DQK, I, X, F, E, D>
+    > DecoderLayer<M, H, DQK, I, X, F, Nf, E, D>
 where
     X: CrossAttentionSublayer<M, E, D>,
     F: FeedForwardSublayer<M, E, D>,
+    Nf: Norm<M, E, D>,
 {
     /// `kv`: the paired encoder layer's keys and values; `memory`: the final
     /// encoder output (tape-free; its history is on `x`'s tape).
@@ -82,8 +87,11 @@ where
             let h = self.cross_attn_norm.forward(x);
             (self.cross_attn.forward(h, kv, memory, masks.cross, ctx), ())
         });
+        if !F::PRESENT {
+            return x;
+        }
         let (x, ()) = sublayer(x, residual.ffn, ctx, |x| {
-            (self.ffn.forward(self.ffn_norm.forward(x), ctx), ())
+            (self.ffn.forward(self.ffn_norm.norm(x), ctx), ())
         });
         x
     }

@@ -6,12 +6,13 @@ use crate::ops::Ops;
 
 use super::{sublayer, Masks};
 use crate::layers::{
-    AnyTape, Ctx, FeedForwardSublayer, Float, Hidden, InitParams, KeyValue, Mixing, RmsNorm,
+    AnyTape, Ctx, FeedForwardSublayer, Float, Hidden, InitParams, KeyValue, Mixing, Norm, RmsNorm,
     SelfAttention,
 };
 
 /// One pre-norm encoder layer: self-attention (`H` heads of `DQK`, `I = H·DQK`)
-/// then the feed-forward `F`.
+/// then the feed-forward `F` after its norm `Nf` ([`NoFfn`](crate::layers::NoFfn)
+/// and [`NoNorm`](crate::layers::NoNorm) where the variant has none).
 #[derive(Debug, Clone)]
 pub struct EncoderLayer<
     const M: usize,
@@ -19,20 +20,24 @@ pub struct EncoderLayer<
     const DQK: usize,
     const I: usize,
     F,
+    Nf,
     E: Dtype,
     D: Storage<E>,
 > {
     pub self_attn_norm: RmsNorm<M, E, D>,
     pub self_attn: SelfAttention<M, H, DQK, I, E, D>,
-    pub ffn_norm: RmsNorm<M, E, D>,
+    pub ffn_norm: Nf,
     pub ffn: F,
 }
 
 module! {
-    init impl[const M: usize, const H: usize, const DQK: usize, const I: usize, F]
-    EncoderLayer<M, H, DQK, I, F>
-    where [F: TensorCollection<E, D> + InitParams<E, D>]
-    to <M, H, DQK, I, F::To<E2, D2>>
+    init impl[const M: usize, const H: usize, const DQK: usize, const I: usize, F, Nf]
+    EncoderLayer<M, H, DQK, I, F, Nf>
+    where [
+        F: TensorCollection<E, D> + InitParams<E, D>,
+        Nf: TensorCollection<E, D> + InitParams<E, D>,
+    ]
+    to <M, H, DQK, I, F::To<E2, D2>, Nf::To<E2, D2>>
     {
         self_attn_norm: module,
         self_attn: module,
@@ -41,10 +46,19 @@ module! {
     }
 }
 
-impl<const M: usize, const H: usize, const DQK: usize, const I: usize, F, E: Float, D: Ops<E>>
-    EncoderLayer<M, H, DQK, I, F, E, D>
+impl<
+        const M: usize,
+        const H: usize,
+        const DQK: usize,
+        const I: usize,
+        F,
+        Nf,
+        E: Float,
+        D: Ops<E>,
+    > EncoderLayer<M, H, DQK, I, F, Nf, E, D>
 where
     F: FeedForwardSublayer<M, E, D>,
+    Nf: Norm<M, E, D>,
 {
     /// Runs the layer and returns its output and its self-attention's keys and
     /// values. When `last` is set and decoder layers reuse encoder keys and
@@ -71,8 +85,11 @@ where
             self.self_attn
                 .forward(self.self_attn_norm.forward(x), masks.encoder_self, ctx)
         });
+        if !F::PRESENT {
+            return (x, kv);
+        }
         let (x, ()) = sublayer(x, arch.residual.ffn, ctx, |x| {
-            (self.ffn.forward(self.ffn_norm.forward(x), ctx), ())
+            (self.ffn.forward(self.ffn_norm.norm(x), ctx), ())
         });
         (x, kv)
     }

@@ -9,7 +9,7 @@ use crate::ops::Ops;
 use super::{DecoderLayer, EncoderLayer, Masks};
 use crate::layers::{
     AnyTape, CrossAttentionSublayer, Ctx, FeedForwardSublayer, Float, Hidden, InitParams, KeyValue,
-    ParamInit,
+    Norm, ParamInit,
 };
 
 /// Encoder layers run in order.
@@ -47,10 +47,19 @@ pub trait DecoderStack<const M: usize, E: Float, D: Ops<E>>:
     ) -> Hidden<M, E, D, T>;
 }
 
-impl<const M: usize, const H: usize, const DQK: usize, const I: usize, F, E: Float, D: Ops<E>>
-    EncoderStack<M, E, D> for EncoderLayer<M, H, DQK, I, F, E, D>
+impl<
+        const M: usize,
+        const H: usize,
+        const DQK: usize,
+        const I: usize,
+        F,
+        Nf,
+        E: Float,
+        D: Ops<E>,
+    > EncoderStack<M, E, D> for EncoderLayer<M, H, DQK, I, F, Nf, E, D>
 where
     F: FeedForwardSublayer<M, E, D>,
+    Nf: Norm<M, E, D>,
 {
     const LAYERS: usize = 1;
 
@@ -75,12 +84,14 @@ impl<
         const I: usize,
         X,
         F,
+        Nf,
         E: Float,
         D: Ops<E>,
-    > DecoderStack<M, E, D> for DecoderLayer<M, H, DQK, I, X, F, E, D>
+    > DecoderStack<M, E, D> for DecoderLayer<M, H, DQK, I, X, F, Nf, E, D>
 where
     X: CrossAttentionSublayer<M, E, D>,
     F: FeedForwardSublayer<M, E, D>,
+    Nf: Norm<M, E, D>,
 {
     const LAYERS: usize = 1;
 
