@@ -40,6 +40,12 @@ struct GoldenPerLayerScaled;
 #[march_model(base = GoldenOriginal, ffn = none, budget_exempt = "golden fixture")]
 struct GoldenNoFfn;
 
+#[march_model(
+    base = GoldenT5Glu, self_attn_residual = true, tie_embeddings = false,
+    budget_exempt = "golden fixture",
+)]
+struct GoldenUntied;
+
 fn fixture(name: &str) -> Value {
     let text = include_str!("golden/fixtures.json");
     let all: Vec<Value> = serde_json::from_str(text).expect("fixtures.json is valid JSON");
@@ -183,4 +189,9 @@ fn per_layer_dimensions_and_inv_sqrt_dim_scaling_match_reference() {
 #[test]
 fn no_feed_forward_matches_reference() {
     check::<GoldenNoFfn>();
+}
+
+#[test]
+fn untied_output_head_matches_reference() {
+    check::<GoldenUntied>();
 }

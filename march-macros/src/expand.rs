@@ -88,7 +88,12 @@ fn model_type(arch: &Arch) -> TokenStream {
         })
         .collect();
     let (enc, dec) = (stack(enc), stack(dec));
-    quote!(#rt::model::EncoderDecoder<#v, #m, #l, #enc, #dec, E, D>)
+    let head = if arch.tie_embeddings {
+        quote!(#rt::layers::TiedHead)
+    } else {
+        quote!(#rt::layers::LmHead<#v, #m, E, D>)
+    };
+    quote!(#rt::model::EncoderDecoder<#v, #m, #l, #enc, #dec, #head, E, D>)
 }
 
 /// The complete expansion of a resolved, valid variant.

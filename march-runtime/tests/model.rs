@@ -38,6 +38,9 @@ struct TinyScaled;
 #[march_model(base = Tiny, ffn = none, budget_exempt = "test")]
 struct TinyNoFfn;
 
+#[march_model(base = TinyOwnKv, tie_embeddings = false, budget_exempt = "test")]
+struct TinyUntied;
+
 #[march_model(base = Tiny, ffn = glu(silu), dim_ff *= 2/3, self_attn_residual = false)]
 struct TinyGlu;
 
@@ -261,6 +264,8 @@ fn exactly_the_live_parameters_get_gradients() {
     check_liveness::<TinyDeepEncoder>();
     check_liveness::<TinyScaled>();
     check_liveness::<TinyNoFfn>();
+    check_liveness::<TinyUntied>();
+    assert_eq!(TinyUntied::PARAMS.total, TinyOwnKv::PARAMS.total + 11 * 8);
     // the original's dead weights: last encoder layer's w_q, w_o, FFN and its
     // norm, and the final encoder norm
     let m = 8u64;
@@ -417,6 +422,50 @@ fn no_feed_forward_is_a_feed_forward_that_adds_nothing() {
     );
     let want = logits::<Tiny>(&zeroed, &b);
     let got = logits::<TinyNoFfn>(&none, &b);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            (g - w).abs() < 1e-12 * (1.0 + w.abs()),
+            "logit {i}: {g} vs {w}"
+        );
+    }
+}
+
+#[test]
+fn an_untied_head_equal_to_the_scaled_embedding_is_the_tied_head() {
+    let dev = Dev::seed_from_u64(0);
+    let tied = TinyOwnKv::build::<f64, Dev>(&dev, 7);
+    let mut weights = HashMap::new();
+    for_each_param(&tied, |name, v| {
+        weights.insert(name.to_string(), v);
+    });
+    // T5 v1.1's head is initialised N(0, 1), like the embedding
+    let untied = TinyUntied::build::<f64, Dev>(&dev, 7);
+    let mut head = Vec::new();
+    for_each_param(&untied, |name, v| {
+        if name == "lm_head.weight" {
+            head = v;
+        }
+    });
+    let std = (head.iter().map(|x| x * x).sum::<f64>() / head.len() as f64).sqrt();
+    assert!((0.7..1.3).contains(&std), "lm_head std {std}");
+    let mut untied = untied;
+    let scale = 8f64.powf(-0.5);
+    set_params(&mut untied, |name, _| {
+        Some(if name == "lm_head.weight" {
+            weights["embedding"].iter().map(|x| x * scale).collect()
+        } else {
+            weights[name].clone()
+        })
+    });
+    let b = batch(
+        &dev,
+        vec![1, 2, 3, 4, 5, 6, 7, 8],
+        vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+        vec![0, 3, 4, 5, 0, 6, 7, 8],
+        2,
+    );
+    let want = logits::<TinyOwnKv>(&tied, &b);
+    let got = logits::<TinyUntied>(&untied, &b);
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         assert!(
             (g - w).abs() < 1e-12 * (1.0 + w.abs()),

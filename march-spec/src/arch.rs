@@ -330,6 +330,9 @@ record! {
         pub cross_attention: CrossAttention,
         pub attention: AttentionKind,
         pub attention_scale: AttentionScale,
+        /// Whether the output head is the input embedding (scaled by
+        /// `dim_model^-0.5`, T5) or a matrix of its own (T5 v1.1).
+        pub tie_embeddings: bool,
         pub params: ParamCount,
         pub budget: Budget,
     }
@@ -367,6 +370,7 @@ impl Arch {
         cross_attention: CrossAttention::ReuseEncoderKv,
         attention: AttentionKind::Softmax,
         attention_scale: AttentionScale::None,
+        tie_embeddings: true,
         params: ParamCount { total: 0, live: 0 },
         budget: Budget {
             params: None,
@@ -492,6 +496,15 @@ impl fmt::Display for Arch {
             self.attention.name(),
             self.attention_scale.name(),
             self.cross_attention.name()
+        )?;
+        writeln!(
+            f,
+            "output head      {}",
+            if self.tie_embeddings {
+                "tied to the embedding"
+            } else {
+                "its own (untied)"
+            }
         )?;
         writeln!(f, "dropout          {}", self.dropout)?;
         writeln!(f, "vocab / max_len  {} / {}", self.vocab, self.max_len)?;

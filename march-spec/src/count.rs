@@ -120,6 +120,15 @@ impl Arch {
             }
         }
         add("decoder_norm".into(), m, true, Side::None);
+        if !self.tie_embeddings {
+            // its product is the output head's, counted with the tied one's
+            add(
+                "lm_head.weight".into(),
+                self.vocab as u64 * m,
+                true,
+                Side::None,
+            );
+        }
         out
     }
 
@@ -164,7 +173,7 @@ impl Arch {
             flops += 6 * 2 * sd * sd * inner;
             flops += 6 * products * sd * se * inner;
         }
-        // tied output head
+        // the output head (tied or not)
         flops + 6 * sd * self.dim_model as u64 * self.vocab as u64
     }
 

@@ -48,6 +48,11 @@ CONFIGS = [
          dim_ff=12, vocab=13, max_len=10, ffn=("none", None),
          combine="mean", residual=dict(self_attn=True, cross_attn=True, ffn=True),
          cross="reuse_encoder_kv", attention="softmax"),
+    # an output head of its own (T5 v1.1): logits y Wᵀ, no dim^-0.5
+    dict(name="GoldenUntied", dim_model=8, layers=2, heads=[2, 2], dim_qkv=3,
+         dim_ff=6, vocab=13, max_len=10, ffn=("glu", "gelu"),
+         combine="sum", residual=dict(self_attn=True, cross_attn=True, ffn=True),
+         cross="own_kv", attention="softmax", tie=False),
 ]
 
 
@@ -188,7 +193,10 @@ def forward(cfg, w, enc_ids, enc_mask, dec_ids, labels):
                     rms_norm(y, w[p + "ffn_norm.weight"]))
             y = sub(y, res["ffn"], f)
     y = rms_norm(y, w["decoder_norm.weight"])
-    logits = (y * m ** -0.5) @ emb.T
+    if cfg.get("tie", True):
+        logits = (y * m ** -0.5) @ emb.T
+    else:
+        logits = y @ w["lm_head.weight"].T
 
     flat = logits.reshape(-1, logits.shape[-1])
     lab = labels.reshape(-1)
@@ -237,6 +245,8 @@ def shapes(cfg):
         out[p + c + "w_o"] = (inner, m)
         out.update(ffn_shapes(p, i))
     out["decoder_norm.weight"] = (m,)
+    if not cfg.get("tie", True):
+        out["lm_head.weight"] = (v, m)
     return out
 
 

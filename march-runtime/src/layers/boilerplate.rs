@@ -60,9 +60,10 @@ macro_rules! module {
             fn iter_tensors<Visitor: ::dfdx::nn::tensor_collection::ModuleVisitor<Self, E, D>>(
                 visitor: &mut Visitor,
             ) -> Result<Option<Self::To<Visitor::E2, Visitor::D2>>, Visitor::Err> {
+                // nested pairs: dfdx's field tuples stop at six
                 visitor.visit_fields(
-                    ($(module!(@visit $field: $kind),)+),
-                    |($($field,)+)| $name { $($field),+ },
+                    module!(@fields $($field: $kind),+),
+                    |module!(@pattern $($field),+)| $name { $($field),+ },
                 )
             }
         }
@@ -88,6 +89,18 @@ macro_rules! module {
                 $(module!(@init self, init, $field: $kind $(($std))?);)+
             }
         }
+    };
+    (@fields $field:ident: $kind:ident) => {
+        module!(@visit $field: $kind)
+    };
+    (@fields $field:ident: $kind:ident, $($rest:ident: $rkind:ident),+) => {
+        (module!(@visit $field: $kind), module!(@fields $($rest: $rkind),+))
+    };
+    (@pattern $field:ident) => {
+        $field
+    };
+    (@pattern $field:ident, $($rest:ident),+) => {
+        ($field, module!(@pattern $($rest),+))
     };
     (@visit $field:ident: module) => {
         Self::module(stringify!($field), |s| &s.$field, |s| &mut s.$field)

@@ -8,6 +8,7 @@ mod attention;
 mod boilerplate;
 mod ctx;
 mod feed_forward;
+mod head;
 mod init;
 mod loss;
 mod position;
@@ -21,6 +22,7 @@ pub use attention::{
 pub(crate) use boilerplate::module;
 pub use ctx::Ctx;
 pub use feed_forward::{DenseFfn, FeedForwardSublayer, GluFfn, MixedActFfn, NoFfn};
+pub use head::{LmHead, OutputHead, TiedHead};
 pub use init::{InitParams, ParamInit};
 pub use loss::{masked_cross_entropy, masked_cross_entropy_composed, tied_logits, IGNORE_INDEX};
 pub use position::{embed, embed_with_positions};

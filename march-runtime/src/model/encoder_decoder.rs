@@ -7,8 +7,8 @@ use crate::ops::Ops;
 use super::{DecoderStack, EncoderStack, Masks};
 use crate::arch::{AttentionKind, PositionInit};
 use crate::layers::{
-    causal_bias, embed_with_positions, masked_cross_entropy, padding_bias, tied_logits,
-    uniform_probs, AnyTape, Ctx, Float, InitParams, Mixing, ParamInit, RmsNorm,
+    causal_bias, embed_with_positions, masked_cross_entropy, padding_bias, uniform_probs, AnyTape,
+    Ctx, Float, InitParams, Mixing, OutputHead, ParamInit, RmsNorm,
 };
 
 /// One batch of span-corrupted examples.
@@ -52,8 +52,9 @@ pub trait Seq2Seq<E: Float, D: Ops<E>>: TensorCollection<E, D> + Sized {
     ) -> Tensor<Rank0, E, D, T>;
 }
 
-/// T5-style encoder-decoder with a tied embedding `[V, M]` and a learned
-/// position table `[L, M]` shared by both stacks.
+/// T5-style encoder-decoder with an embedding `[V, M]`, a learned position
+/// table `[L, M]` shared by both stacks, and the output head `Hd` (tied to
+/// the embedding, or its own).
 #[derive(Debug, Clone)]
 pub struct EncoderDecoder<
     const V: usize,
@@ -61,6 +62,7 @@ pub struct EncoderDecoder<
     const L: usize,
     Enc,
     Dec,
+    Hd,
     E: Dtype,
     D: Storage<E>,
 > {
@@ -70,14 +72,19 @@ pub struct EncoderDecoder<
     pub encoder_norm: RmsNorm<M, E, D>,
     pub decoder: Dec,
     pub decoder_norm: RmsNorm<M, E, D>,
+    pub lm_head: Hd,
 }
 
 // the embedding and the position table are initialised by `Seq2Seq::init`
 module! {
-    impl[const V: usize, const M: usize, const L: usize, Enc, Dec]
-    EncoderDecoder<V, M, L, Enc, Dec>
-    where [Enc: TensorCollection<E, D>, Dec: TensorCollection<E, D>]
-    to <V, M, L, Enc::To<E2, D2>, Dec::To<E2, D2>>
+    impl[const V: usize, const M: usize, const L: usize, Enc, Dec, Hd]
+    EncoderDecoder<V, M, L, Enc, Dec, Hd>
+    where [
+        Enc: TensorCollection<E, D>,
+        Dec: TensorCollection<E, D>,
+        Hd: TensorCollection<E, D>,
+    ]
+    to <V, M, L, Enc::To<E2, D2>, Dec::To<E2, D2>, Hd::To<E2, D2>>
     {
         embedding: tensor,
         position: tensor,
@@ -85,14 +92,16 @@ module! {
         encoder_norm: module,
         decoder: module,
         decoder_norm: module,
+        lm_head: module,
     }
 }
 
-impl<const V: usize, const M: usize, const L: usize, Enc, Dec, E: Float, D: Ops<E>> Seq2Seq<E, D>
-    for EncoderDecoder<V, M, L, Enc, Dec, E, D>
+impl<const V: usize, const M: usize, const L: usize, Enc, Dec, Hd, E: Float, D: Ops<E>>
+    Seq2Seq<E, D> for EncoderDecoder<V, M, L, Enc, Dec, Hd, E, D>
 where
     Enc: EncoderStack<M, E, D>,
     Dec: DecoderStack<M, E, D>,
+    Hd: OutputHead<V, M, E, D>,
 {
     type Vocab = Const<V>;
 
@@ -108,6 +117,8 @@ where
         self.encoder_norm.init_params(&mut init);
         self.decoder.init_params(&mut init);
         self.decoder_norm.init_params(&mut init);
+        // last: a tied model's draws are those of a model without the option
+        self.lm_head.init_params(&mut init);
     }
 
     fn forward<T: AnyTape<E, D>>(
@@ -181,7 +192,8 @@ where
         let y = self
             .decoder
             .forward(y, &masks, ctx, &mut kvs.iter(), memory.as_ref());
-        tied_logits(self.decoder_norm.forward(y), &self.embedding, ctx.matmul)
+        self.lm_head
+            .logits(self.decoder_norm.forward(y), &self.embedding, ctx)
     }
 
     fn loss<T: AnyTape<E, D>>(
