@@ -46,6 +46,11 @@ struct GoldenNoFfn;
 )]
 struct GoldenUntied;
 
+#[march_model(
+    base = GoldenOriginal, cross_attention = project_encoder_kv, budget_exempt = "golden fixture",
+)]
+struct GoldenProjectKv;
+
 fn fixture(name: &str) -> Value {
     let text = include_str!("golden/fixtures.json");
     let all: Vec<Value> = serde_json::from_str(text).expect("fixtures.json is valid JSON");
@@ -194,4 +199,9 @@ fn no_feed_forward_matches_reference() {
 #[test]
 fn untied_output_head_matches_reference() {
     check::<GoldenUntied>();
+}
+
+#[test]
+fn projected_encoder_keys_and_values_match_reference() {
+    check::<GoldenProjectKv>();
 }

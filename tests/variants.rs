@@ -128,9 +128,11 @@ fn budgets_hold_unless_declared_exempt() {
     assert_eq!(
         exempt,
         [
+            "CrossAttentionKvWeights",
             "MoreHeadsLessLayers",
             "MoreHeadsLessQKVDimLessLayers",
             "NoFeedForward",
+            "SmallCrossAttentionKvWeights",
             "SmallMoreHeadsLessLayers",
             "SmallMoreHeadsLessQKVDimLessLayers",
             "SmallNoFeedForward",
@@ -187,6 +189,11 @@ fn declarations_resolve_as_the_table_says() {
     );
     assert!(n.flops_per_token() < b.flops_per_token());
     assert!(arch("NoFeedForwardParamMatch").budget_deviation_pct().abs() <= 1.0);
+    // three decoder layers' w_k, w_v [512, 512] more than the baseline
+    assert_eq!(
+        arch("CrossAttentionKvWeights").params.total,
+        b.params.total + 3 * 2 * 512 * 512
+    );
     let t = arch("TaperedFeedForward");
     assert_eq!(t.params.total, 36_340_224);
     assert_eq!(

@@ -83,6 +83,9 @@ fn model_type(arch: &Arch) -> TokenStream {
                 CrossAttention::OwnKv => {
                     quote!(#rt::layers::CrossAttentionOwnKv<#m, #h, #dqk, #inner, E, D>)
                 }
+                CrossAttention::ProjectEncoderKv => {
+                    quote!(#rt::layers::CrossAttentionProjectKv<#m, #h, #dqk, #inner, E, D>)
+                }
             };
             quote!(#rt::model::DecoderLayer<#m, #h, #dqk, #inner, #cross, #ffn, #norm, E, D>)
         })

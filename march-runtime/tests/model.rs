@@ -41,6 +41,12 @@ struct TinyNoFfn;
 #[march_model(base = TinyOwnKv, tie_embeddings = false, budget_exempt = "test")]
 struct TinyUntied;
 
+#[march_model(base = Tiny, cross_attention = project_encoder_kv, heads = [2, 1], budget_exempt = "test")]
+struct TinyProjectKv;
+
+#[march_model(base = TinyProjectKv, attention = uniform_encoder, budget_exempt = "test")]
+struct TinyProjectKvUniform;
+
 #[march_model(base = Tiny, ffn = glu(silu), dim_ff *= 2/3, self_attn_residual = false)]
 struct TinyGlu;
 
@@ -111,6 +117,7 @@ fn decoder_is_causal() {
     check_causality::<TinyGlu>();
     check_causality::<TinyMixed>();
     check_causality::<TinyDeepEncoder>();
+    check_causality::<TinyProjectKv>();
 }
 
 fn check_padding<V: Variant>() {
@@ -155,6 +162,7 @@ fn padded_encoder_tokens_change_nothing() {
     check_padding::<TinyGlu>();
     check_padding::<TinyMixed>();
     check_padding::<TinyDeepEncoder>();
+    check_padding::<TinyProjectKv>();
 }
 
 fn loss_of<V: Variant>(model: &V::Model<f64, Dev>, dev: &Dev) -> f64 {
@@ -220,6 +228,7 @@ fn gradients_match_finite_differences() {
     check_gradients::<TinyGlu>();
     check_gradients::<TinyMixed>();
     check_gradients::<TinyDeepEncoder>();
+    check_gradients::<TinyProjectKv>();
 }
 
 fn check_liveness<V: Variant>() {
@@ -262,9 +271,11 @@ fn exactly_the_live_parameters_get_gradients() {
     check_liveness::<TinyGlu>();
     check_liveness::<TinyMixed>();
     check_liveness::<TinyDeepEncoder>();
+    check_liveness::<TinyProjectKv>();
     check_liveness::<TinyScaled>();
     check_liveness::<TinyNoFfn>();
     check_liveness::<TinyUntied>();
+    check_liveness::<TinyProjectKvUniform>();
     assert_eq!(TinyUntied::PARAMS.total, TinyOwnKv::PARAMS.total + 11 * 8);
     // the original's dead weights: last encoder layer's w_q, w_o, FFN and its
     // norm, and the final encoder norm
@@ -472,4 +483,50 @@ fn an_untied_head_equal_to_the_scaled_embedding_is_the_tied_head() {
             "logit {i}: {g} vs {w}"
         );
     }
+}
+
+#[test]
+fn projecting_encoder_keys_and_values_by_the_identity_is_reusing_them() {
+    #[march_model(base = Tiny, cross_attention = project_encoder_kv, budget_exempt = "test")]
+    struct TinyProjectSameHeads;
+    let dev = Dev::seed_from_u64(0);
+    let reuse = Tiny::build::<f64, Dev>(&dev, 8);
+    let mut weights = HashMap::new();
+    for_each_param(&reuse, |name, v| {
+        weights.insert(name.to_string(), v);
+    });
+    let mut project = TinyProjectSameHeads::build::<f64, Dev>(&dev, 9);
+    // inner width 2 heads × 4 = 8
+    let identity: Vec<f64> = (0..64)
+        .map(|i| if i % 9 == 0 { 1.0 } else { 0.0 })
+        .collect();
+    set_params(&mut project, |name, _| {
+        Some(
+            if name.ends_with("cross_attn.w_k") || name.ends_with("cross_attn.w_v") {
+                identity.clone()
+            } else {
+                weights[name].clone()
+            },
+        )
+    });
+    let b = batch(
+        &dev,
+        vec![1, 2, 3, 4, 5, 6, 7, 8],
+        vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+        vec![0, 3, 4, 5, 0, 6, 7, 8],
+        2,
+    );
+    let want = logits::<Tiny>(&reuse, &b);
+    let got = logits::<TinyProjectSameHeads>(&project, &b);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            (g - w).abs() < 1e-12 * (1.0 + w.abs()),
+            "logit {i}: {g} vs {w}"
+        );
+    }
+    // the projection's count: 2 × [8, 8] per decoder layer
+    assert_eq!(
+        TinyProjectSameHeads::PARAMS.total,
+        Tiny::PARAMS.total + 2 * 2 * 64
+    );
 }

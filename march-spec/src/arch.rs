@@ -147,6 +147,10 @@ names! {
         /// Cross-attention projects the final encoder output with its own
         /// `w_k`, `w_v` (T5).
         OwnKv = "own_kv",
+        /// Decoder layer i applies its own `w_k`, `w_v` (`[heads·dim_qkv,
+        /// heads·dim_qkv]`) to encoder layer i's keys and values (the
+        /// original's cross-attention before its NoKeyValueWeights experiment).
+        ProjectEncoderKv = "project_encoder_kv",
     }
 }
 
@@ -171,6 +175,14 @@ names! {
         /// `q kᵀ / √dim_qkv` (Vaswani et al.; the original's FastTransformer
         /// and BaselineV2).
         InvSqrtDim = "inv_sqrt_dim",
+    }
+}
+
+impl CrossAttention {
+    /// Whether decoder layer i reads encoder layer i's keys and values
+    /// (rather than the final encoder output).
+    pub const fn pairs_layers(self) -> bool {
+        !matches!(self, CrossAttention::OwnKv)
     }
 }
 

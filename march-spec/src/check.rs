@@ -1,7 +1,7 @@
 //! Checks of a complete declaration, independent of how it was written, and
 //! the budget check.
 
-use crate::arch::{thousands, Arch, BudgetOn, CrossAttention, PerLayer};
+use crate::arch::{thousands, Arch, BudgetOn, PerLayer};
 
 /// A problem with the declaration as a whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,9 +45,10 @@ pub fn check(arch: &Arch, derived: bool) -> Vec<Inconsistency> {
             ));
         }
     }
-    if arch.cross_attention == CrossAttention::ReuseEncoderKv && enc != dec {
+    if arch.cross_attention.pairs_layers() && enc != dec {
         add(LAYER_KEYS, format!(
-            "`cross_attention = reuse_encoder_kv` pairs decoder layer i with encoder layer i, but there are {enc} encoder and {dec} decoder layers: make them equal or write `cross_attention = own_kv`"
+            "`cross_attention = {}` pairs decoder layer i with encoder layer i, but there are {enc} encoder and {dec} decoder layers: make them equal or write `cross_attention = own_kv`",
+            arch.cross_attention.name()
         ));
     }
     if arch.vocab < 2 {

@@ -38,11 +38,11 @@ pub const REF_DECODER_LEN: usize = 52;
 
 impl Arch {
     /// Encoder layer `i` only computes its keys and values: with
-    /// `reuse_encoder_kv`, decoder layer i reads encoder layer i's keys and
-    /// values, so nothing reads the last encoder layer's output.
+    /// `reuse_encoder_kv` or `project_encoder_kv`, decoder layer i reads
+    /// encoder layer i's keys and values, so nothing reads the last encoder
+    /// layer's output.
     pub const fn encoder_kv_only(&self, i: usize) -> bool {
-        matches!(self.cross_attention, CrossAttention::ReuseEncoderKv)
-            && i + 1 == self.encoder_layers
+        self.cross_attention.pairs_layers() && i + 1 == self.encoder_layers
     }
 
     /// Whether encoder self-attention and cross-attention use queries and
@@ -53,7 +53,7 @@ impl Arch {
 
     /// Whether anything reads the final encoder output (and its norm).
     pub const fn reads_encoder_output(&self) -> bool {
-        !matches!(self.cross_attention, CrossAttention::ReuseEncoderKv)
+        !self.cross_attention.pairs_layers()
     }
 
     /// Every trainable tensor, in the model's order, with its liveness.
@@ -109,9 +109,16 @@ impl Arch {
             // averages the encoder's values
             add(p("cross_attn_norm"), m, softmax, Side::None);
             add(p("cross_attn.w_q"), m * inner, softmax, Side::Decoder);
-            if self.reads_encoder_output() {
-                add(p("cross_attn.w_k"), m * inner, softmax, Side::Encoder);
-                add(p("cross_attn.w_v"), m * inner, true, Side::Encoder);
+            match self.cross_attention {
+                CrossAttention::OwnKv => {
+                    add(p("cross_attn.w_k"), m * inner, softmax, Side::Encoder);
+                    add(p("cross_attn.w_v"), m * inner, true, Side::Encoder);
+                }
+                CrossAttention::ProjectEncoderKv => {
+                    add(p("cross_attn.w_k"), inner * inner, softmax, Side::Encoder);
+                    add(p("cross_attn.w_v"), inner * inner, true, Side::Encoder);
+                }
+                CrossAttention::ReuseEncoderKv => {}
             }
             add(p("cross_attn.w_o"), inner * m, true, Side::Decoder);
             if self.ffn.present() {

@@ -14,6 +14,7 @@
 extern crate march_runtime;
 
 mod baseline;
+mod cross_attention;
 mod feed_forward;
 mod heads;
 mod original_masks;
@@ -21,6 +22,7 @@ mod position;
 mod residual;
 
 pub use baseline::{Baseline, SmallBaseline, SmallBaselineVocab30k};
+pub use cross_attention::*;
 pub use feed_forward::*;
 pub use heads::*;
 pub use original_masks::*;

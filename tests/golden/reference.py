@@ -53,6 +53,11 @@ CONFIGS = [
          dim_ff=6, vocab=13, max_len=10, ffn=("glu", "gelu"),
          combine="sum", residual=dict(self_attn=True, cross_attn=True, ffn=True),
          cross="own_kv", attention="softmax", tie=False),
+    # decoder layer i projects encoder layer i's keys and values
+    dict(name="GoldenProjectKv", dim_model=8, layers=2, heads=[2, 1], dim_qkv=4,
+         dim_ff=12, vocab=13, max_len=10, ffn=("dense", "relu"),
+         combine="mean", residual=dict(self_attn=True, cross_attn=True, ffn=True),
+         cross="project_encoder_kv", attention="softmax"),
 ]
 
 
@@ -179,6 +184,9 @@ def forward(cfg, w, enc_ids, enc_mask, dec_ids, labels):
         if cfg["cross"] == "reuse_encoder_kv":
             k, v = kvs[i]
             wq, wo = w[p + "cross_attn.w_q"], w[p + "cross_attn.w_o"]
+        elif cfg["cross"] == "project_encoder_kv":
+            k, v = kvs[i][0] @ w[p + "cross_attn.w_k"], kvs[i][1] @ w[p + "cross_attn.w_v"]
+            wq, wo = w[p + "cross_attn.w_q"], w[p + "cross_attn.w_o"]
         else:
             k = memory @ w[p + "cross_attn.attn.w_k"]
             v = memory @ w[p + "cross_attn.attn.w_v"]
@@ -237,11 +245,14 @@ def shapes(cfg):
             out[p + "self_attn." + n] = (m, inner)
         out[p + "self_attn.w_o"] = (inner, m)
         out[p + "cross_attn_norm.weight"] = (m,)
-        c = "cross_attn." if cfg["cross"] == "reuse_encoder_kv" else "cross_attn.attn."
+        c = "cross_attn.attn." if cfg["cross"] == "own_kv" else "cross_attn."
         out[p + c + "w_q"] = (m, inner)
-        if cfg["cross"] != "reuse_encoder_kv":
+        if cfg["cross"] == "own_kv":
             out[p + c + "w_k"] = (m, inner)
             out[p + c + "w_v"] = (m, inner)
+        if cfg["cross"] == "project_encoder_kv":
+            out[p + c + "w_k"] = (inner, inner)
+            out[p + c + "w_v"] = (inner, inner)
         out[p + c + "w_o"] = (inner, m)
         out.update(ffn_shapes(p, i))
     out["decoder_norm.weight"] = (m,)

@@ -337,6 +337,80 @@ impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float,
     }
 }
 
+/// Cross-attention that projects the paired encoder layer's keys and values
+/// with its own `w_k`, `w_v` `[H·DQK, H·DQK]`; `w_q` `[M, H·DQK]`, `w_o`
+/// `[H·DQK, M]` (the original's cross-attention before its NoKeyValueWeights
+/// experiment).
+#[derive(Debug, Clone)]
+pub struct CrossAttentionProjectKv<
+    const M: usize,
+    const H: usize,
+    const DQK: usize,
+    const I: usize,
+    E: Dtype,
+    D: Storage<E>,
+> {
+    pub w_q: Tensor<Rank2<M, I>, E, D>,
+    pub w_k: Tensor<Rank2<I, I>, E, D>,
+    pub w_v: Tensor<Rank2<I, I>, E, D>,
+    pub w_o: Tensor<Rank2<I, M>, E, D>,
+}
+
+// the encoder's keys and values are heads·dim_qkv wide: w_k, w_v as T5's
+// with I inputs
+module! {
+    init impl[const M: usize, const H: usize, const DQK: usize, const I: usize]
+    CrossAttentionProjectKv<M, H, DQK, I> {
+        w_q: normal(inv_sqrt(M * DQK)),
+        w_k: normal(inv_sqrt(I)),
+        w_v: normal(inv_sqrt(I)),
+        w_o: normal(inv_sqrt(I)),
+    }
+}
+
+impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float, D: Ops<E>>
+    CrossAttentionSublayer<M, E, D> for CrossAttentionProjectKv<M, H, DQK, I, E, D>
+{
+    fn forward<T: AnyTape<E, D>>(
+        &self,
+        x: Hidden<M, E, D, T>,
+        kv: Option<&KeyValue<E, D>>,
+        _memory: Option<&Hidden<M, E, D>>,
+        mixing: Mixing<E, D>,
+        ctx: &Ctx,
+    ) -> Hidden<M, E, D, T> {
+        let kv = kv
+            .expect("project_encoder_kv cross-attention needs the encoder layer's keys and values");
+        let (x, mut tape) = x.split_tape();
+        // [batch, seq_enc, I] · [I, I], on tapes merged into the pass's
+        let mut project = |t: &Tensor<(usize, usize, usize), E, D>,
+                           w: &Tensor<Rank2<I, I>, E, D>| {
+            let (b, s, _) = *t.shape();
+            let (p, p_tape) = flat(
+                t.clone()
+                    .retaped::<T>()
+                    .reshape_like(&(b, s, Const::<I>))
+                    .linear(w, ctx.matmul),
+            )
+            .split_tape();
+            tape = std::mem::take(&mut tape).merge(p_tape);
+            p
+        };
+        let keys = kv.keys.as_ref().map(|k| project(k, &self.w_k));
+        let values = project(&kv.values, &self.w_v);
+        let projected = KeyValue { keys, values };
+        let (q, tape) = match mixing {
+            Mixing::Softmax(_) => (
+                Some(x.put_tape(tape).linear(&self.w_q, ctx.matmul)),
+                T::default(),
+            ),
+            Mixing::Fixed(_) => (None, tape),
+        };
+        let out = attend_stored::<H, DQK, I, _, _, _>(q, &projected, tape, mixing, ctx);
+        out.linear(&self.w_o, ctx.matmul)
+    }
+}
+
 /// T5's cross-attention: its own `w_q`, `w_k`, `w_v` `[M, H·DQK]`, `w_o`
 /// `[H·DQK, M]`; keys and values are projections of the final encoder output.
 #[derive(Debug, Clone)]

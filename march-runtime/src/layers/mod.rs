@@ -16,8 +16,8 @@ mod rms_norm;
 
 pub use attention::{
     causal_bias, fixed_attention, padding_bias, uniform_probs, CrossAttentionOwnKv,
-    CrossAttentionReuseKv, CrossAttentionSublayer, Heads, KeyValue, Mixing, QkMatrix,
-    SelfAttention,
+    CrossAttentionProjectKv, CrossAttentionReuseKv, CrossAttentionSublayer, Heads, KeyValue,
+    Mixing, QkMatrix, SelfAttention,
 };
 pub(crate) use boilerplate::module;
 pub use ctx::Ctx;
