@@ -51,6 +51,12 @@ struct GoldenUntied;
 )]
 struct GoldenProjectKv;
 
+#[march_model(
+    base = GoldenT5Glu, self_attn_residual = true, position = none,
+    budget_exempt = "golden fixture",
+)]
+struct GoldenNoPosition;
+
 fn fixture(name: &str) -> Value {
     let text = include_str!("golden/fixtures.json");
     let all: Vec<Value> = serde_json::from_str(text).expect("fixtures.json is valid JSON");
@@ -204,4 +210,9 @@ fn untied_output_head_matches_reference() {
 #[test]
 fn projected_encoder_keys_and_values_match_reference() {
     check::<GoldenProjectKv>();
+}
+
+#[test]
+fn no_position_encoding_matches_reference() {
+    check::<GoldenNoPosition>();
 }

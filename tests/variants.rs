@@ -132,10 +132,12 @@ fn budgets_hold_unless_declared_exempt() {
             "MoreHeadsLessLayers",
             "MoreHeadsLessQKVDimLessLayers",
             "NoFeedForward",
+            "NoPositionEncoding",
             "SmallCrossAttentionKvWeights",
             "SmallMoreHeadsLessLayers",
             "SmallMoreHeadsLessQKVDimLessLayers",
             "SmallNoFeedForward",
+            "SmallNoPositionEncoding",
             "SmallUniformMoreHeadsLessLayers"
         ]
     );
@@ -193,6 +195,10 @@ fn declarations_resolve_as_the_table_says() {
     assert_eq!(
         arch("CrossAttentionKvWeights").params.total,
         b.params.total + 3 * 2 * 512 * 512
+    );
+    assert_eq!(
+        arch("NoPositionEncoding").params.total,
+        b.params.total - 1024 * 512
     );
     let t = arch("TaperedFeedForward");
     assert_eq!(t.params.total, 36_340_224);

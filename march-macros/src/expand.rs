@@ -62,7 +62,12 @@ fn ffn_norm_type(arch: &Arch) -> TokenStream {
 
 fn model_type(arch: &Arch) -> TokenStream {
     let rt = runtime();
-    let (v, m, l) = (lit(arch.vocab), lit(arch.dim_model), lit(arch.max_len));
+    // the learned position table's rows (none without one)
+    let (v, m, l) = (
+        lit(arch.vocab),
+        lit(arch.dim_model),
+        lit(arch.position.table_rows(arch.max_len)),
+    );
     let enc: Vec<TokenStream> = (0..arch.encoder_layers)
         .map(|i| {
             let layer = arch.encoder(i);

@@ -47,6 +47,9 @@ struct TinyProjectKv;
 #[march_model(base = TinyProjectKv, attention = uniform_encoder, budget_exempt = "test")]
 struct TinyProjectKvUniform;
 
+#[march_model(base = TinyOwnKv, position = none, budget_exempt = "test")]
+struct TinyNoPosition;
+
 #[march_model(base = Tiny, ffn = glu(silu), dim_ff *= 2/3, self_attn_residual = false)]
 struct TinyGlu;
 
@@ -118,6 +121,7 @@ fn decoder_is_causal() {
     check_causality::<TinyMixed>();
     check_causality::<TinyDeepEncoder>();
     check_causality::<TinyProjectKv>();
+    check_causality::<TinyNoPosition>();
 }
 
 fn check_padding<V: Variant>() {
@@ -163,6 +167,7 @@ fn padded_encoder_tokens_change_nothing() {
     check_padding::<TinyMixed>();
     check_padding::<TinyDeepEncoder>();
     check_padding::<TinyProjectKv>();
+    check_padding::<TinyNoPosition>();
 }
 
 fn loss_of<V: Variant>(model: &V::Model<f64, Dev>, dev: &Dev) -> f64 {
@@ -229,6 +234,7 @@ fn gradients_match_finite_differences() {
     check_gradients::<TinyMixed>();
     check_gradients::<TinyDeepEncoder>();
     check_gradients::<TinyProjectKv>();
+    check_gradients::<TinyNoPosition>();
 }
 
 fn check_liveness<V: Variant>() {
@@ -272,11 +278,16 @@ fn exactly_the_live_parameters_get_gradients() {
     check_liveness::<TinyMixed>();
     check_liveness::<TinyDeepEncoder>();
     check_liveness::<TinyProjectKv>();
+    check_liveness::<TinyNoPosition>();
     check_liveness::<TinyScaled>();
     check_liveness::<TinyNoFfn>();
     check_liveness::<TinyUntied>();
     check_liveness::<TinyProjectKvUniform>();
     assert_eq!(TinyUntied::PARAMS.total, TinyOwnKv::PARAMS.total + 11 * 8);
+    assert_eq!(
+        TinyNoPosition::PARAMS.total,
+        TinyOwnKv::PARAMS.total - 16 * 8
+    );
     // the original's dead weights: last encoder layer's w_q, w_o, FFN and its
     // norm, and the final encoder norm
     let m = 8u64;

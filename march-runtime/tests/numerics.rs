@@ -385,6 +385,7 @@ fn position_combine_mean_and_sum() {
     for (combine, factor) in [(Combine::Mean, 0.5), (Combine::Sum, 1.0)] {
         let arch = Arch {
             position: Position {
+                kind: PositionKind::Learned,
                 combine,
                 init: PositionInit::Scaled,
             },

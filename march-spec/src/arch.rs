@@ -129,12 +129,34 @@ names! {
     }
 }
 
+names! {
+    /// How the model knows where a token is.
+    pub enum PositionKind {
+        /// A learned absolute table `[max_len, dim_model]` added to the
+        /// encoder's and the decoder's inputs (the original).
+        Learned = "learned",
+        /// Nothing: only the decoder's causal mask tells positions apart.
+        None = "none",
+    }
+}
+
 record! {
-    /// The learned absolute position encoding, shared by encoder and decoder inputs.
+    /// The position encoding; `combine` and `init` are the learned table's.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub struct Position {
+        pub kind: PositionKind,
         pub combine: Combine,
         pub init: PositionInit,
+    }
+}
+
+impl Position {
+    /// Rows of the learned table: `max_len`, or none.
+    pub const fn table_rows(&self, max_len: usize) -> usize {
+        match self.kind {
+            PositionKind::Learned => max_len,
+            PositionKind::None => 0,
+        }
     }
 }
 
@@ -371,6 +393,7 @@ impl Arch {
             activation: Activation::Relu,
         },
         position: Position {
+            kind: PositionKind::Learned,
             combine: Combine::Mean,
             init: PositionInit::Scaled,
         },
@@ -491,12 +514,15 @@ impl fmt::Display for Arch {
             FeedForward::None => writeln!(f, "ffn              none")?,
             ffn => writeln!(f, "ffn              {ffn} dim_ff {}", self.dim_ff)?,
         }
-        writeln!(
-            f,
-            "position         learned, combine {}, init {}",
-            self.position.combine.name(),
-            self.position.init.name()
-        )?;
+        match self.position.kind {
+            PositionKind::Learned => writeln!(
+                f,
+                "position         learned, combine {}, init {}",
+                self.position.combine.name(),
+                self.position.init.name()
+            )?,
+            PositionKind::None => writeln!(f, "position         none")?,
+        }
         writeln!(
             f,
             "residuals        self_attn {} cross_attn {} ffn {}",

@@ -5,7 +5,7 @@
 //! [`Arch`]), the macro counts with [`Arch::tensors`], and the FLOPs count
 //! only the products of live weights.
 
-use crate::arch::{Arch, AttentionKind, CrossAttention};
+use crate::arch::{Arch, AttentionKind, CrossAttention, PositionKind};
 
 /// Which tokens a weight multiplies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +70,9 @@ impl Arch {
             })
         };
         add("embedding".into(), self.vocab as u64 * m, true, Side::None);
-        add("position".into(), self.max_len as u64 * m, true, Side::None);
+        if self.position.kind == PositionKind::Learned {
+            add("position".into(), self.max_len as u64 * m, true, Side::None);
+        }
         for i in 0..self.encoder_layers {
             let l = self.encoder(i);
             let (inner, ff) = (l.inner() as u64, (self.ffn.matrices() * l.dim_ff) as u64);

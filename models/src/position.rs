@@ -13,3 +13,11 @@ experiment! {
     APEUnitVariance, SmallAPEUnitVariance from Baseline, SmallBaseline:
     position_init = unit,
 }
+
+experiment! {
+    /// No position encoding at all (no table): the encoder sees a bag of
+    /// tokens; only the decoder's causal mask tells its positions apart.
+    NoPositionEncoding, SmallNoPositionEncoding from Baseline, SmallBaseline:
+    position = none,
+    budget_exempt = "the position table's parameters are removed, not moved",
+}

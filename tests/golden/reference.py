@@ -58,6 +58,11 @@ CONFIGS = [
          dim_ff=12, vocab=13, max_len=10, ffn=("dense", "relu"),
          combine="mean", residual=dict(self_attn=True, cross_attn=True, ffn=True),
          cross="project_encoder_kv", attention="softmax"),
+    # no position table: the input is the embedding alone
+    dict(name="GoldenNoPosition", dim_model=8, layers=2, heads=[2, 2], dim_qkv=3,
+         dim_ff=6, vocab=13, max_len=10, ffn=("glu", "gelu"),
+         combine="mean", residual=dict(self_attn=True, cross_attn=True, ffn=True),
+         cross="own_kv", attention="softmax", position="none"),
 ]
 
 
@@ -137,9 +142,11 @@ def ffn(cfg, p, x):
 
 def forward(cfg, w, enc_ids, enc_mask, dec_ids, labels):
     m = cfg["dim_model"]
-    emb, table = w["embedding"], w["position"]
+    emb, table = w["embedding"], w.get("position")
 
     def embed(ids):
+        if cfg.get("position") == "none":
+            return emb[ids]
         x, t = emb[ids], table[: ids.shape[1]][None]
         return x + t if cfg["combine"] == "sum" else (x + t) / 2
 
@@ -227,7 +234,9 @@ def shapes(cfg):
         out.update({p + "ffn." + n: ((ff, m) if n == "down" else (m, ff)) for n in ffn_names})
         return out
 
-    out = {"embedding": (v, m), "position": (L, m)}
+    out = {"embedding": (v, m)}
+    if cfg.get("position") != "none":
+        out["position"] = (L, m)
     for i, h in enumerate(cfg["heads"]):
         inner = h * per_layer(cfg, "dim_qkv", i)
         p = f"encoder.{i}."

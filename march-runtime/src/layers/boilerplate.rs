@@ -110,7 +110,7 @@ macro_rules! module {
             stringify!($field),
             |s| &s.$field,
             |s| &mut s.$field,
-            ::dfdx::nn::tensor_collection::TensorOptions::reset_to_ones(),
+            module!(@trained ::dfdx::nn::tensor_collection::TensorOptions::reset_to_ones()),
         )
     };
     (@visit $field:ident: $kind:ident) => {
@@ -118,9 +118,16 @@ macro_rules! module {
             stringify!($field),
             |s| &s.$field,
             |s| &mut s.$field,
-            ::dfdx::nn::tensor_collection::TensorOptions::reset_to_zeros(),
+            module!(@trained ::dfdx::nn::tensor_collection::TensorOptions::reset_to_zeros()),
         )
     };
+    // a tensor of no elements (the position table of `position = none`) is
+    // not a parameter: no gradient, no optimizer state, not in checkpoints
+    (@trained $options:expr) => {{
+        let mut options = $options;
+        options.do_gradient_update = ::dfdx::shapes::Shape::num_elements(&options.shape) > 0;
+        options
+    }};
     (@init $s:ident, $init:ident, $field:ident: module) => {
         $crate::layers::InitParams::init_params(&mut $s.$field, $init)
     };

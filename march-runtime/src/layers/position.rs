@@ -16,7 +16,8 @@ pub fn embed<const V: usize, const M: usize, E: Float, D: Ops<E>, T: AnyTape<E, 
 }
 
 /// `combine(dropout(E[ids]), dropout(table[:seq]))`: the model's input, for
-/// the encoder and the decoder alike (they share the table).
+/// the encoder and the decoder alike (they share the table); `dropout(E[ids])`
+/// for a table of no rows (`position = none`).
 pub fn embed_with_positions<
     const V: usize,
     const M: usize,
@@ -31,8 +32,12 @@ pub fn embed_with_positions<
     ctx: &Ctx,
 ) -> Hidden<M, E, D, T> {
     let (b, s) = *ids.shape();
-    assert!(s <= L, "sequence of {s} tokens is longer than max_len {L}");
     let x = ctx.drop(embed::<V, M, E, D, T>(embedding, ids));
+    if L == 0 {
+        // `position = none`: a table of no rows
+        return x;
+    }
+    assert!(s <= L, "sequence of {s} tokens is longer than max_len {L}");
     let positions = ids
         .device()
         .tensor_from_vec((0..s).collect::<Vec<usize>>(), (s,));

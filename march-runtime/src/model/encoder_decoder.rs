@@ -128,7 +128,14 @@ where
         tape: T,
     ) -> Logits<Const<V>, E, D, T> {
         let arch = ctx.arch;
-        debug_assert_eq!((arch.vocab, arch.dim_model, arch.max_len), (V, M, L));
+        debug_assert_eq!(
+            (
+                arch.vocab,
+                arch.dim_model,
+                arch.position.table_rows(arch.max_len)
+            ),
+            (V, M, L)
+        );
         let (b, se) = *batch.enc_ids.shape();
         let (b2, sd) = *batch.dec_ids.shape();
         assert_eq!(b, b2, "encoder and decoder batch sizes differ");
