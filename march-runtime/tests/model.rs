@@ -80,6 +80,29 @@ fn logits<V: Variant>(model: &V::Model<f64, Dev>, b: &Seq2SeqBatch<f64, Dev>) ->
     model.forward(b, &Ctx::eval(&V::ARCH), NoneTape).as_vec()
 }
 
+/// Logits of a fixed two-example batch whose encoder mask is `mask`.
+fn probe_logits<V: Variant>(model: &V::Model<f64, Dev>, dev: &Dev, mask: &[f64]) -> Vec<f64> {
+    let b = batch(
+        dev,
+        vec![1, 2, 3, 4, 5, 6, 7, 8],
+        mask.to_vec(),
+        vec![0, 3, 4, 5, 0, 6, 7, 8],
+        2,
+    );
+    logits::<V>(model, &b)
+}
+
+/// Equal to rounding (the equivalences below are exact in real arithmetic).
+fn assert_same_logits(got: &[f64], want: &[f64]) {
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() < 1e-12 * (1.0 + w.abs()),
+            "logit {i}: {g} vs {w}"
+        );
+    }
+}
+
 fn check_causality<V: Variant>() {
     let dev = Dev::seed_from_u64(0);
     let model = V::build::<f64, Dev>(&dev, 1);
@@ -391,23 +414,12 @@ fn inv_sqrt_dim_scaling_equals_queries_divided_by_sqrt_dim() {
             v
         })
     });
-    let b = batch(
-        &dev,
-        vec![1, 2, 3, 4, 5, 6, 7, 8],
-        vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
-        vec![0, 3, 4, 5, 0, 6, 7, 8],
-        2,
-    );
-    let want = logits::<TinyOwnKv>(&plain, &b);
-    let got = logits::<TinyScaled>(&scaled, &b);
-    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert!(
-            (g - w).abs() < 1e-12 * (1.0 + w.abs()),
-            "logit {i}: {g} vs {w}"
-        );
-    }
+    let mask = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0];
+    let want = probe_logits::<TinyOwnKv>(&plain, &dev, &mask);
+    let got = probe_logits::<TinyScaled>(&scaled, &dev, &mask);
+    assert_same_logits(&got, &want);
     // and the scale changes the function of the same weights
-    let unscaled = logits::<TinyOwnKv>(&scaled, &b);
+    let unscaled = probe_logits::<TinyOwnKv>(&scaled, &dev, &mask);
     assert!(got.iter().zip(&unscaled).any(|(a, b)| (a - b).abs() > 1e-6));
 }
 
@@ -435,21 +447,10 @@ fn no_feed_forward_is_a_feed_forward_that_adds_nothing() {
         weights.len(),
         "no feed-forward (up, down) and no norm before it, in 4 layers"
     );
-    let b = batch(
-        &dev,
-        vec![1, 2, 3, 4, 5, 6, 7, 8],
-        vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0],
-        vec![0, 3, 4, 5, 0, 6, 7, 8],
-        2,
-    );
-    let want = logits::<Tiny>(&zeroed, &b);
-    let got = logits::<TinyNoFfn>(&none, &b);
-    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert!(
-            (g - w).abs() < 1e-12 * (1.0 + w.abs()),
-            "logit {i}: {g} vs {w}"
-        );
-    }
+    let mask = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0];
+    let want = probe_logits::<Tiny>(&zeroed, &dev, &mask);
+    let got = probe_logits::<TinyNoFfn>(&none, &dev, &mask);
+    assert_same_logits(&got, &want);
 }
 
 #[test]
@@ -479,21 +480,10 @@ fn an_untied_head_equal_to_the_scaled_embedding_is_the_tied_head() {
             weights[name].clone()
         })
     });
-    let b = batch(
-        &dev,
-        vec![1, 2, 3, 4, 5, 6, 7, 8],
-        vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
-        vec![0, 3, 4, 5, 0, 6, 7, 8],
-        2,
-    );
-    let want = logits::<TinyOwnKv>(&tied, &b);
-    let got = logits::<TinyUntied>(&untied, &b);
-    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert!(
-            (g - w).abs() < 1e-12 * (1.0 + w.abs()),
-            "logit {i}: {g} vs {w}"
-        );
-    }
+    let mask = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0];
+    let want = probe_logits::<TinyOwnKv>(&tied, &dev, &mask);
+    let got = probe_logits::<TinyUntied>(&untied, &dev, &mask);
+    assert_same_logits(&got, &want);
 }
 
 #[test]
@@ -520,21 +510,10 @@ fn projecting_encoder_keys_and_values_by_the_identity_is_reusing_them() {
             },
         )
     });
-    let b = batch(
-        &dev,
-        vec![1, 2, 3, 4, 5, 6, 7, 8],
-        vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
-        vec![0, 3, 4, 5, 0, 6, 7, 8],
-        2,
-    );
-    let want = logits::<Tiny>(&reuse, &b);
-    let got = logits::<TinyProjectSameHeads>(&project, &b);
-    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert!(
-            (g - w).abs() < 1e-12 * (1.0 + w.abs()),
-            "logit {i}: {g} vs {w}"
-        );
-    }
+    let mask = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0];
+    let want = probe_logits::<Tiny>(&reuse, &dev, &mask);
+    let got = probe_logits::<TinyProjectSameHeads>(&project, &dev, &mask);
+    assert_same_logits(&got, &want);
     // the projection's count: 2 × [8, 8] per decoder layer
     assert_eq!(
         TinyProjectSameHeads::PARAMS.total,

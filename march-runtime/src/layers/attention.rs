@@ -180,6 +180,34 @@ fn attend_stored<
     merge_heads::<H, DQK, I, _, _, _>(out)
 }
 
+/// `w_o(attention(x · w_q over kv))`, the half every attention shares: `x`
+/// (`[batch, seq_q, M]`, normed, tape-free) with the pass's `tape`; queries
+/// only where the probabilities are softmax.
+#[allow(clippy::too_many_arguments)]
+fn query_attend<
+    const M: usize,
+    const H: usize,
+    const DQK: usize,
+    const I: usize,
+    E: Float,
+    D: Ops<E>,
+    T: AnyTape<E, D>,
+>(
+    x: Hidden<M, E, D>,
+    tape: T,
+    w_q: &Tensor<Rank2<M, I>, E, D>,
+    w_o: &Tensor<Rank2<I, M>, E, D>,
+    kv: &KeyValue<E, D>,
+    mixing: Mixing<E, D>,
+    ctx: &Ctx,
+) -> Hidden<M, E, D, T> {
+    let (q, tape) = match mixing {
+        Mixing::Softmax(_) => (Some(x.put_tape(tape).linear(w_q, ctx.matmul)), T::default()),
+        Mixing::Fixed(_) => (None, tape),
+    };
+    attend_stored::<H, DQK, I, _, _, _>(q, kv, tape, mixing, ctx).linear(w_o, ctx.matmul)
+}
+
 fn flat<const I: usize, E: Float, D: Device<E>, T: AnyTape<E, D>>(
     x: Tensor<(usize, usize, Const<I>), E, D, T>,
 ) -> Tensor<(usize, usize, usize), E, D, T> {
@@ -258,16 +286,9 @@ impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float,
         let softmax = matches!(mixing, Mixing::Softmax(_));
         let (kv, x) = self.key_value(x, softmax, ctx);
         let (x, tape) = x.split_tape();
-        let (q, tape) = if softmax {
-            (
-                Some(x.put_tape(tape).linear(&self.w_q, ctx.matmul)),
-                T::default(),
-            )
-        } else {
-            (None, tape)
-        };
-        let out = attend_stored::<H, DQK, I, _, _, _>(q, &kv, tape, mixing, ctx);
-        (out.linear(&self.w_o, ctx.matmul), kv)
+        let out =
+            query_attend::<M, H, DQK, I, _, _, _>(x, tape, &self.w_q, &self.w_o, &kv, mixing, ctx);
+        (out, kv)
     }
 }
 
@@ -325,15 +346,7 @@ impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float,
         let kv =
             kv.expect("reuse_encoder_kv cross-attention needs the encoder layer's keys and values");
         let (x, tape) = x.split_tape();
-        let (q, tape) = match mixing {
-            Mixing::Softmax(_) => (
-                Some(x.put_tape(tape).linear(&self.w_q, ctx.matmul)),
-                T::default(),
-            ),
-            Mixing::Fixed(_) => (None, tape),
-        };
-        let out = attend_stored::<H, DQK, I, _, _, _>(q, kv, tape, mixing, ctx);
-        out.linear(&self.w_o, ctx.matmul)
+        query_attend::<M, H, DQK, I, _, _, _>(x, tape, &self.w_q, &self.w_o, kv, mixing, ctx)
     }
 }
 
@@ -399,15 +412,9 @@ impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float,
         let keys = kv.keys.as_ref().map(|k| project(k, &self.w_k));
         let values = project(&kv.values, &self.w_v);
         let projected = KeyValue { keys, values };
-        let (q, tape) = match mixing {
-            Mixing::Softmax(_) => (
-                Some(x.put_tape(tape).linear(&self.w_q, ctx.matmul)),
-                T::default(),
-            ),
-            Mixing::Fixed(_) => (None, tape),
-        };
-        let out = attend_stored::<H, DQK, I, _, _, _>(q, &projected, tape, mixing, ctx);
-        out.linear(&self.w_o, ctx.matmul)
+        query_attend::<M, H, DQK, I, _, _, _>(
+            x, tape, &self.w_q, &self.w_o, &projected, mixing, ctx,
+        )
     }
 }
 
@@ -452,15 +459,6 @@ impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float,
             let (_, tape) = m.split_tape();
             (kv, tape)
         };
-        let (q, tape) = if softmax {
-            (
-                Some(x.put_tape(tape).linear(&a.w_q, ctx.matmul)),
-                T::default(),
-            )
-        } else {
-            (None, tape)
-        };
-        let out = attend_stored::<H, DQK, I, _, _, _>(q, &kv, tape, mixing, ctx);
-        out.linear(&a.w_o, ctx.matmul)
+        query_attend::<M, H, DQK, I, _, _, _>(x, tape, &a.w_q, &a.w_o, &kv, mixing, ctx)
     }
 }
