@@ -150,11 +150,8 @@ where
     Cpu: Device<E>,
 {
     let n = t.shape().num_elements();
-    if n == 0 {
-        // a table of no rows (`position = none`)
-        return &mut [];
-    }
-    assert!(row_major(t), "a contiguous tensor");
+    // tensors of no elements are not parameters (`layers::module!`): never here
+    assert!(n > 0 && row_major(t), "a contiguous tensor");
     let first: *mut E = &mut t[S::Concrete::default()];
     // SAFETY: as in `view`; `IndexMut` made the buffer this tensor's own
     unsafe { std::slice::from_raw_parts_mut(first, n) }
