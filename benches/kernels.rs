@@ -9,6 +9,7 @@ use march_runtime::kernels::attention::fused_attention;
 use march_runtime::kernels::cross_entropy::fused_masked_cross_entropy;
 use march_runtime::kernels::dropout::dropout as fused_dropout;
 use march_runtime::kernels::linear::linear;
+use march_runtime::kernels::rope::rope;
 use march_runtime::layers::{masked_cross_entropy_composed, padding_bias, Ctx, RmsNorm};
 use march_runtime::ops::composed;
 use march_runtime::optim::{AdamW, AdamWConfig};
@@ -102,7 +103,7 @@ fn multi_head_attention(c: &mut Criterion) {
         b.iter(|| {
             let ctx = Ctx::train_seeded(arch, 1);
             let mask = ctx.dropout_mask(0.1);
-            fused_attention::<8, 64, f32, _>(q.leaky_trace(), &k, &v, &bias, mask)
+            fused_attention::<8, 64, f32, _>(q.leaky_trace(), &k, &v, &bias, None, mask)
                 .sum::<Rank0, _>()
                 .backward()
         })
@@ -111,9 +112,84 @@ fn multi_head_attention(c: &mut Criterion) {
         b.iter(|| {
             let ctx = Ctx::train_seeded(arch, 1);
             let mask = ctx.dropout_mask(0.1);
-            composed::attention::<8, 64, f32, Cpu, _>(q.leaky_trace(), &k, &v, &bias, mask)
+            composed::attention::<8, 64, f32, Cpu, _>(q.leaky_trace(), &k, &v, &bias, None, mask)
                 .sum::<Rank0, _>()
                 .backward()
+        })
+    });
+    // position = t5_relative: a per-head bias [8, 230, 230] and its gradient
+    let head_bias: Flat = dev.sample_normal_like(&(8, SE, SE));
+    g.bench_function("fused_t5_relative", |b| {
+        b.iter(|| {
+            let ctx = Ctx::train_seeded(arch, 1);
+            let mask = ctx.dropout_mask(0.1);
+            let (q, tape) = q.leaky_trace().split_tape();
+            fused_attention::<8, 64, f32, _>(
+                q.put_tape(tape),
+                &k,
+                &v,
+                &bias,
+                Some(&head_bias),
+                mask,
+            )
+            .sum::<Rank0, _>()
+            .backward()
+        })
+    });
+    g.bench_function("dfdx_composition_t5_relative", |b| {
+        b.iter(|| {
+            let ctx = Ctx::train_seeded(arch, 1);
+            let mask = ctx.dropout_mask(0.1);
+            composed::attention::<8, 64, f32, Cpu, _>(
+                q.leaky_trace(),
+                &k,
+                &v,
+                &bias,
+                Some(&head_bias),
+                mask,
+            )
+            .sum::<Rank0, _>()
+            .backward()
+        })
+    });
+    // position = rope: queries and keys rotated, then attention
+    g.bench_function("fused_rope", |b| {
+        b.iter(|| {
+            let ctx = Ctx::train_seeded(arch, 1);
+            let mask = ctx.dropout_mask(0.1);
+            let q = rope::<8, 64, f32, _>(q.leaky_trace(), 10_000.0);
+            let (k, k_tape) = rope::<8, 64, f32, _>(k.leaky_trace(), 10_000.0).split_tape();
+            let (q, q_tape) = q.split_tape();
+            fused_attention::<8, 64, f32, _>(
+                q.put_tape(q_tape.merge(k_tape)),
+                &k,
+                &v,
+                &bias,
+                None,
+                mask,
+            )
+            .sum::<Rank0, _>()
+            .backward()
+        })
+    });
+    g.bench_function("dfdx_composition_rope", |b| {
+        b.iter(|| {
+            let ctx = Ctx::train_seeded(arch, 1);
+            let mask = ctx.dropout_mask(0.1);
+            let q = composed::rope::<8, 64, f32, Cpu, _>(q.leaky_trace(), 10_000.0);
+            let (k, k_tape) =
+                composed::rope::<8, 64, f32, Cpu, _>(k.leaky_trace(), 10_000.0).split_tape();
+            let (q, q_tape) = q.split_tape();
+            composed::attention::<8, 64, f32, Cpu, _>(
+                q.put_tape(q_tape.merge(k_tape)),
+                &k,
+                &v,
+                &bias,
+                None,
+                mask,
+            )
+            .sum::<Rank0, _>()
+            .backward()
         })
     });
     g.finish();
@@ -121,7 +197,7 @@ fn multi_head_attention(c: &mut Criterion) {
 
 fn rms_norm(c: &mut Criterion) {
     let dev = Cpu::seed_from_u64(0);
-    let norm = <RmsNorm<512, f32, Cpu> as BuildModule<Cpu, f32>>::build(&dev);
+    let norm = <RmsNorm<512, 512, f32, Cpu> as BuildModule<Cpu, f32>>::build(&dev);
     let x: Tensor<(usize, usize, Const<512>), f32, Cpu> = dev.sample_normal_like(&(B, SE, Const));
     let mut g = c.benchmark_group("rms_norm_8x230x512");
     g.throughput(Throughput::Elements((B * SE * 512) as u64));

@@ -57,6 +57,18 @@ struct GoldenProjectKv;
 )]
 struct GoldenNoPosition;
 
+#[march_model(
+    base = GoldenT5Glu, self_attn_residual = true,
+    position = t5_relative(num_buckets = 8, max_distance = 6), budget_exempt = "golden fixture",
+)]
+struct GoldenT5Relative;
+
+#[march_model(base = GoldenOriginal, position = rope(theta = 100), budget_exempt = "golden fixture")]
+struct GoldenRope;
+
+#[march_model(base = GoldenOriginal, norm_gain = scalar, budget_exempt = "golden fixture")]
+struct GoldenScalarGain;
+
 fn fixture(name: &str) -> Value {
     let text = include_str!("golden/fixtures.json");
     let all: Vec<Value> = serde_json::from_str(text).expect("fixtures.json is valid JSON");
@@ -215,4 +227,19 @@ fn projected_encoder_keys_and_values_match_reference() {
 #[test]
 fn no_position_encoding_matches_reference() {
     check::<GoldenNoPosition>();
+}
+
+#[test]
+fn t5_relative_position_bias_matches_reference() {
+    check::<GoldenT5Relative>();
+}
+
+#[test]
+fn rotary_position_embedding_matches_reference() {
+    check::<GoldenRope>();
+}
+
+#[test]
+fn scalar_norm_gain_matches_reference() {
+    check::<GoldenScalarGain>();
 }

@@ -52,11 +52,29 @@ fn ffn_type(arch: &Arch, l: Layer) -> TokenStream {
 /// The type of the feed-forward's norm: none without a feed-forward.
 fn ffn_norm_type(arch: &Arch) -> TokenStream {
     let rt = runtime();
-    let m = lit(arch.dim_model);
+    let (m, g) = (lit(arch.dim_model), gain(arch));
     if arch.ffn.present() {
-        quote!(#rt::layers::RmsNorm<#m, E, D>)
+        quote!(#rt::layers::RmsNorm<#m, #g, E, D>)
     } else {
         quote!(#rt::layers::NoNorm)
+    }
+}
+
+/// Elements of every norm's gain.
+fn gain(arch: &Arch) -> Literal {
+    lit(arch.norm_gain.size(arch.dim_model))
+}
+
+/// The relative position bias: T5's tables, or none.
+fn relative_bias_type(arch: &Arch) -> TokenStream {
+    let rt = runtime();
+    match arch.position.relative_buckets() {
+        0 => quote!(#rt::layers::NoRelativeBias),
+        nb => {
+            // every layer has the same heads (checked)
+            let (m, nb, h) = (lit(arch.dim_model), lit(nb), lit(arch.heads.at(0)));
+            quote!(#rt::layers::RelativeBias<#m, #nb, #h, E, D>)
+        }
     }
 }
 
@@ -68,12 +86,13 @@ fn model_type(arch: &Arch) -> TokenStream {
         lit(arch.dim_model),
         lit(arch.position.table_rows(arch.max_len)),
     );
+    let g = gain(arch);
     let enc: Vec<TokenStream> = (0..arch.encoder_layers)
         .map(|i| {
             let layer = arch.encoder(i);
             let (h, dqk, inner) = (lit(layer.heads), lit(layer.dim_qkv), lit(layer.inner()));
             let (ffn, norm) = (ffn_type(arch, layer), ffn_norm_type(arch));
-            quote!(#rt::model::EncoderLayer<#m, #h, #dqk, #inner, #ffn, #norm, E, D>)
+            quote!(#rt::model::EncoderLayer<#m, #g, #h, #dqk, #inner, #ffn, #norm, E, D>)
         })
         .collect();
     let dec: Vec<TokenStream> = (0..arch.decoder_layers)
@@ -92,7 +111,7 @@ fn model_type(arch: &Arch) -> TokenStream {
                     quote!(#rt::layers::CrossAttentionProjectKv<#m, #h, #dqk, #inner, E, D>)
                 }
             };
-            quote!(#rt::model::DecoderLayer<#m, #h, #dqk, #inner, #cross, #ffn, #norm, E, D>)
+            quote!(#rt::model::DecoderLayer<#m, #g, #h, #dqk, #inner, #cross, #ffn, #norm, E, D>)
         })
         .collect();
     let (enc, dec) = (stack(enc), stack(dec));
@@ -101,7 +120,8 @@ fn model_type(arch: &Arch) -> TokenStream {
     } else {
         quote!(#rt::layers::LmHead<#v, #m, E, D>)
     };
-    quote!(#rt::model::EncoderDecoder<#v, #m, #l, #enc, #dec, #head, E, D>)
+    let (g, rel) = (gain(arch), relative_bias_type(arch));
+    quote!(#rt::model::EncoderDecoder<#v, #m, #g, #l, #rel, #enc, #dec, #head, E, D>)
 }
 
 /// The complete expansion of a resolved, valid variant.

@@ -262,9 +262,13 @@ const ARCH: march_runtime::arch::Arch = march_runtime::arch::Arch {
 };
 
 /// `Σ attention(q, k, v) ⊙ R` with 3 heads of 4 dims, 5 queries over 7 keys
-/// whose last two are padding in the second example, dropout 0.3 (seed 5):
-/// value and gradients with respect to q, k, v.
-fn attention_loss_and_grads<E: march_runtime::layers::Float>(fast: bool) -> (f64, [Vec<f64>; 3])
+/// whose last two are padding in the second example, dropout 0.3 (seed 5),
+/// and with `head_bias` a per-head logit bias `[3, 5, 7]`: value and
+/// gradients with respect to q, k, v (and the head bias).
+fn attention_loss_and_grads<E: march_runtime::layers::Float>(
+    fast: bool,
+    head_bias: bool,
+) -> (f64, Vec<Vec<f64>>)
 where
     Cpu: Device<E>,
 {
@@ -286,34 +290,58 @@ where
     let mut mask = vec![E::one(); b * sk];
     mask[2 * sk - 2..].fill(E::zero());
     let bias = padding_bias(&dev.tensor_from_vec(mask, (b, sk)), sq);
+    let hb: Tensor<(usize, usize, usize), E, Cpu> =
+        dev.tensor_from_vec(t(H * sq * sk, 15, 3.0), (H, sq, sk));
+    let hb_arg = head_bias.then_some(&hb);
     let ctx = Ctx::train_seeded(&ARCH, 5);
     let qt = q.leaky_trace();
     let out = if fast {
         let (qt, tape) = qt.split_tape();
         let (kt, vt) = (k.clone(), v.clone());
         // k and v carry no tape: their gradients are kept by id
-        fused_attention::<H, D, E, _>(qt.put_tape(tape), &kt, &vt, &bias, ctx.dropout_mask(0.3))
+        fused_attention::<H, D, E, _>(
+            qt.put_tape(tape),
+            &kt,
+            &vt,
+            &bias,
+            hb_arg,
+            ctx.dropout_mask(0.3),
+        )
     } else {
-        composed::attention::<H, D, E, Cpu, _>(qt, &k, &v, &bias, ctx.dropout_mask(0.3))
+        composed::attention::<H, D, E, Cpu, _>(qt, &k, &v, &bias, hb_arg, ctx.dropout_mask(0.3))
     };
     let loss = (out * r).sum::<Rank0, _>();
     let value = loss.as_vec()[0].to_f64().unwrap();
-    let grads = loss.backward();
+    let mut grads = loss.backward();
     let f = to_f64::<E>;
-    (
-        value,
-        [
-            f(grads.get(&q).as_vec()),
-            f(grads.get(&k).as_vec()),
-            f(grads.get(&v).as_vec()),
-        ],
-    )
+    let mut out = vec![
+        f(grads.get(&q).as_vec()),
+        f(grads.get(&k).as_vec()),
+        f(grads.get(&v).as_vec()),
+    ];
+    if head_bias {
+        grads.try_alloc_for(&hb).unwrap();
+        out.push(f(grads.get(&hb).as_vec()));
+    }
+    (value, out)
 }
 
 #[test]
 fn fused_attention_matches_the_composition() {
-    let (v_fast, g_fast) = attention_loss_and_grads::<f64>(true);
-    let (v_ref, g_ref) = attention_loss_and_grads::<f64>(false);
+    attention_matches(false);
+}
+
+/// With a per-head bias (T5's relative positions): its gradient is the
+/// logits' summed over the batch.
+#[test]
+fn fused_attention_with_a_head_bias_matches_the_composition() {
+    attention_matches(true);
+}
+
+fn attention_matches(head_bias: bool) {
+    let (v_fast, g_fast) = attention_loss_and_grads::<f64>(true, head_bias);
+    let (v_ref, g_ref) = attention_loss_and_grads::<f64>(false, head_bias);
+    assert_eq!(g_ref.len(), if head_bias { 4 } else { 3 });
     assert!(
         (v_fast - v_ref).abs() <= 1e-12 * v_ref.abs().max(1.0),
         "{v_fast} vs {v_ref}"
@@ -325,7 +353,7 @@ fn fused_attention_matches_the_composition() {
     // padded keys get no gradient
     let (sk, i) = (7, 12);
     assert!(g_fast[1][2 * sk * i - 2 * i..].iter().all(|&x| x == 0.0));
-    let (v32, g32) = attention_loss_and_grads::<f32>(true);
+    let (v32, g32) = attention_loss_and_grads::<f32>(true, head_bias);
     assert!((v32 - v_ref).abs() <= 1e-5 * v_ref.abs().max(1.0));
     for (a, b) in g32.iter().zip(&g_ref) {
         assert!(max_rel_diff(a, b) < 1e-5, "{}", max_rel_diff(a, b));
@@ -379,8 +407,11 @@ fn parallel_dropout_matches_the_mask_composition() {
 }
 
 /// `Σ rms_norm(x) ⊙ R` over 150 rows of 24 (several tasks and a partial
-/// one): value and gradients with respect to `x` and the weight.
-fn rms_norm_loss_and_grads<E: march_runtime::layers::Float>(fast: bool) -> (f64, [Vec<f64>; 2])
+/// one) with a gain of `G` elements (24, or one): value and gradients with
+/// respect to `x` and the weight.
+fn rms_norm_loss_and_grads<const G: usize, E: march_runtime::layers::Float>(
+    fast: bool,
+) -> (f64, [Vec<f64>; 2])
 where
     Cpu: march_runtime::ops::Ops<E>,
 {
@@ -391,8 +422,8 @@ where
     let x: Tensor<(usize, usize, Const<24>), E, Cpu> =
         dev.tensor_from_vec(t(b * s * 24, 31), (b, s, Const));
     let r = dev.tensor_from_vec(t(b * s * 24, 32), (b, s, Const::<24>));
-    let norm = RmsNorm::<24, E, Cpu> {
-        weight: dev.tensor_from_vec(t(24, 33), (Const,)),
+    let norm = RmsNorm::<24, G, E, Cpu> {
+        weight: dev.tensor_from_vec(t(G, 33), (Const,)),
     };
     let y = if fast {
         norm.forward(x.leaky_trace())
@@ -414,8 +445,18 @@ where
 
 #[test]
 fn fused_rms_norm_matches_the_composition() {
-    let (v_fast, g_fast) = rms_norm_loss_and_grads::<f64>(true);
-    let (v_ref, g_ref) = rms_norm_loss_and_grads::<f64>(false);
+    rms_norm_matches::<24>();
+}
+
+/// `norm_gain = scalar`: one gain broadcast, its gradient summed.
+#[test]
+fn fused_rms_norm_with_a_scalar_gain_matches_the_composition() {
+    rms_norm_matches::<1>();
+}
+
+fn rms_norm_matches<const G: usize>() {
+    let (v_fast, g_fast) = rms_norm_loss_and_grads::<G, f64>(true);
+    let (v_ref, g_ref) = rms_norm_loss_and_grads::<G, f64>(false);
     assert!(
         (v_fast - v_ref).abs() <= 1e-12 * v_ref.abs().max(1.0),
         "{v_fast} vs {v_ref}"
@@ -424,9 +465,49 @@ fn fused_rms_norm_matches_the_composition() {
         assert!(b.iter().any(|&x| x != 0.0), "no gradient");
         assert!(max_rel_diff(a, b) < 1e-12, "{}", max_rel_diff(a, b));
     }
-    let (v32, g32) = rms_norm_loss_and_grads::<f32>(true);
+    let (v32, g32) = rms_norm_loss_and_grads::<G, f32>(true);
     assert!((v32 - v_ref).abs() <= 1e-5 * v_ref.abs().max(1.0));
     for (a, b) in g32.iter().zip(&g_ref) {
         assert!(max_rel_diff(a, b) < 1e-5, "{}", max_rel_diff(a, b));
     }
+}
+
+/// `Σ rope(x) ⊙ R` with 3 heads of 6 dims over 2 × 9 positions (several
+/// row tasks), θ = 100: value and gradient with respect to `x`.
+fn rope_loss_and_grad<E: march_runtime::layers::Float>(fast: bool) -> (f64, Vec<f64>)
+where
+    Cpu: Device<E>,
+{
+    use march_runtime::kernels::rope::rope;
+    use march_runtime::ops::composed;
+    const H: usize = 3;
+    const D: usize = 6;
+    let (b, s, i) = (2, 9, H * D);
+    let dev = Cpu::default();
+    let x: Tensor<(usize, usize, usize), E, Cpu> =
+        dev.tensor_from_vec(values::<E>(b * s * i, 41, 2.0), (b, s, i));
+    let r = dev.tensor_from_vec(values::<E>(b * s * i, 42, 1.0), (b, s, i));
+    let y = if fast {
+        rope::<H, D, E, _>(x.leaky_trace(), 100.0)
+    } else {
+        composed::rope::<H, D, E, Cpu, _>(x.leaky_trace(), 100.0)
+    };
+    let loss = (y * r).sum::<Rank0, _>();
+    let value = loss.as_vec()[0].to_f64().unwrap();
+    (value, to_f64::<E>(loss.backward().get(&x).as_vec()))
+}
+
+#[test]
+fn rope_kernel_matches_the_composition() {
+    let (v_fast, g_fast) = rope_loss_and_grad::<f64>(true);
+    let (v_ref, g_ref) = rope_loss_and_grad::<f64>(false);
+    assert!(
+        (v_fast - v_ref).abs() <= 1e-12 * v_ref.abs().max(1.0),
+        "{v_fast} vs {v_ref}"
+    );
+    assert!(g_ref.iter().any(|&x| x != 0.0), "no gradient");
+    assert!(max_rel_diff(&g_fast, &g_ref) < 1e-12);
+    let (v32, g32) = rope_loss_and_grad::<f32>(true);
+    assert!((v32 - v_ref).abs() <= 1e-5 * v_ref.abs().max(1.0));
+    assert!(max_rel_diff(&g32, &g_ref) < 1e-5);
 }

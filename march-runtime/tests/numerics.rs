@@ -82,14 +82,20 @@ fn rms_norm_matches_reference() {
     let dev = dev();
     let (x, xv) = hidden(&dev, 1);
     let w = values(M, 2, 1.0);
-    let norm = RmsNorm::<M, f64, Cpu> {
+    let norm = RmsNorm::<M, M, f64, Cpu> {
         weight: dev.tensor_from_vec(w.clone(), (Const::<M>,)),
     };
-    let got = norm.forward(x).as_vec();
+    let got = norm.forward(x.clone()).as_vec();
     assert_close(&got, &rms_norm_ref(&xv, &w), 1e-12, "rms_norm");
+    // `norm_gain = scalar`: one gain for every feature
+    let norm = RmsNorm::<M, 1, f64, Cpu> {
+        weight: dev.tensor_from_vec(vec![w[0]], (Const::<1>,)),
+    };
+    let got = norm.forward(x).as_vec();
+    assert_close(&got, &rms_norm_ref(&xv, &[w[0]; M]), 1e-12, "scalar gain");
 }
 
-/// softmax(scale · q kᵀ + bias) v per head, for `[B, S, H·DQK]` projections.
+/// softmax(scale · q kᵀ + mask) v per head, for `[B, S, H·DQK]` projections.
 #[allow(clippy::too_many_arguments)]
 fn attention_ref(
     q: &[f64],
@@ -101,6 +107,23 @@ fn attention_ref(
     d: usize,
     scale: f64,
     allowed: impl Fn(usize, usize, usize) -> bool,
+) -> Vec<f64> {
+    let bias = |b, _, i, j| if allowed(b, i, j) { 0.0 } else { -1e9 };
+    attention_ref_biased(q, k, v, sq, sk, h, d, scale, bias)
+}
+
+/// softmax(scale · q kᵀ + bias(batch, head, i, j)) v per head.
+#[allow(clippy::too_many_arguments)]
+fn attention_ref_biased(
+    q: &[f64],
+    k: &[f64],
+    v: &[f64],
+    sq: usize,
+    sk: usize,
+    h: usize,
+    d: usize,
+    scale: f64,
+    bias: impl Fn(usize, usize, usize, usize) -> f64,
 ) -> Vec<f64> {
     let inner = h * d;
     let b = q.len() / (sq * inner);
@@ -117,11 +140,7 @@ fn attention_ref(
                             })
                             .sum::<f64>()
                             * scale;
-                        if allowed(bi, i, j) {
-                            dot
-                        } else {
-                            dot - 1e9
-                        }
+                        dot + bias(bi, hi, i, j)
                     })
                     .collect();
                 let max = logits.iter().cloned().fold(f64::MIN, f64::max);
@@ -157,7 +176,7 @@ fn self_attention_with_padding_mask_matches_reference() {
     let mask = dev.tensor_from_vec(mask_v.clone(), (B, S));
     let bias = padding_bias(&mask, S);
     let ctx = Ctx::eval(&ARCH);
-    let (out, kv) = attn.forward(x, Mixing::Softmax(&bias), &ctx);
+    let (out, kv) = attn.forward(x, Mixing::Softmax(&bias, None), &ctx);
     let (q, k, v) = (
         matmul(&xv, &wqv, M, 6),
         matmul(&xv, &wkv, M, 6),
@@ -187,7 +206,7 @@ fn causal_attention_matches_reference() {
         w_o: wo,
     };
     let bias = causal_bias(&dev, B, S);
-    let (out, _) = attn.forward(x, Mixing::Softmax(&bias), &Ctx::eval(&ARCH));
+    let (out, _) = attn.forward(x, Mixing::Softmax(&bias, None), &Ctx::eval(&ARCH));
     let (q, k, v) = (
         matmul(&xv, &wqv, M, 6),
         matmul(&xv, &wkv, M, 6),
@@ -221,7 +240,7 @@ fn inv_sqrt_dim_attention_matches_reference() {
         ..ARCH
     };
     let bias = causal_bias(&dev, B, S);
-    let (out, _) = attn.forward(x, Mixing::Softmax(&bias), &Ctx::eval(&arch));
+    let (out, _) = attn.forward(x, Mixing::Softmax(&bias, None), &Ctx::eval(&arch));
     let (q, k, v) = (
         matmul(&xv, &wqv, M, 6),
         matmul(&xv, &wkv, M, 6),
@@ -233,6 +252,197 @@ fn inv_sqrt_dim_attention_matches_reference() {
         &matmul(&a, &wov, 6, M),
         1e-10,
         "1/√d attention",
+    );
+}
+
+/// The rotation of RoFormer with GPT-NeoX's halves, from its definition:
+/// in each head, the pair `(j, j + d/2)` at position `p` turned by
+/// `p · θ^(−2j/d)`; rows of `[B, S, h·d]`.
+fn rope_ref(x: &[f64], h: usize, d: usize, theta: f64) -> Vec<f64> {
+    let mut out = x.to_vec();
+    for (row, chunk) in out.chunks_mut(h * d).enumerate() {
+        let p = (row % S) as f64;
+        for head in chunk.chunks_mut(d) {
+            for j in 0..d / 2 {
+                let angle = p * theta.powf(-2.0 * j as f64 / d as f64);
+                let (a, c) = (head[j], head[j + d / 2]);
+                head[j] = a * angle.cos() - c * angle.sin();
+                head[j + d / 2] = c * angle.cos() + a * angle.sin();
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn rope_attention_matches_reference() {
+    let dev = dev();
+    let (x, xv) = hidden(&dev, 51);
+    let (wq, wqv) = matrix::<M, 8>(&dev, 52, 0.9);
+    let (wk, wkv) = matrix::<M, 8>(&dev, 53, 0.9);
+    let (wv, wvv) = matrix::<M, 8>(&dev, 54, 0.5);
+    let (wo, wov) = matrix::<8, M>(&dev, 55, 0.5);
+    let attn = SelfAttention::<M, 2, 4, 8, f64, Cpu> {
+        w_q: wq,
+        w_k: wk,
+        w_v: wv,
+        w_o: wo,
+    };
+    let arch = Arch {
+        position: Position {
+            kind: PositionKind::Rope { theta: 100.0 },
+            ..ARCH.position
+        },
+        ..ARCH
+    };
+    let bias = causal_bias(&dev, B, S);
+    let (out, kv) = attn.forward(x, Mixing::Softmax(&bias, None), &Ctx::eval(&arch));
+    let (q, k, v) = (
+        matmul(&xv, &wqv, M, 8),
+        matmul(&xv, &wkv, M, 8),
+        matmul(&xv, &wvv, M, 8),
+    );
+    let (rq, rk) = (rope_ref(&q, 2, 4, 100.0), rope_ref(&k, 2, 4, 100.0));
+    let a = attention_ref(&rq, &rk, &v, S, S, 2, 4, 1.0, |_, i, j| j <= i);
+    assert_close(
+        &out.as_vec(),
+        &matmul(&a, &wov, 8, M),
+        1e-10,
+        "rope attention",
+    );
+    // the stored keys stay unrotated, for the attentions that reuse them
+    assert_close(&kv.keys.unwrap().as_vec(), &k, 1e-12, "stored keys");
+}
+
+/// What rotary embeddings are for: the score of a query at `p` and a key at
+/// `p'` depends only on `p − p'`.
+#[test]
+fn rope_scores_depend_only_on_the_distance() {
+    use march_runtime::kernels::rope::rope;
+    let dev = dev();
+    let (s, d) = (7, 6);
+    let (qv, kv) = (values(d, 61, 1.0), values(d, 62, 1.0));
+    // the same vector at every position
+    let at_all = |v: &[f64]| -> Tensor<(usize, usize, usize), f64, Cpu> {
+        dev.tensor_from_vec(v.repeat(s), (1, s, d))
+    };
+    let rq = rope::<1, 6, f64, _>(at_all(&qv), 10_000.0).as_vec();
+    let rk = rope::<1, 6, f64, _>(at_all(&kv), 10_000.0).as_vec();
+    let score =
+        |p: usize, pk: usize| -> f64 { (0..d).map(|c| rq[p * d + c] * rk[pk * d + c]).sum() };
+    for (p, pk) in [(0, 3), (2, 0), (4, 4), (1, 6)] {
+        for shift in 1..s - p.max(pk) {
+            let (a, b) = (score(p, pk), score(p + shift, pk + shift));
+            assert!((a - b).abs() < 1e-12, "({p}, {pk}) {a} vs +{shift}: {b}");
+        }
+    }
+    // and rotations keep lengths
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>();
+    assert!((norm(&rq[5 * d..6 * d]) - norm(&qv)).abs() < 1e-12);
+    // a shift changes the score: the positions are seen
+    assert!((score(0, 3) - score(0, 2)).abs() > 1e-3);
+}
+
+/// Hugging Face's `_relative_position_bucket` at its defaults (32 buckets,
+/// max distance 128), worked by hand from its definition.
+#[test]
+fn t5_buckets_match_hugging_face() {
+    // bidirectional: 16 per direction, 8 exact, then log-spaced to 128
+    let both = [
+        (0, 0),
+        (-1, 1),
+        (1, 17),
+        (-7, 7),
+        (-8, 8),
+        (-12, 9),
+        (-127, 15),
+        (-128, 15),
+        (200, 31),
+    ];
+    for (rel, want) in both {
+        assert_eq!(bucket(rel, true, 32, 128), want, "bidirectional {rel}");
+    }
+    // causal: later keys share bucket 0; 16 exact, then log-spaced
+    let causal = [
+        (5, 0),
+        (0, 0),
+        (-3, 3),
+        (-15, 15),
+        (-16, 16),
+        (-20, 17),
+        (-127, 31),
+        (-1000, 31),
+    ];
+    for (rel, want) in causal {
+        assert_eq!(bucket(rel, false, 32, 128), want, "causal {rel}");
+    }
+}
+
+#[test]
+fn relative_bias_attention_matches_reference() {
+    const NB: usize = 8;
+    let dev = dev();
+    let (x, xv) = hidden(&dev, 71);
+    let (wq, wqv) = matrix::<M, 6>(&dev, 72, 0.7);
+    let (wk, wkv) = matrix::<M, 6>(&dev, 73, 0.7);
+    let (wv, wvv) = matrix::<M, 6>(&dev, 74, 0.5);
+    let (wo, wov) = matrix::<6, M>(&dev, 75, 0.5);
+    let attn = SelfAttention::<M, 2, 3, 6, f64, Cpu> {
+        w_q: wq,
+        w_k: wk,
+        w_v: wv,
+        w_o: wo,
+    };
+    let (enc, encv) = matrix::<NB, 2>(&dev, 76, 2.0);
+    let (dec, decv) = matrix::<NB, 2>(&dev, 77, 2.0);
+    let tables = RelativeBias::<M, NB, 2, f64, Cpu> {
+        encoder: enc,
+        decoder: dec,
+    };
+    let arch = Arch {
+        position: Position {
+            kind: PositionKind::T5Relative {
+                num_buckets: NB,
+                max_distance: 5,
+            },
+            ..ARCH.position
+        },
+        // a second encoder layer: the first's self-attention reads the table
+        encoder_layers: 2,
+        decoder_layers: 2,
+        ..ARCH
+    };
+    let ((enc_bias, dec_bias), _) = tables.biases(&arch, S, S, NoneTape);
+    let (q, k, v) = (
+        matmul(&xv, &wqv, M, 6),
+        matmul(&xv, &wkv, M, 6),
+        matmul(&xv, &wvv, M, 6),
+    );
+    let ctx = Ctx::eval(&arch);
+    // the decoder's: causal buckets, with the causal mask
+    let causal = causal_bias(&dev, B, S);
+    let (out, _) = attn.forward(x.clone(), Mixing::Softmax(&causal, dec_bias.as_ref()), &ctx);
+    let a = attention_ref_biased(&q, &k, &v, S, S, 2, 3, 1.0, |_, h, i, j| {
+        let mask = if j <= i { 0.0 } else { -1e9 };
+        mask + decv[bucket(j as i64 - i as i64, false, NB, 5) * 2 + h]
+    });
+    assert_close(
+        &out.as_vec(),
+        &matmul(&a, &wov, 6, M),
+        1e-10,
+        "decoder relative bias",
+    );
+    // the encoder's: bidirectional buckets
+    let none = padding_bias(&dev.ones_like(&(B, S)), S);
+    let (out, _) = attn.forward(x, Mixing::Softmax(&none, enc_bias.as_ref()), &ctx);
+    let a = attention_ref_biased(&q, &k, &v, S, S, 2, 3, 1.0, |_, h, i, j| {
+        encv[bucket(j as i64 - i as i64, true, NB, 5) * 2 + h]
+    });
+    assert_close(
+        &out.as_vec(),
+        &matmul(&a, &wov, 6, M),
+        1e-10,
+        "encoder relative bias",
     );
 }
 

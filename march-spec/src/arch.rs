@@ -129,20 +129,96 @@ names! {
     }
 }
 
-names! {
-    /// How the model knows where a token is.
-    pub enum PositionKind {
-        /// A learned absolute table `[max_len, dim_model]` added to the
-        /// encoder's and the decoder's inputs (the original).
-        Learned = "learned",
-        /// Nothing: only the decoder's causal mask tells positions apart.
-        None = "none",
+/// How the model knows where a token is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PositionKind {
+    /// A learned absolute table `[max_len, dim_model]` added to the
+    /// encoder's and the decoder's inputs (the original).
+    Learned,
+    /// Nothing: only the decoder's causal mask tells positions apart.
+    None,
+    /// T5's relative position bias: a learned scalar per head and bucket of
+    /// `key − query` added to the self-attention logits; bidirectional
+    /// buckets in the encoder, causal in the decoder, one table per stack
+    /// shared by its layers; cross-attention has none.
+    T5Relative {
+        num_buckets: usize,
+        max_distance: usize,
+    },
+    /// Rotary embeddings (Su et al.): every attention rotates its queries and
+    /// keys by their positions before `q kᵀ` (GPT-NeoX's halves, as the
+    /// original's BaselineV2, cross-attention included).
+    Rope { theta: f64 },
+}
+
+impl PositionKind {
+    /// Hugging Face's T5 defaults.
+    pub const T5_RELATIVE: PositionKind = PositionKind::T5Relative {
+        num_buckets: 32,
+        max_distance: 128,
+    };
+    /// RoFormer's base.
+    pub const ROPE: PositionKind = PositionKind::Rope { theta: 10_000.0 };
+
+    /// The kind's name in the DSL.
+    pub const fn name(self) -> &'static str {
+        match self {
+            PositionKind::Learned => "learned",
+            PositionKind::None => "none",
+            PositionKind::T5Relative { .. } => "t5_relative",
+            PositionKind::Rope { .. } => "rope",
+        }
+    }
+}
+
+impl fmt::Display for PositionKind {
+    /// The DSL form: `learned`, `t5_relative`, `rope(theta = 500000)` (options
+    /// only where they differ from the defaults).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            PositionKind::T5Relative {
+                num_buckets,
+                max_distance,
+            } if *self != PositionKind::T5_RELATIVE => write!(
+                f,
+                "t5_relative(num_buckets = {num_buckets}, max_distance = {max_distance})"
+            ),
+            PositionKind::Rope { theta } if *self != PositionKind::ROPE => {
+                write!(f, "rope(theta = {theta:?})")
+            }
+            kind => f.write_str(kind.name()),
+        }
+    }
+}
+
+impl ToRust for PositionKind {
+    fn to_rust(&self, out: &mut String) {
+        out.push_str(crate::rust::PATH);
+        match self {
+            PositionKind::Learned => out.push_str("PositionKind::Learned"),
+            PositionKind::None => out.push_str("PositionKind::None"),
+            PositionKind::T5Relative {
+                num_buckets,
+                max_distance,
+            } => {
+                out.push_str("PositionKind::T5Relative { num_buckets: ");
+                num_buckets.to_rust(out);
+                out.push_str(", max_distance: ");
+                max_distance.to_rust(out);
+                out.push_str(" }");
+            }
+            PositionKind::Rope { theta } => {
+                out.push_str("PositionKind::Rope { theta: ");
+                theta.to_rust(out);
+                out.push_str(" }");
+            }
+        }
     }
 }
 
 record! {
     /// The position encoding; `combine` and `init` are the learned table's.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    #[derive(Debug, Clone, Copy, PartialEq)]
     pub struct Position {
         pub kind: PositionKind,
         pub combine: Combine,
@@ -155,7 +231,36 @@ impl Position {
     pub const fn table_rows(&self, max_len: usize) -> usize {
         match self.kind {
             PositionKind::Learned => max_len,
-            PositionKind::None => 0,
+            _ => 0,
+        }
+    }
+
+    /// Buckets of the relative bias tables (0 without them).
+    pub const fn relative_buckets(&self) -> usize {
+        match self.kind {
+            PositionKind::T5Relative { num_buckets, .. } => num_buckets,
+            _ => 0,
+        }
+    }
+}
+
+names! {
+    /// The learned gain of every RMS norm.
+    pub enum NormGain {
+        /// One gain per feature, `[dim_model]` (T5).
+        Vector = "vector",
+        /// One gain for all features, `[1]` (the original's RMSNorm until its
+        /// commit 85b377a).
+        Scalar = "scalar",
+    }
+}
+
+impl NormGain {
+    /// Elements of the gain of a norm over `dim_model` features.
+    pub const fn size(self, dim_model: usize) -> usize {
+        match self {
+            NormGain::Vector => dim_model,
+            NormGain::Scalar => 1,
         }
     }
 }
@@ -367,6 +472,8 @@ record! {
         /// Whether the output head is the input embedding (scaled by
         /// `dim_model^-0.5`, T5) or a matrix of its own (T5 v1.1).
         pub tie_embeddings: bool,
+        /// The gain of every RMS norm: a vector (T5) or a scalar.
+        pub norm_gain: NormGain,
         pub params: ParamCount,
         pub budget: Budget,
     }
@@ -406,6 +513,7 @@ impl Arch {
         attention: AttentionKind::Softmax,
         attention_scale: AttentionScale::None,
         tie_embeddings: true,
+        norm_gain: NormGain::Vector,
         params: ParamCount { total: 0, live: 0 },
         budget: Budget {
             params: None,
@@ -521,7 +629,7 @@ impl fmt::Display for Arch {
                 self.position.combine.name(),
                 self.position.init.name()
             )?,
-            PositionKind::None => writeln!(f, "position         none")?,
+            kind => writeln!(f, "position         {kind}")?,
         }
         writeln!(
             f,
@@ -544,6 +652,7 @@ impl fmt::Display for Arch {
                 "its own (untied)"
             }
         )?;
+        writeln!(f, "norm gain        {}", self.norm_gain.name())?;
         writeln!(f, "dropout          {}", self.dropout)?;
         writeln!(f, "vocab / max_len  {} / {}", self.vocab, self.max_len)?;
         writeln!(

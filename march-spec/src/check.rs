@@ -1,7 +1,7 @@
 //! Checks of a complete declaration, independent of how it was written, and
 //! the budget check.
 
-use crate::arch::{thousands, Arch, BudgetOn, PerLayer};
+use crate::arch::{thousands, Arch, BudgetOn, PerLayer, PositionKind};
 
 /// A problem with the declaration as a whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +50,32 @@ pub fn check(arch: &Arch, derived: bool) -> Vec<Inconsistency> {
             "`cross_attention = {}` pairs decoder layer i with encoder layer i, but there are {enc} encoder and {dec} decoder layers: make them equal or write `cross_attention = own_kv`",
             arch.cross_attention.name()
         ));
+    }
+    match arch.position.kind {
+        PositionKind::T5Relative {
+            num_buckets,
+            max_distance,
+        } => {
+            if let PerLayer::Each(_) = arch.heads {
+                add(&["heads", "position"], "`position = t5_relative` shares one bias table per stack across its layers, so every layer needs the same heads: give one head count, or use `position = rope`".into());
+            }
+            if num_buckets < 4 || num_buckets % 2 != 0 {
+                add(&["position"], format!("`t5_relative` needs an even `num_buckets` of at least 4 (half of them are exact, and the encoder splits them by direction), found {num_buckets}"));
+            } else if max_distance <= num_buckets / 2 {
+                add(&["position"], format!("`t5_relative`'s `max_distance` ({max_distance}) must exceed `num_buckets / 2` ({}), where the logarithmic buckets begin", num_buckets / 2));
+            }
+        }
+        PositionKind::Rope { .. } => {
+            let dims = match arch.dim_qkv {
+                PerLayer::All(d) => vec![d],
+                PerLayer::Each(list) => list.to_vec(),
+            };
+            let odd: Vec<usize> = dims.into_iter().filter(|d| d % 2 == 1).collect();
+            if let Some(d) = odd.first() {
+                add(&["dim_qkv", "position"], format!("`position = rope` rotates pairs of features, so `dim_qkv` must be even, found {d}"));
+            }
+        }
+        _ => {}
     }
     if arch.vocab < 2 {
         add(&["vocab"], "`vocab` must be at least 2".into());

@@ -56,9 +56,17 @@ impl Arch {
         !self.cross_attention.pairs_layers()
     }
 
+    /// Whether the encoder's relative bias table reaches the loss: some
+    /// encoder layer's self-attention computes softmax logits.
+    pub const fn encoder_bias_live(&self) -> bool {
+        self.encoder_side_softmax() && (self.encoder_layers > 1 || !self.encoder_kv_only(0))
+    }
+
     /// Every trainable tensor, in the model's order, with its liveness.
     pub fn tensors(&self) -> Vec<ParamTensor> {
         let m = self.dim_model as u64;
+        // a norm's gain
+        let g = self.norm_gain.size(self.dim_model) as u64;
         let softmax = self.encoder_side_softmax();
         let mut out = Vec::new();
         let mut add = |name: String, numel: u64, live: bool, side: Side| {
@@ -78,7 +86,7 @@ impl Arch {
             let (inner, ff) = (l.inner() as u64, (self.ffn.matrices() * l.dim_ff) as u64);
             let kv_only = self.encoder_kv_only(i);
             let p = |t: &str| format!("encoder.{i}.{t}");
-            add(p("self_attn_norm"), m, true, Side::None);
+            add(p("self_attn_norm"), g, true, Side::None);
             add(
                 p("self_attn.w_q"),
                 m * inner,
@@ -89,13 +97,13 @@ impl Arch {
             add(p("self_attn.w_v"), m * inner, true, Side::Encoder);
             add(p("self_attn.w_o"), inner * m, !kv_only, Side::Encoder);
             if self.ffn.present() {
-                add(p("ffn_norm"), m, !kv_only, Side::None);
+                add(p("ffn_norm"), g, !kv_only, Side::None);
                 add(p("ffn"), ff * m, !kv_only, Side::Encoder);
             }
         }
         add(
             "encoder_norm".into(),
-            m,
+            g,
             self.reads_encoder_output(),
             Side::None,
         );
@@ -103,13 +111,13 @@ impl Arch {
             let l = self.decoder(i);
             let (inner, ff) = (l.inner() as u64, (self.ffn.matrices() * l.dim_ff) as u64);
             let p = |t: &str| format!("decoder.{i}.{t}");
-            add(p("self_attn_norm"), m, true, Side::None);
+            add(p("self_attn_norm"), g, true, Side::None);
             for w in ["w_q", "w_k", "w_v", "w_o"] {
                 add(p(&format!("self_attn.{w}")), m * inner, true, Side::Decoder);
             }
             // uniform cross-attention ignores the decoder side: it only
             // averages the encoder's values
-            add(p("cross_attn_norm"), m, softmax, Side::None);
+            add(p("cross_attn_norm"), g, softmax, Side::None);
             add(p("cross_attn.w_q"), m * inner, softmax, Side::Decoder);
             match self.cross_attention {
                 CrossAttention::OwnKv => {
@@ -124,11 +132,11 @@ impl Arch {
             }
             add(p("cross_attn.w_o"), inner * m, true, Side::Decoder);
             if self.ffn.present() {
-                add(p("ffn_norm"), m, true, Side::None);
+                add(p("ffn_norm"), g, true, Side::None);
                 add(p("ffn"), ff * m, true, Side::Decoder);
             }
         }
-        add("decoder_norm".into(), m, true, Side::None);
+        add("decoder_norm".into(), g, true, Side::None);
         if !self.tie_embeddings {
             // its product is the output head's, counted with the tied one's
             add(
@@ -137,6 +145,13 @@ impl Arch {
                 true,
                 Side::None,
             );
+        }
+        if let PositionKind::T5Relative { num_buckets, .. } = self.position.kind {
+            // one table per stack; every layer has the same heads (checked)
+            let n = (num_buckets * self.heads.at(0)) as u64;
+            let enc = self.encoder_bias_live();
+            add("relative_bias.encoder".into(), n, enc, Side::None);
+            add("relative_bias.decoder".into(), n, true, Side::None);
         }
         out
     }

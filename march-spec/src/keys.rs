@@ -115,10 +115,10 @@ pub static KEYS: &[Key] = &[
         "the feed-forward: dense, a gated linear unit, the original's mixed activation `down(combine(sigmoid(up_slow x), relu(up_fast x)))` with the branch dropout on the sigmoid branch, or none (no feed-forward sub-layer, nor its norm)",
         |e, a| if let Some(f) = e.ffn() { a.ffn = f },
         |a| some(a.ffn)),
-    key!("position", "`learned` or `none`",
-        "the position encoding: `learned` (a table `[max_len, dim_model]` joined to the inputs by `position_combine`, initialised by `position_init`) or `none` (no table: only the decoder's causal mask tells positions apart)",
-        |e, a| if let Some(k) = e.choice::<PositionKind>(PositionKind::ALL, PositionKind::name) { a.position.kind = k },
-        |a| some(a.position.kind.name())),
+    key!("position", "`learned`, `none`, `t5_relative[(num_buckets = 32, max_distance = 128)]` or `rope[(theta = 10000)]`",
+        "the position encoding: `learned` (a table `[max_len, dim_model]` joined to the inputs by `position_combine`, initialised by `position_init`), `none` (only the decoder's causal mask tells positions apart), `t5_relative` (T5's bucketed relative bias: per stack a table `[num_buckets, heads]`, N(0, dim_model^-0.5), added to every self-attention's logits; bidirectional buckets in the encoder, causal in the decoder; equal heads in every layer) or `rope` (rotary embeddings of queries and keys in every attention, `dim_qkv` even)",
+        |e, a| if let Some(k) = e.position() { a.position.kind = k },
+        |a| some(a.position.kind)),
     key!("position_combine", "`mean` or `sum`", "how the position table joins the embedding: `mean` (`(x + t) / 2`) or `sum` (`x + t`)",
         |e, a| if let Some(c) = e.choice::<Combine>(Combine::ALL, Combine::name) { a.position.combine = c },
         |a| some(a.position.combine.name())),
@@ -150,6 +150,10 @@ pub static KEYS: &[Key] = &[
         "`true`: the output head is the input embedding, logits `(x · dim_model^-0.5) Eᵀ` (T5); `false`: a head of its own `[vocab, dim_model]`, N(0, 1), logits `x Wᵀ` (T5 v1.1)",
         |e, a| if let Some(b) = e.boolean() { a.tie_embeddings = b },
         |a| some(a.tie_embeddings)),
+    key!("norm_gain", "`vector` or `scalar`",
+        "the gain of every RMS norm: `vector` (`[dim_model]`, T5) or `scalar` (`[1]`, the original's until its commit 85b377a)",
+        |e, a| if let Some(g) = e.choice::<NormGain>(NormGain::ALL, NormGain::name) { a.norm_gain = g },
+        |a| some(a.norm_gain.name())),
     key!("budget", "an integer number of parameters", "the parameter budget (required without `base`; inherited otherwise)",
         |e, a| if let Some(b) = e.integer(1) { a.budget.params = Some(b as u64) },
         |a| a.budget.params.map(|p| p.to_string())),
@@ -493,6 +497,108 @@ impl Entry {
             format!("unknown activation: write one of {}", names.join(", ")),
         );
         None
+    }
+
+    /// The options of a call-form value (`rope(theta = 500000)`): each named
+    /// argument's name, value and place; a positional argument is a problem.
+    fn options(&mut self, kind: &str, known: &[&str]) -> Vec<(String, Value, At)> {
+        let Value::Call(_, args) = self.value.clone() else {
+            return Vec::new();
+        };
+        let list = known
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        let mut out = Vec::new();
+        for (i, Arg { name, value }) in args.into_iter().enumerate() {
+            match name {
+                Some(n) if known.contains(&n.as_str()) => out.push((n, value, At::Value(vec![i]))),
+                Some(n) => self.problem(
+                    At::ArgName(vec![i]),
+                    format!("`{kind}(...)` has no option `{n}`; it has {list}"),
+                ),
+                None => self.problem(
+                    At::Value(vec![i]),
+                    format!(
+                        "`{kind}(...)` takes named options: write e.g. `{kind}({} = ...)`",
+                        known[0]
+                    ),
+                ),
+            }
+        }
+        out
+    }
+
+    fn position(&mut self) -> Option<PositionKind> {
+        let kind = match &self.value {
+            Value::Name(n) | Value::Call(n, _) => n.clone(),
+            _ => {
+                self.wrong();
+                return None;
+            }
+        };
+        let call = matches!(self.value, Value::Call(..));
+        match kind.as_str() {
+            "learned" | "none" if call => {
+                self.problem(
+                    At::value(),
+                    format!("`{kind}` takes no options: write `position = {kind}`"),
+                );
+                None
+            }
+            "learned" => Some(PositionKind::Learned),
+            "none" => Some(PositionKind::None),
+            "t5_relative" => {
+                let PositionKind::T5Relative {
+                    mut num_buckets,
+                    mut max_distance,
+                } = PositionKind::T5_RELATIVE
+                else {
+                    unreachable!()
+                };
+                let before = self.problems.len();
+                for (name, value, at) in
+                    self.options("t5_relative", &["num_buckets", "max_distance"])
+                {
+                    let Some(n) = self.integer_at(Op::Set, &value, at, 1) else {
+                        continue;
+                    };
+                    if name == "num_buckets" {
+                        num_buckets = n
+                    } else {
+                        max_distance = n
+                    }
+                }
+                (self.problems.len() == before).then_some(PositionKind::T5Relative {
+                    num_buckets,
+                    max_distance,
+                })
+            }
+            "rope" => {
+                let PositionKind::Rope { mut theta } = PositionKind::ROPE else {
+                    unreachable!()
+                };
+                let before = self.problems.len();
+                for (_, value, at) in self.options("rope", &["theta"]) {
+                    match value {
+                        Value::Number(n) if n.as_f64() > 0.0 => theta = n.as_f64(),
+                        _ => self.problem(
+                            at,
+                            "`theta` must be a positive number, e.g. `rope(theta = 10000)`",
+                        ),
+                    }
+                }
+                (self.problems.len() == before).then_some(PositionKind::Rope { theta })
+            }
+            other => {
+                self.problem(
+                    if call { At::CallName(Vec::new()) } else { At::value() },
+                    format!("unknown position encoding `{other}`: write `learned`, `none`, `t5_relative` or `rope`"),
+                );
+                None
+            }
+        }
     }
 
     fn ffn(&mut self) -> Option<FeedForward> {

@@ -150,6 +150,51 @@ mod tests {
     }
 
     #[test]
+    fn position_kinds_and_norm_gains_are_counted() {
+        let base = Arch::DEFAULT.finish("Baseline", None, "", "").params;
+        let name = |n: &str| Value::Name(n.into());
+        let (rel, p) = declare(Arch::DEFAULT, &[("position", Op::Set, name("t5_relative"))]);
+        assert!(p.is_empty(), "{p:?}");
+        // no table; a [32, 8] table per stack
+        assert_eq!(rel.params.total, base.total - 1024 * 512 + 2 * 32 * 8);
+        assert_eq!(rel.params.dead(), base.dead());
+        let (rope, _) = declare(Arch::DEFAULT, &[("position", Op::Set, name("rope"))]);
+        assert_eq!(rope.params.total, base.total - 1024 * 512);
+        // 17 norms: 2 per encoder layer, 3 per decoder layer, one after each stack
+        let (scalar, _) = declare(Arch::DEFAULT, &[("norm_gain", Op::Set, name("scalar"))]);
+        assert_eq!(scalar.params.total, base.total - 17 * 511);
+        // a one-layer encoder whose keys and values feed the decoder takes no
+        // softmax of its own: its table is dead
+        let (one, _) = declare(
+            Arch::DEFAULT,
+            &[
+                ("layers", Op::Set, n(1)),
+                ("position", Op::Set, name("t5_relative")),
+            ],
+        );
+        assert_eq!(
+            one.tensors()
+                .iter()
+                .find(|t| t.name == "relative_bias.encoder")
+                .map(|t| t.live),
+            Some(false)
+        );
+        // options round-trip through the DSL form
+        let opts = Value::Call(
+            "rope".into(),
+            vec![Arg {
+                name: Some("theta".into()),
+                value: Value::Number(Number::whole(500_000)),
+            }],
+        );
+        let (r, p) = declare(Arch::DEFAULT, &[("position", Op::Set, opts)]);
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(r.position.kind, PositionKind::Rope { theta: 500_000.0 });
+        assert!(keys::to_dsl(&r).contains("position = rope(theta = 500000.0)"));
+        assert!(keys::to_dsl(&rel).contains("position = t5_relative,"));
+    }
+
+    #[test]
     fn inconsistencies() {
         let (a, _) = declare(Arch::DEFAULT, &[("encoder_layers", Op::Add, n(1))]);
         let c = check::check(&a, true);

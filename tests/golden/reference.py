@@ -63,6 +63,21 @@ CONFIGS = [
          dim_ff=6, vocab=13, max_len=10, ffn=("glu", "gelu"),
          combine="mean", residual=dict(self_attn=True, cross_attn=True, ffn=True),
          cross="own_kv", attention="softmax", position="none"),
+    # T5's relative position bias (8 buckets up to distance 6), no table
+    dict(name="GoldenT5Relative", dim_model=8, layers=2, heads=[2, 2], dim_qkv=3,
+         dim_ff=6, vocab=13, max_len=10, ffn=("glu", "gelu"),
+         combine="mean", residual=dict(self_attn=True, cross_attn=True, ffn=True),
+         cross="own_kv", attention="softmax", position=("t5_relative", 8, 6)),
+    # rotary embeddings (theta 100) in every attention, cross included
+    dict(name="GoldenRope", dim_model=8, layers=2, heads=[2, 1], dim_qkv=4,
+         dim_ff=12, vocab=13, max_len=10, ffn=("dense", "relu"),
+         combine="mean", residual=dict(self_attn=True, cross_attn=True, ffn=True),
+         cross="reuse_encoder_kv", attention="softmax", position=("rope", 100.0)),
+    # one gain per norm (the original's RMSNorm before its commit 85b377a)
+    dict(name="GoldenScalarGain", dim_model=8, layers=2, heads=[2, 1], dim_qkv=4,
+         dim_ff=12, vocab=13, max_len=10, ffn=("dense", "relu"),
+         combine="mean", residual=dict(self_attn=True, cross_attn=True, ffn=True),
+         cross="reuse_encoder_kv", attention="softmax", norm_gain="scalar"),
 ]
 
 
@@ -77,6 +92,52 @@ def logit_scale(cfg, i):
     if cfg.get("scale") == "inv_sqrt_dim":
         return 1.0 / math.sqrt(per_layer(cfg, "dim_qkv", i))
     return 1.0
+
+
+def position_kind(cfg):
+    p = cfg.get("position", "learned")
+    return p[0] if isinstance(p, tuple) else p
+
+
+def t5_bucket(rel, bidirectional, num_buckets, max_distance):
+    """Hugging Face's T5 _relative_position_bucket, its logarithm in float32."""
+    out = 0
+    if bidirectional:
+        num_buckets //= 2
+        out += num_buckets if rel > 0 else 0
+        dist = abs(rel)
+    else:
+        dist = -min(rel, 0)
+    max_exact = num_buckets // 2
+    if dist < max_exact:
+        return out + dist
+    f32 = np.float32
+    large = max_exact + int(np.log(f32(dist) / f32(max_exact))
+                            / f32(math.log(max_distance / max_exact))
+                            * f32(num_buckets - max_exact))
+    return out + min(large, num_buckets - 1)
+
+
+def relative_bias(cfg, table, s, bidirectional):
+    """[h, s, s]: table[bucket(k - q), head]."""
+    _, nb, md = cfg["position"]
+    idx = np.array([[t5_bucket(k - q, bidirectional, nb, md) for k in range(s)]
+                    for q in range(s)])
+    return table[idx].transpose(2, 0, 1)
+
+
+def rope(x, h, theta):
+    """Rotary embedding of [b, s, h*d], GPT-NeoX halves: pair (j, j + d/2)
+    at position p turned by p * theta^(-2j/d)."""
+    b, s, inner = x.shape
+    d = inner // h
+    x = x.reshape(b, s, h, d)
+    inv = theta ** (-np.arange(0, d, 2) / d)  # [d/2]
+    ang = np.arange(s)[:, None] * inv[None, :]  # [s, d/2]
+    cos = np.concatenate([np.cos(ang)] * 2, axis=-1)[None, :, None, :]
+    sin = np.concatenate([np.sin(ang)] * 2, axis=-1)[None, :, None, :]
+    half = np.concatenate([-x[..., d // 2:], x[..., : d // 2]], axis=-1)
+    return (x * cos + half * sin).reshape(b, s, inner)
 
 
 def rms_norm(x, w):
@@ -113,10 +174,15 @@ def merge(x):
     return x.transpose(0, 2, 1, 3).reshape(b, s, h * d)
 
 
-def attend(q, k, v, h, bias, scale=1.0):
-    """softmax(scale · q kᵀ + bias) v (T5: scale 1). bias: [b, sq, sk]."""
+def attend(q, k, v, h, bias, scale=1.0, head_bias=None, theta=None):
+    """softmax(scale · q kᵀ + bias + head_bias) v (T5: scale 1). bias: [b, sq,
+    sk]; head_bias: [h, sq, sk]; theta: rotate q and k first (rope)."""
+    if theta is not None:
+        q, k = rope(q, h, theta), rope(k, h, theta)
     q, k, v = heads_of(q, h), heads_of(k, h), heads_of(v, h)
     logits = scale * (q @ k.transpose(0, 1, 3, 2)) + bias[:, None, :, :]
+    if head_bias is not None:
+        logits = logits + head_bias[None]
     return merge(softmax(logits) @ v)
 
 
@@ -145,7 +211,7 @@ def forward(cfg, w, enc_ids, enc_mask, dec_ids, labels):
     emb, table = w["embedding"], w.get("position")
 
     def embed(ids):
-        if cfg.get("position") == "none":
+        if position_kind(cfg) != "learned":
             return emb[ids]
         x, t = emb[ids], table[: ids.shape[1]][None]
         return x + t if cfg["combine"] == "sum" else (x + t) / 2
@@ -160,6 +226,12 @@ def forward(cfg, w, enc_ids, enc_mask, dec_ids, labels):
     pad = np.repeat(((1.0 - enc_mask) * NEG)[:, None, :], se, axis=1)
     cross_pad = np.repeat(((1.0 - enc_mask) * NEG)[:, None, :], sd, axis=1)
     causal = np.triu(np.full((sd, sd), NEG), k=1)[None].repeat(b, axis=0)
+    kind = position_kind(cfg)
+    theta = cfg["position"][1] if kind == "rope" else None
+    enc_rel = dec_rel = None
+    if kind == "t5_relative":
+        enc_rel = relative_bias(cfg, w["relative_bias.encoder"], se, True)
+        dec_rel = relative_bias(cfg, w["relative_bias.decoder"], sd, False)
 
     # encoder: every layer fully (dead outputs are simply not used)
     x = embed(enc_ids)
@@ -170,7 +242,8 @@ def forward(cfg, w, enc_ids, enc_mask, dec_ids, labels):
         k, v = n @ w[p + "self_attn.w_k"], n @ w[p + "self_attn.w_v"]
         kvs.append((k, v))
         if softmax_attn:
-            a = attend(n @ w[p + "self_attn.w_q"], k, v, h, pad, logit_scale(cfg, i))
+            a = attend(n @ w[p + "self_attn.w_q"], k, v, h, pad, logit_scale(cfg, i),
+                       enc_rel, theta)
         else:
             a = uniform(v, h, enc_mask, se)
         x = sub(x, res["self_attn"], a @ w[p + "self_attn.w_o"])
@@ -185,7 +258,7 @@ def forward(cfg, w, enc_ids, enc_mask, dec_ids, labels):
         p = f"decoder.{i}."
         n = rms_norm(y, w[p + "self_attn_norm.weight"])
         a = attend(n @ w[p + "self_attn.w_q"], n @ w[p + "self_attn.w_k"],
-                   n @ w[p + "self_attn.w_v"], h, causal, logit_scale(cfg, i))
+                   n @ w[p + "self_attn.w_v"], h, causal, logit_scale(cfg, i), dec_rel, theta)
         y = sub(y, res["self_attn"], a @ w[p + "self_attn.w_o"])
         n = rms_norm(y, w[p + "cross_attn_norm.weight"])
         if cfg["cross"] == "reuse_encoder_kv":
@@ -199,7 +272,7 @@ def forward(cfg, w, enc_ids, enc_mask, dec_ids, labels):
             v = memory @ w[p + "cross_attn.attn.w_v"]
             wq, wo = w[p + "cross_attn.attn.w_q"], w[p + "cross_attn.attn.w_o"]
         if softmax_attn:
-            a = attend(n @ wq, k, v, h, cross_pad, logit_scale(cfg, i))
+            a = attend(n @ wq, k, v, h, cross_pad, logit_scale(cfg, i), None, theta)
         else:
             a = uniform(v, h, enc_mask, sd)
         y = sub(y, res["cross_attn"], a @ wo)
@@ -230,30 +303,31 @@ def shapes(cfg):
 
     def ffn_shapes(p, i):
         ff = per_layer(cfg, "dim_ff", i)
-        out = {p + "ffn_norm.weight": (m,)} if ffn_names else {}
+        out = {p + "ffn_norm.weight": (g,)} if ffn_names else {}
         out.update({p + "ffn." + n: ((ff, m) if n == "down" else (m, ff)) for n in ffn_names})
         return out
 
+    g = 1 if cfg.get("norm_gain") == "scalar" else m
     out = {"embedding": (v, m)}
-    if cfg.get("position") != "none":
+    if position_kind(cfg) == "learned":
         out["position"] = (L, m)
     for i, h in enumerate(cfg["heads"]):
         inner = h * per_layer(cfg, "dim_qkv", i)
         p = f"encoder.{i}."
-        out[p + "self_attn_norm.weight"] = (m,)
+        out[p + "self_attn_norm.weight"] = (g,)
         for n in ["w_q", "w_k", "w_v"]:
             out[p + "self_attn." + n] = (m, inner)
         out[p + "self_attn.w_o"] = (inner, m)
         out.update(ffn_shapes(p, i))
-    out["encoder_norm.weight"] = (m,)
+    out["encoder_norm.weight"] = (g,)
     for i, h in enumerate(cfg["heads"]):
         inner = h * per_layer(cfg, "dim_qkv", i)
         p = f"decoder.{i}."
-        out[p + "self_attn_norm.weight"] = (m,)
+        out[p + "self_attn_norm.weight"] = (g,)
         for n in ["w_q", "w_k", "w_v"]:
             out[p + "self_attn." + n] = (m, inner)
         out[p + "self_attn.w_o"] = (inner, m)
-        out[p + "cross_attn_norm.weight"] = (m,)
+        out[p + "cross_attn_norm.weight"] = (g,)
         c = "cross_attn.attn." if cfg["cross"] == "own_kv" else "cross_attn."
         out[p + c + "w_q"] = (m, inner)
         if cfg["cross"] == "own_kv":
@@ -264,9 +338,13 @@ def shapes(cfg):
             out[p + c + "w_v"] = (inner, inner)
         out[p + c + "w_o"] = (inner, m)
         out.update(ffn_shapes(p, i))
-    out["decoder_norm.weight"] = (m,)
+    out["decoder_norm.weight"] = (g,)
     if not cfg.get("tie", True):
         out["lm_head.weight"] = (v, m)
+    if position_kind(cfg) == "t5_relative":
+        nb, h = cfg["position"][1], cfg["heads"][0]
+        out["relative_bias.encoder"] = (nb, h)
+        out["relative_bias.decoder"] = (nb, h)
     return out
 
 

@@ -26,16 +26,19 @@ use crate::tensor::Float;
 /// `[batch, seq, heads·dim_qkv]`.
 pub type Flat<E, D, T = NoneTape> = Tensor<(usize, usize, usize), E, D, T>;
 
-/// `dropout(softmax(q kᵀ + bias)) v` per head, heads merged:
+/// `dropout(softmax(q kᵀ + bias + head_bias)) v` per head, heads merged:
 /// `q` `[batch, seq_q, H·DQK]` (carries the tape), `k`, `v`
 /// `[batch, seq_k, H·DQK]` (tape-free; their gradients are accumulated under
-/// their ids), `bias` `[batch, seq_q, seq_k]` (a constant) →
-/// `[batch, seq_q, H·DQK]`.
+/// their ids), `bias` `[batch, seq_q, seq_k]` (a constant, shared by the
+/// heads), `head_bias` `[H, seq_q, seq_k]` (shared by the batch; contiguous
+/// and tape-free, its gradient, summed over the batch, accumulated under its
+/// id) → `[batch, seq_q, H·DQK]`.
 pub fn fused_attention<const H: usize, const DQK: usize, E: Float, T: Tape<E, Cpu>>(
     q: Flat<E, Cpu, T>,
     k: &Flat<E, Cpu>,
     v: &Flat<E, Cpu>,
     bias: &Tensor<(usize, usize, usize), E, Cpu>,
+    head_bias: Option<&Flat<E, Cpu>>,
     dropout: Option<DropMask>,
 ) -> Flat<E, Cpu, T>
 where
@@ -52,6 +55,14 @@ where
         "values [batch, seq_k, heads·dim_qkv]"
     );
     assert_eq!(*bias.shape(), (b, sq, sk), "bias [batch, seq_q, seq_k]");
+    if let Some(hb) = head_bias {
+        assert_eq!(*hb.shape(), (H, sq, sk), "head bias [heads, seq_q, seq_k]");
+        assert!(
+            matches!(view(hb), std::borrow::Cow::Borrowed(_)),
+            "a contiguous head bias (its gradient has its layout)"
+        );
+    }
+    let hb_vals = head_bias.map(|hb| view(hb).into_owned());
 
     let (q, tape) = q.split_tape();
     let (qs, ks, vs) = (view(&q), view(k), view(v));
@@ -81,6 +92,11 @@ where
                     [1, i as isize],
                     false,
                 );
+            }
+            if let Some(hb) = &hb_vals {
+                for (x, &h) in p.iter_mut().zip(&hb[hi * sq * sk..(hi + 1) * sq * sk]) {
+                    *x += h;
+                }
             }
             let bias_rows = &bias_vals[bi * sq * sk..(bi + 1) * sq * sk];
             for (row, bias_row) in p.chunks_mut(sk).zip(bias_rows.chunks(sk)) {
@@ -116,6 +132,7 @@ where
     }
     let mut tape = tape;
     let (k, v, out_id) = (k.clone(), v.clone(), out.clone());
+    let head_bias = head_bias.cloned();
     tape.add_backward_op(move |grads| {
         for t in [&q, &k, &v, &out_id] {
             grads.try_alloc_for(t)?;
@@ -133,6 +150,17 @@ where
             SendPtr(g_k.0),
             SendPtr(g_v.0),
         );
+        // each (batch, head)'s logit gradient, summed over the batch below
+        let mut ds_all = vec![
+            E::zero();
+            if head_bias.is_some() {
+                b * H * sq * sk
+            } else {
+                0
+            }
+        ];
+        let ds_all_empty = ds_all.is_empty();
+        let ds_ptr = SendPtr(ds_all.as_mut_ptr());
         probs.par_chunks(sq * sk).enumerate().for_each_init(
             || (vec![E::zero(); sq * sk], vec![E::zero(); sq * sk]),
             |(pd, dp), (task, p)| {
@@ -181,6 +209,16 @@ where
                 for (dp_row, p_row) in dp.chunks_mut(sk).zip(p.chunks(sk)) {
                     softmax_backward_row(dp_row, p_row);
                 }
+                if !ds_all_empty {
+                    // SAFETY: this task's own chunk of `ds_all`
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            dp.as_ptr(),
+                            ds_ptr.get().add(task * sq * sk),
+                            sq * sk,
+                        );
+                    }
+                }
                 unsafe {
                     // dQ += dS K  (seq_q × dim_qkv)
                     gemm_into(
@@ -209,6 +247,23 @@ where
                 }
             },
         );
+        if let Some(hb) = &head_bias {
+            grads.try_alloc_for(hb)?;
+            let (g_hb, n) = cpu_grad::<E>(grads.get_or_alloc_mut(hb)?);
+            assert_eq!(n, H * sq * sk);
+            // SAFETY: the head bias's gradient buffer, of the asserted size
+            let g_hb = unsafe { std::slice::from_raw_parts_mut(g_hb, n) };
+            // summed over the batch in order: the same on any number of threads
+            g_hb.par_chunks_mut(sk).enumerate().for_each(|(r, g)| {
+                let (hi, row) = (r / sq, r % sq);
+                for bi in 0..b {
+                    let off = ((bi * H + hi) * sq + row) * sk;
+                    for (g, &d) in g.iter_mut().zip(&ds_all[off..off + sk]) {
+                        *g += d;
+                    }
+                }
+            });
+        }
         Ok(())
     });
     out.put_tape(tape)

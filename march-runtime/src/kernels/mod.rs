@@ -18,6 +18,7 @@ pub mod dropout;
 pub mod linear;
 mod mask;
 pub mod rms_norm;
+pub mod rope;
 pub mod simd;
 
 pub use mask::{mix64, DropMask};

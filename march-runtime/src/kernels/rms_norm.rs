@@ -18,10 +18,11 @@ use crate::tensor::{Float, Hidden};
 /// Rows per task.
 const ROWS: usize = 64;
 
-/// `x / √(mean(x²) + eps) · w`.
-pub fn rms_norm<const M: usize, E: Float, T: Tape<E, Cpu>>(
+/// `x / √(mean(x²) + eps) · w`; a gain `w` of one element (`G = 1`) is
+/// broadcast over the features, and its gradient is the sum of theirs.
+pub fn rms_norm<const M: usize, const G: usize, E: Float, T: Tape<E, Cpu>>(
     x: Hidden<M, E, Cpu, T>,
-    w: &Tensor<Rank1<M>, E, Cpu>,
+    w: &Tensor<Rank1<G>, E, Cpu>,
     eps: f64,
 ) -> Hidden<M, E, Cpu, T>
 where
@@ -30,7 +31,14 @@ where
     let x = x.contiguous();
     let shape = *x.shape();
     let (x, tape) = x.split_tape();
-    let (xs, ws) = (view(&x), view(w));
+    assert!(G == M || G == 1, "a gain of M elements or one");
+    let xs = view(&x);
+    // the gain per feature
+    let ws: Vec<E> = if G == M {
+        view(w).to_vec()
+    } else {
+        vec![view(w)[0]; M]
+    };
     let rows = xs.len() / M;
     let mut inv = vec![E::zero(); rows];
     let mut y = vec![E::zero(); xs.len()];
@@ -66,16 +74,16 @@ where
         let (gy, n) = cpu_grad::<E>(grads.get_or_alloc_mut(&out_id)?);
         let (gx, nx) = cpu_grad::<E>(grads.get_or_alloc_mut(&x)?);
         let (gw, nw) = cpu_grad::<E>(grads.get_or_alloc_mut(&w)?);
-        assert!(n == nx && nw == M);
+        assert!(n == nx && nw == G);
         // SAFETY: three distinct gradient buffers of the asserted sizes
         let (gy, gx, gw) = unsafe {
             (
                 std::slice::from_raw_parts(gy, n),
                 std::slice::from_raw_parts_mut(gx, n),
-                std::slice::from_raw_parts_mut(gw, M),
+                std::slice::from_raw_parts_mut(gw, G),
             )
         };
-        let (xs, ws) = (view(&x), view(&w));
+        let xs = view(&x);
         // dx = inv·w·gy − x · inv³/M · Σ gy·w·x ; partial dw = Σ gy·x·inv
         let partial_dw: Vec<Vec<E>> = gx
             .par_chunks_mut(M * ROWS)
@@ -117,6 +125,10 @@ where
             })
             .collect();
         for dw in partial_dw {
+            if G == 1 {
+                gw[0] += dw.into_iter().fold(E::zero(), |a, d| a + d);
+                continue;
+            }
             for (gw, d) in gw.iter_mut().zip(dw) {
                 *gw += d;
             }

@@ -9,6 +9,7 @@ use dfdx::prelude::*;
 
 use super::module;
 
+use crate::arch::PositionKind;
 use crate::ops::{Linear, Ops};
 
 use super::{AnyTape, Ctx, Float, Hidden, InitParams};
@@ -62,8 +63,10 @@ pub fn uniform_probs<E: Float, D: Device<E>>(
 /// How the attention probabilities of one attention are formed.
 #[derive(Debug)]
 pub enum Mixing<'a, E: Dtype, D: Storage<E>> {
-    /// `softmax(q kᵀ + bias)`.
-    Softmax(&'a QkMatrix<E, D>),
+    /// `softmax(q kᵀ + bias + head_bias)`: `bias` `[batch, seq_q, seq_k]`
+    /// (masks), `head_bias` `[heads, seq_q, seq_k]` (a relative position
+    /// bias, tape-free; see [`Ops::attention`]).
+    Softmax(&'a QkMatrix<E, D>, Option<&'a QkMatrix<E, D>>),
     /// Fixed probabilities (uniform attention): queries and keys are not used.
     Fixed(&'a QkMatrix<E, D>),
 }
@@ -159,7 +162,7 @@ fn attend_stored<
             let (v, v_tape) = v.split_tape();
             fixed_attention(probs, v.put_tape(tape.merge(v_tape)), ctx)
         }
-        (Mixing::Softmax(bias), Some(q)) => {
+        (Mixing::Softmax(bias, head_bias), Some(q)) => {
             let keys = kv.keys.as_ref().expect("softmax attention needs keys");
             // softmax((s·q) kᵀ + bias) = softmax(s · q kᵀ + bias)
             let scale = ctx.arch.attention_scale.factor(DQK);
@@ -171,11 +174,22 @@ fn attend_stored<
             let (q, q_tape) = q.split_tape();
             let q = q.put_tape(q_tape.merge(tape));
             let (b, s, _) = *q.shape();
+            let (q, keys) = match ctx.arch.position.kind {
+                // queries and keys rotated by their own positions; the stored
+                // keys stay unrotated for the attentions that reuse them
+                PositionKind::Rope { theta } => {
+                    let (k, k_tape) =
+                        D::rope::<H, DQK, T>(keys.clone().retaped::<T>(), theta).split_tape();
+                    let (q, q_tape) = D::rope::<H, DQK, T>(flat(q), theta).split_tape();
+                    (q.put_tape(q_tape.merge(k_tape)), k)
+                }
+                _ => (flat(q), keys.clone()),
+            };
             let dropout = ctx.dropout_mask(ctx.arch.dropout);
-            return D::attention::<H, DQK, T>(flat(q), keys, &kv.values, bias, dropout)
+            return D::attention::<H, DQK, T>(q, &keys, &kv.values, bias, head_bias, dropout)
                 .reshape_like(&(b, s, Const::<I>));
         }
-        (Mixing::Softmax(_), None) => unreachable!("softmax attention needs queries"),
+        (Mixing::Softmax(..), None) => unreachable!("softmax attention needs queries"),
     };
     merge_heads::<H, DQK, I, _, _, _>(out)
 }
@@ -202,7 +216,7 @@ fn query_attend<
     ctx: &Ctx,
 ) -> Hidden<M, E, D, T> {
     let (q, tape) = match mixing {
-        Mixing::Softmax(_) => (Some(x.put_tape(tape).linear(w_q, ctx.matmul)), T::default()),
+        Mixing::Softmax(..) => (Some(x.put_tape(tape).linear(w_q, ctx.matmul)), T::default()),
         Mixing::Fixed(_) => (None, tape),
     };
     attend_stored::<H, DQK, I, _, _, _>(q, kv, tape, mixing, ctx).linear(w_o, ctx.matmul)
@@ -283,7 +297,7 @@ impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float,
         mixing: Mixing<E, D>,
         ctx: &Ctx,
     ) -> (Hidden<M, E, D, T>, KeyValue<E, D>) {
-        let softmax = matches!(mixing, Mixing::Softmax(_));
+        let softmax = matches!(mixing, Mixing::Softmax(..));
         let (kv, x) = self.key_value(x, softmax, ctx);
         let (x, tape) = x.split_tape();
         let out =
@@ -452,7 +466,7 @@ impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float,
     ) -> Hidden<M, E, D, T> {
         let memory = memory.expect("own_kv cross-attention needs the encoder output");
         let a = &self.attn;
-        let softmax = matches!(mixing, Mixing::Softmax(_));
+        let softmax = matches!(mixing, Mixing::Softmax(..));
         let (x, tape) = x.split_tape();
         let (kv, tape) = {
             let (kv, m) = a.key_value(memory.clone().put_tape(tape), softmax, ctx);

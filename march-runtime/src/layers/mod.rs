@@ -12,6 +12,7 @@ mod head;
 mod init;
 mod loss;
 mod position;
+mod relative_bias;
 mod rms_norm;
 
 pub use attention::{
@@ -26,6 +27,7 @@ pub use head::{LmHead, OutputHead, TiedHead};
 pub use init::{InitParams, ParamInit};
 pub use loss::{masked_cross_entropy, masked_cross_entropy_composed, tied_logits, IGNORE_INDEX};
 pub use position::{embed, embed_with_positions};
+pub use relative_bias::{bucket, buckets, NoRelativeBias, PositionBias, RelativeBias, StackBiases};
 pub use rms_norm::{NoNorm, Norm, RmsNorm, RMS_NORM_EPS};
 
 pub use crate::kernels::{mix64, DropMask};

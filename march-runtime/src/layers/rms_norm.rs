@@ -12,20 +12,21 @@ use super::{AnyTape, Float, Hidden, InitParams};
 /// The epsilon added to the mean square, as T5.
 pub const RMS_NORM_EPS: f64 = 1e-6;
 
-/// `y = weight * x / sqrt(mean(x²) + eps)` over the last axis.
+/// `y = weight * x / sqrt(mean(x²) + eps)` over the last axis; the gain has
+/// `G` elements: `M` (T5) or 1 (`norm_gain = scalar`).
 #[derive(Debug, Clone)]
-pub struct RmsNorm<const M: usize, E: Dtype, D: Storage<E>> {
-    /// `[M]`, initialised to 1.
-    pub weight: Tensor<Rank1<M>, E, D>,
+pub struct RmsNorm<const M: usize, const G: usize, E: Dtype, D: Storage<E>> {
+    /// `[G]`, initialised to 1.
+    pub weight: Tensor<Rank1<G>, E, D>,
 }
 
 module! {
-    init impl[const M: usize] RmsNorm<M> {
+    init impl[const M: usize, const G: usize] RmsNorm<M, G> {
         weight: ones,
     }
 }
 
-impl<const M: usize, E: Float, D: Ops<E>> RmsNorm<M, E, D> {
+impl<const M: usize, const G: usize, E: Float, D: Ops<E>> RmsNorm<M, G, E, D> {
     /// [`Ops::rms_norm`]: the fused kernel on the CPU, the composition
     /// ([`Self::forward_composed`]) on other devices.
     pub fn forward<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>) -> Hidden<M, E, D, T> {
@@ -46,7 +47,7 @@ pub trait Norm<const M: usize, E: Float, D: Ops<E>>:
     fn norm<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>) -> Hidden<M, E, D, T>;
 }
 
-impl<const M: usize, E: Float, D: Ops<E>> Norm<M, E, D> for RmsNorm<M, E, D> {
+impl<const M: usize, const G: usize, E: Float, D: Ops<E>> Norm<M, E, D> for RmsNorm<M, G, E, D> {
     fn norm<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>) -> Hidden<M, E, D, T> {
         self.forward(x)
     }

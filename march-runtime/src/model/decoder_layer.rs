@@ -10,12 +10,13 @@ use crate::layers::{
     RmsNorm, SelfAttention,
 };
 
-/// One pre-norm decoder layer: causal self-attention (`H` heads of `DQK`,
+/// One pre-norm decoder layer (norm gains of `G` elements): causal self-attention (`H` heads of `DQK`,
 /// `I = H·DQK`), cross-attention `X`, then the feed-forward `F` after its
 /// norm `Nf`.
 #[derive(Debug, Clone)]
 pub struct DecoderLayer<
     const M: usize,
+    const G: usize,
     const H: usize,
     const DQK: usize,
     const I: usize,
@@ -25,23 +26,23 @@ pub struct DecoderLayer<
     E: Dtype,
     D: Storage<E>,
 > {
-    pub self_attn_norm: RmsNorm<M, E, D>,
+    pub self_attn_norm: RmsNorm<M, G, E, D>,
     pub self_attn: SelfAttention<M, H, DQK, I, E, D>,
-    pub cross_attn_norm: RmsNorm<M, E, D>,
+    pub cross_attn_norm: RmsNorm<M, G, E, D>,
     pub cross_attn: X,
     pub ffn_norm: Nf,
     pub ffn: F,
 }
 
 module! {
-    init impl[const M: usize, const H: usize, const DQK: usize, const I: usize, X, F, Nf]
-    DecoderLayer<M, H, DQK, I, X, F, Nf>
+    init impl[const M: usize, const G: usize, const H: usize, const DQK: usize, const I: usize, X, F, Nf]
+    DecoderLayer<M, G, H, DQK, I, X, F, Nf>
     where [
         X: TensorCollection<E, D> + InitParams<E, D>,
         F: TensorCollection<E, D> + InitParams<E, D>,
         Nf: TensorCollection<E, D> + InitParams<E, D>,
     ]
-    to <M, H, DQK, I, X::To<E2, D2>, F::To<E2, D2>, Nf::To<E2, D2>>
+    to <M, G, H, DQK, I, X::To<E2, D2>, F::To<E2, D2>, Nf::To<E2, D2>>
     {
         self_attn_norm: module,
         self_attn: module,
@@ -54,6 +55,7 @@ module! {
 
 impl<
         const M: usize,
+        const G: usize,
         const H: usize,
         const DQK: usize,
         const I: usize,
@@ -62,7 +64,7 @@ impl<
         Nf,
         E: Float,
         D: Ops<E>,
-    > DecoderLayer<M, H, DQK, I, X, F, Nf, E, D>
+    > DecoderLayer<M, G, H, DQK, I, X, F, Nf, E, D>
 where
     X: CrossAttentionSublayer<M, E, D>,
     F: FeedForwardSublayer<M, E, D>,

@@ -8,7 +8,7 @@ use super::{DecoderStack, EncoderStack, Masks};
 use crate::arch::{AttentionKind, PositionInit};
 use crate::layers::{
     causal_bias, embed_with_positions, masked_cross_entropy, padding_bias, uniform_probs, AnyTape,
-    Ctx, Float, InitParams, Mixing, OutputHead, ParamInit, RmsNorm,
+    Ctx, Float, InitParams, Mixing, OutputHead, ParamInit, PositionBias, RmsNorm,
 };
 
 /// One batch of span-corrupted examples.
@@ -53,13 +53,17 @@ pub trait Seq2Seq<E: Float, D: Ops<E>>: TensorCollection<E, D> + Sized {
 }
 
 /// T5-style encoder-decoder with an embedding `[V, M]`, a learned position
-/// table `[L, M]` shared by both stacks, and the output head `Hd` (tied to
-/// the embedding, or its own).
+/// table `[L, M]` shared by both stacks (no rows without one), a relative
+/// position bias `R` ([`NoRelativeBias`](crate::layers::NoRelativeBias)
+/// without one), norm gains of `G` elements, and the output head `Hd` (tied
+/// to the embedding, or its own).
 #[derive(Debug, Clone)]
 pub struct EncoderDecoder<
     const V: usize,
     const M: usize,
+    const G: usize,
     const L: usize,
+    R,
     Enc,
     Dec,
     Hd,
@@ -69,22 +73,24 @@ pub struct EncoderDecoder<
     pub embedding: Tensor<Rank2<V, M>, E, D>,
     pub position: Tensor<Rank2<L, M>, E, D>,
     pub encoder: Enc,
-    pub encoder_norm: RmsNorm<M, E, D>,
+    pub encoder_norm: RmsNorm<M, G, E, D>,
     pub decoder: Dec,
-    pub decoder_norm: RmsNorm<M, E, D>,
+    pub decoder_norm: RmsNorm<M, G, E, D>,
     pub lm_head: Hd,
+    pub relative_bias: R,
 }
 
 // the embedding and the position table are initialised by `Seq2Seq::init`
 module! {
-    impl[const V: usize, const M: usize, const L: usize, Enc, Dec, Hd]
-    EncoderDecoder<V, M, L, Enc, Dec, Hd>
+    impl[const V: usize, const M: usize, const G: usize, const L: usize, R, Enc, Dec, Hd]
+    EncoderDecoder<V, M, G, L, R, Enc, Dec, Hd>
     where [
+        R: TensorCollection<E, D>,
         Enc: TensorCollection<E, D>,
         Dec: TensorCollection<E, D>,
         Hd: TensorCollection<E, D>,
     ]
-    to <V, M, L, Enc::To<E2, D2>, Dec::To<E2, D2>, Hd::To<E2, D2>>
+    to <V, M, G, L, R::To<E2, D2>, Enc::To<E2, D2>, Dec::To<E2, D2>, Hd::To<E2, D2>>
     {
         embedding: tensor,
         position: tensor,
@@ -93,12 +99,24 @@ module! {
         decoder: module,
         decoder_norm: module,
         lm_head: module,
+        relative_bias: module,
     }
 }
 
-impl<const V: usize, const M: usize, const L: usize, Enc, Dec, Hd, E: Float, D: Ops<E>>
-    Seq2Seq<E, D> for EncoderDecoder<V, M, L, Enc, Dec, Hd, E, D>
+impl<
+        const V: usize,
+        const M: usize,
+        const G: usize,
+        const L: usize,
+        R,
+        Enc,
+        Dec,
+        Hd,
+        E: Float,
+        D: Ops<E>,
+    > Seq2Seq<E, D> for EncoderDecoder<V, M, G, L, R, Enc, Dec, Hd, E, D>
 where
+    R: PositionBias<E, D>,
     Enc: EncoderStack<M, E, D>,
     Dec: DecoderStack<M, E, D>,
     Hd: OutputHead<V, M, E, D>,
@@ -117,8 +135,9 @@ where
         self.encoder_norm.init_params(&mut init);
         self.decoder.init_params(&mut init);
         self.decoder_norm.init_params(&mut init);
-        // last: a tied model's draws are those of a model without the option
+        // last: a model's draws are those of a model without these options
         self.lm_head.init_params(&mut init);
+        self.relative_bias.init_params(&mut init);
     }
 
     fn forward<T: AnyTape<E, D>>(
@@ -154,15 +173,18 @@ where
                 uniform_probs(&batch.enc_mask, sd),
             ),
         };
+        // relative position biases, [heads, q, k] per stack (computed once,
+        // shared by the stack's layers)
+        let ((enc_rel, dec_rel), tape) = self.relative_bias.biases(arch, se, sd, tape);
         let masks = match arch.attention {
             AttentionKind::Softmax => Masks {
-                encoder_self: Mixing::Softmax(&enc_self),
-                decoder_self: Mixing::Softmax(&causal),
-                cross: Mixing::Softmax(&cross),
+                encoder_self: Mixing::Softmax(&enc_self, enc_rel.as_ref()),
+                decoder_self: Mixing::Softmax(&causal, dec_rel.as_ref()),
+                cross: Mixing::Softmax(&cross, None),
             },
             AttentionKind::UniformEncoder => Masks {
                 encoder_self: Mixing::Fixed(&enc_self),
-                decoder_self: Mixing::Softmax(&causal),
+                decoder_self: Mixing::Softmax(&causal, dec_rel.as_ref()),
                 cross: Mixing::Fixed(&cross),
             },
         };

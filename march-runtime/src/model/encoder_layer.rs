@@ -10,12 +10,13 @@ use crate::layers::{
     SelfAttention,
 };
 
-/// One pre-norm encoder layer: self-attention (`H` heads of `DQK`, `I = H·DQK`)
+/// One pre-norm encoder layer (norm gains of `G` elements): self-attention (`H` heads of `DQK`, `I = H·DQK`)
 /// then the feed-forward `F` after its norm `Nf` ([`NoFfn`](crate::layers::NoFfn)
 /// and [`NoNorm`](crate::layers::NoNorm) where the variant has none).
 #[derive(Debug, Clone)]
 pub struct EncoderLayer<
     const M: usize,
+    const G: usize,
     const H: usize,
     const DQK: usize,
     const I: usize,
@@ -24,20 +25,20 @@ pub struct EncoderLayer<
     E: Dtype,
     D: Storage<E>,
 > {
-    pub self_attn_norm: RmsNorm<M, E, D>,
+    pub self_attn_norm: RmsNorm<M, G, E, D>,
     pub self_attn: SelfAttention<M, H, DQK, I, E, D>,
     pub ffn_norm: Nf,
     pub ffn: F,
 }
 
 module! {
-    init impl[const M: usize, const H: usize, const DQK: usize, const I: usize, F, Nf]
-    EncoderLayer<M, H, DQK, I, F, Nf>
+    init impl[const M: usize, const G: usize, const H: usize, const DQK: usize, const I: usize, F, Nf]
+    EncoderLayer<M, G, H, DQK, I, F, Nf>
     where [
         F: TensorCollection<E, D> + InitParams<E, D>,
         Nf: TensorCollection<E, D> + InitParams<E, D>,
     ]
-    to <M, H, DQK, I, F::To<E2, D2>, Nf::To<E2, D2>>
+    to <M, G, H, DQK, I, F::To<E2, D2>, Nf::To<E2, D2>>
     {
         self_attn_norm: module,
         self_attn: module,
@@ -48,6 +49,7 @@ module! {
 
 impl<
         const M: usize,
+        const G: usize,
         const H: usize,
         const DQK: usize,
         const I: usize,
@@ -55,7 +57,7 @@ impl<
         Nf,
         E: Float,
         D: Ops<E>,
-    > EncoderLayer<M, H, DQK, I, F, Nf, E, D>
+    > EncoderLayer<M, G, H, DQK, I, F, Nf, E, D>
 where
     F: FeedForwardSublayer<M, E, D>,
     Nf: Norm<M, E, D>,
@@ -76,7 +78,7 @@ where
         if last && arch.encoder_kv_only(arch.encoder_layers - 1) {
             let (x, tape) = x.split_tape();
             let h = self.self_attn_norm.forward(x.clone().put_tape(tape));
-            let softmax_cross = matches!(masks.cross, Mixing::Softmax(_));
+            let softmax_cross = matches!(masks.cross, Mixing::Softmax(..));
             let (kv, h) = self.self_attn.key_value(h, softmax_cross, ctx);
             let (_, tape) = h.split_tape();
             return (x.put_tape(tape), kv);

@@ -49,6 +49,7 @@ pub trait DecoderStack<const M: usize, E: Float, D: Ops<E>>:
 
 impl<
         const M: usize,
+        const G: usize,
         const H: usize,
         const DQK: usize,
         const I: usize,
@@ -56,7 +57,7 @@ impl<
         Nf,
         E: Float,
         D: Ops<E>,
-    > EncoderStack<M, E, D> for EncoderLayer<M, H, DQK, I, F, Nf, E, D>
+    > EncoderStack<M, E, D> for EncoderLayer<M, G, H, DQK, I, F, Nf, E, D>
 where
     F: FeedForwardSublayer<M, E, D>,
     Nf: Norm<M, E, D>,
@@ -79,6 +80,7 @@ where
 
 impl<
         const M: usize,
+        const G: usize,
         const H: usize,
         const DQK: usize,
         const I: usize,
@@ -87,7 +89,7 @@ impl<
         Nf,
         E: Float,
         D: Ops<E>,
-    > DecoderStack<M, E, D> for DecoderLayer<M, H, DQK, I, X, F, Nf, E, D>
+    > DecoderStack<M, E, D> for DecoderLayer<M, G, H, DQK, I, X, F, Nf, E, D>
 where
     X: CrossAttentionSublayer<M, E, D>,
     F: FeedForwardSublayer<M, E, D>,

@@ -39,14 +39,16 @@ pub fn dropout<S: Shape, E: Float, D: Device<E>, T: Tape<E, D>>(
     t * mask
 }
 
-/// `dropout(softmax(q kᵀ + bias)) v` per head: the heads split by
-/// reshape and permute, a batched `matmul`, the bias broadcast over heads,
-/// [`dropout`] over `[batch, heads, seq_q, seq_k]`, heads merged.
+/// `dropout(softmax(q kᵀ + bias + head_bias)) v` per head: the heads split
+/// by reshape and permute, a batched `matmul`, the bias broadcast over heads
+/// and the head bias over the batch, [`dropout`] over `[batch, heads, seq_q,
+/// seq_k]`, heads merged.
 pub fn attention<const H: usize, const DQK: usize, E: Float, D: Device<E>, T: AnyTape<E, D>>(
     q: Flat<E, D, T>,
     k: &Flat<E, D>,
     v: &Flat<E, D>,
     bias: &Flat<E, D>,
+    head_bias: Option<&Flat<E, D>>,
     mask: Option<DropMask>,
 ) -> Flat<E, D, T> {
     let (b, sq, i) = *q.shape();
@@ -65,6 +67,16 @@ pub fn attention<const H: usize, const DQK: usize, E: Float, D: Device<E>, T: An
         + bias
             .clone()
             .broadcast_like::<_, Axis<1>>(&(b, Const::<H>, sq, sk));
+    let logits = match head_bias {
+        Some(hb) => {
+            logits
+                + hb.clone()
+                    .retaped::<T>()
+                    .reshape_like(&(Const::<H>, sq, sk))
+                    .broadcast_like::<_, Axis<0>>(&(b, Const::<H>, sq, sk))
+        }
+        None => logits,
+    };
     let probs = logits.softmax::<Axis<3>>();
     let probs = match mask {
         Some(m) => dropout(probs, m),
@@ -76,10 +88,53 @@ pub fn attention<const H: usize, const DQK: usize, E: Float, D: Device<E>, T: An
         .reshape_like(&(b, sq, i))
 }
 
-/// `x / √(mean(x²) + eps) · w`.
-pub fn rms_norm<const M: usize, E: Float, D: Device<E>, T: AnyTape<E, D>>(
+/// Rotary embedding: `x ⊙ cos + swap(x) ⊙ sin` per head, where `swap` maps
+/// the halves `(a, c)` of a head to `(−c, a)` (a product with a constant
+/// `[DQK, DQK]` matrix) and `cos`, `sin` (`[seq, DQK]`, each half's angles
+/// twice) are broadcast over the batch and the heads.
+pub fn rope<const H: usize, const DQK: usize, E: Float, D: Device<E>, T: AnyTape<E, D>>(
+    x: Flat<E, D, T>,
+    theta: f64,
+) -> Flat<E, D, T> {
+    let (b, s, i) = *x.shape();
+    assert_eq!(i, H * DQK, "rope needs [batch, seq, heads·dim_qkv]");
+    let half = DQK / 2;
+    let dev = x.device().clone();
+    let (cos, sin) = crate::kernels::rope::angles(s, DQK, theta);
+    // [seq, DQK]: the half's angles for both halves
+    let table = |v: Vec<f64>| {
+        let mut out = Vec::with_capacity(s * DQK);
+        for row in v.chunks(half) {
+            for _ in 0..2 {
+                out.extend(row.iter().map(|&a| E::from_f64(a).unwrap()));
+            }
+        }
+        dev.tensor_from_vec(out, (s, Const::<DQK>))
+            .broadcast_like::<_, Axes2<0, 2>>(&(b, s, Const::<H>, Const::<DQK>))
+    };
+    let (cos, sin) = (table(cos), table(sin));
+    let mut swap = vec![E::zero(); DQK * DQK];
+    for j in 0..half {
+        // out[j] = −x[j + half], out[j + half] = x[j]
+        swap[(j + half) * DQK + j] = -E::one();
+        swap[j * DQK + j + half] = E::one();
+    }
+    let swap = dev.tensor_from_vec(swap, (Const::<DQK>, Const::<DQK>));
+    let x = x.reshape_like(&(b, s, Const::<H>, Const::<DQK>));
+    let (x, tape) = x.split_tape();
+    let swapped = x
+        .clone()
+        .retaped::<T>()
+        .reshape_like(&(b * s * H, Const::<DQK>))
+        .matmul(swap)
+        .reshape_like(&(b, s, Const::<H>, Const::<DQK>));
+    (x.put_tape(tape) * cos + swapped * sin).reshape_like(&(b, s, i))
+}
+
+/// `x / √(mean(x²) + eps) · w`; `w` has `M` elements, or one.
+pub fn rms_norm<const M: usize, const G: usize, E: Float, D: Device<E>, T: AnyTape<E, D>>(
     x: Hidden<M, E, D, T>,
-    w: &Tensor<Rank1<M>, E, D>,
+    w: &Tensor<Rank1<G>, E, D>,
     eps: f64,
 ) -> Hidden<M, E, D, T> {
     let shape = *x.shape();
@@ -90,7 +145,16 @@ pub fn rms_norm<const M: usize, E: Float, D: Device<E>, T: AnyTape<E, D>>(
         .sqrt()
         .recip()
         .broadcast_like::<_, Axis<2>>(&shape);
-    let weight = w.retaped::<T>().broadcast_like::<_, Axes2<0, 1>>(&shape);
+    assert!(G == M || G == 1, "a gain of M elements or one");
+    let weight = if G == M {
+        w.retaped::<T>()
+            .reshape_like(&(Const::<M>,))
+            .broadcast_like::<_, Axes2<0, 1>>(&shape)
+    } else {
+        w.retaped::<T>()
+            .reshape_like(&())
+            .broadcast_like::<_, Axes3<0, 1, 2>>(&shape)
+    };
     inv_rms * x * weight
 }
 

@@ -43,14 +43,24 @@ macro_rules! cpu_ops {
                 k: &Flat<$e, Self>,
                 v: &Flat<$e, Self>,
                 bias: &Flat<$e, Self>,
+                head_bias: Option<&Flat<$e, Self>>,
                 dropout: Option<DropMask>,
             ) -> Flat<$e, Self, T> {
-                kernels::attention::fused_attention::<H, DQK, $e, T>(q, k, v, bias, dropout)
+                kernels::attention::fused_attention::<H, DQK, $e, T>(
+                    q, k, v, bias, head_bias, dropout,
+                )
             }
 
-            fn rms_norm<const M: usize, T: AnyTape<$e, Self>>(
+            fn rope<const H: usize, const DQK: usize, T: AnyTape<$e, Self>>(
+                x: Flat<$e, Self, T>,
+                theta: f64,
+            ) -> Flat<$e, Self, T> {
+                kernels::rope::rope::<H, DQK, $e, T>(x, theta)
+            }
+
+            fn rms_norm<const M: usize, const G: usize, T: AnyTape<$e, Self>>(
                 x: Hidden<M, $e, Self, T>,
-                w: &Tensor<Rank1<M>, $e, Self>,
+                w: &Tensor<Rank1<G>, $e, Self>,
                 eps: f64,
             ) -> Hidden<M, $e, Self, T> {
                 kernels::rms_norm::rms_norm(x, w, eps)

@@ -10,7 +10,8 @@
 //! | op | CPU (`f32`, `f64`) | other devices |
 //! | --- | --- | --- |
 //! | [`Ops::linear`], [`Ops::linear_transposed`] | gemm 0.19 (AVX-512 or AVX2+FMA kernels chosen at run time), bf16 on AMX with [`Matmul::Bf16`] | dfdx `matmul` |
-//! | [`Ops::attention`] | fused, parallel over (batch, head) | reshape, `matmul`, `softmax`, mask multiply |
+//! | [`Ops::attention`] | fused, parallel over (batch, head); a per-head bias added to the logits before the softmax, its gradient summed over the batch in order | reshape, `matmul`, broadcast adds, `softmax`, mask multiply |
+//! | [`Ops::rope`] | one pass over the rows, tables of the angles per call | two broadcast products and a product with the half-swap matrix |
 //! | [`Ops::rms_norm`] | fused | `square`, `mean`, `sqrt`, `recip`, products |
 //! | [`Ops::dropout`] | one parallel pass, mask redrawn in the backward | mask tensor, product |
 //! | [`Ops::cross_entropy`] | fused, parallel over rows | `log_softmax`, `select`, weighted sum |
@@ -59,24 +60,39 @@ pub trait Ops<E: Float>: Device<E> {
         composed::linear_transposed(x, w)
     }
 
-    /// `dropout(softmax(q kᵀ + bias)) v` per head, heads merged: `q`
-    /// `[batch, seq_q, H·DQK]` carries the tape; `k`, `v` `[batch, seq_k,
-    /// H·DQK]` are tape-free (their gradients accumulate under their ids);
-    /// `bias` `[batch, seq_q, seq_k]` is a constant.
+    /// `dropout(softmax(q kᵀ + bias + head_bias)) v` per head, heads merged:
+    /// `q` `[batch, seq_q, H·DQK]` carries the tape; `k`, `v` `[batch,
+    /// seq_k, H·DQK]` are tape-free (their gradients accumulate under their
+    /// ids); `bias` `[batch, seq_q, seq_k]` is a constant shared by the
+    /// heads; `head_bias` `[H, seq_q, seq_k]` (a relative position bias) is
+    /// shared by the batch, contiguous and tape-free (its gradient, summed
+    /// over the batch, accumulates under its id).
     fn attention<const H: usize, const DQK: usize, T: AnyTape<E, Self>>(
         q: Flat<E, Self, T>,
         k: &Flat<E, Self>,
         v: &Flat<E, Self>,
         bias: &Flat<E, Self>,
+        head_bias: Option<&Flat<E, Self>>,
         dropout: Option<DropMask>,
     ) -> Flat<E, Self, T> {
-        composed::attention::<H, DQK, E, Self, T>(q, k, v, bias, dropout)
+        composed::attention::<H, DQK, E, Self, T>(q, k, v, bias, head_bias, dropout)
     }
 
-    /// `x / √(mean(x²) + eps) · w` over the last axis.
-    fn rms_norm<const M: usize, T: AnyTape<E, Self>>(
+    /// Rotary embedding of `x` `[batch, seq, H·DQK]`: in each head, the
+    /// feature pair `(j, j + DQK/2)` at position `p` rotated by
+    /// `p · theta^(−2j/DQK)`.
+    fn rope<const H: usize, const DQK: usize, T: AnyTape<E, Self>>(
+        x: Flat<E, Self, T>,
+        theta: f64,
+    ) -> Flat<E, Self, T> {
+        composed::rope::<H, DQK, E, Self, T>(x, theta)
+    }
+
+    /// `x / √(mean(x²) + eps) · w` over the last axis; the gain `w` has `M`
+    /// elements or one (broadcast).
+    fn rms_norm<const M: usize, const G: usize, T: AnyTape<E, Self>>(
         x: Hidden<M, E, Self, T>,
-        w: &Tensor<Rank1<M>, E, Self>,
+        w: &Tensor<Rank1<G>, E, Self>,
         eps: f64,
     ) -> Hidden<M, E, Self, T> {
         composed::rms_norm(x, w, eps)
