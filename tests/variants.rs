@@ -200,6 +200,31 @@ fn declarations_resolve_as_the_table_says() {
         arch("NoPositionEncoding").params.total,
         b.params.total - 1024 * 512
     );
+    // the position table's parameters moved into the feed-forward
+    assert_eq!(arch("RotaryPosition").params.total, b.params.total - 2048);
+    assert_eq!(
+        arch("RelativePositionBias").params.total,
+        b.params.total - 2048 + 2 * 32 * 8
+    );
+    // T5: relative bias, its own w_k, w_v in each cross-attention, narrower
+    // feed-forward; nothing is dead (the final encoder output is read)
+    let t5 = arch("T5Baseline");
+    assert_eq!(t5.params.total, b.params.total - 1536);
+    assert_eq!(t5.params.dead(), 0);
+    let v2 = arch("BaselineV2");
+    assert_eq!(v2.params.total, b.params.total + 262_144);
+    assert_eq!(
+        (v2.dropout, v2.position.kind),
+        (0.0, march_runtime::arch::PositionKind::ROPE)
+    );
+    for small in [
+        "SmallT5Baseline",
+        "SmallBaselineV2",
+        "SmallRotaryPosition",
+        "SmallRelativePositionBias",
+    ] {
+        assert!(arch(small).budget_deviation_pct().abs() <= 1.0, "{small}");
+    }
     let t = arch("TaperedFeedForward");
     assert_eq!(t.params.total, 36_340_224);
     assert_eq!(

@@ -19,6 +19,7 @@ mod feed_forward;
 mod heads;
 mod original_masks;
 mod position;
+mod recipes;
 mod residual;
 
 pub use baseline::{Baseline, SmallBaseline, SmallBaselineVocab30k};
@@ -27,6 +28,7 @@ pub use feed_forward::*;
 pub use heads::*;
 pub use original_masks::*;
 pub use position::*;
+pub use recipes::*;
 pub use residual::*;
 
 /// Makes sure the variants are linked into a binary that only reads the

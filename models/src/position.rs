@@ -1,5 +1,7 @@
 //! The learned absolute position encoding.
 
+use march_runtime::march_model;
+
 use crate::baseline::{Baseline, SmallBaseline};
 
 experiment! {
@@ -21,3 +23,26 @@ experiment! {
     position = none,
     budget_exempt = "the position table's parameters are removed, not moved",
 }
+
+/// Rotary embeddings (theta 10,000) instead of the table, whose parameters
+/// move into the feed-forward (2133): the baseline's budget.
+#[march_model(base = Baseline, position = rope, dim_ff = 2133)]
+pub struct RotaryPosition;
+
+/// [`RotaryPosition`] at the CPU scale (feed-forward 555).
+///
+/// CPU scale.
+#[march_model(base = SmallBaseline, position = rope, dim_ff = 555)]
+pub struct SmallRotaryPosition;
+
+/// T5's relative position bias (32 buckets up to distance 128) instead of
+/// the table, whose parameters move into the feed-forward (2133); the
+/// baseline's cross-attention is kept (compare [`crate::T5Baseline`]).
+#[march_model(base = Baseline, position = t5_relative, dim_ff = 2133)]
+pub struct RelativePositionBias;
+
+/// [`RelativePositionBias`] at the CPU scale (feed-forward 555).
+///
+/// CPU scale.
+#[march_model(base = SmallBaseline, position = t5_relative, dim_ff = 555)]
+pub struct SmallRelativePositionBias;

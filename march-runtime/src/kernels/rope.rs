@@ -44,7 +44,10 @@ where
     let x = x.contiguous();
     let (b, s, i) = *x.shape();
     assert_eq!(i, H * DQK, "rope needs [batch, seq, heads·dim_qkv]");
-    assert!(DQK.is_multiple_of(2), "rope rotates pairs: dim_qkv must be even");
+    assert!(
+        DQK.is_multiple_of(2),
+        "rope rotates pairs: dim_qkv must be even"
+    );
     let half = DQK / 2;
     let (cos, sin) = angles(s, DQK, theta);
     let e = |v: Vec<f64>| -> Vec<E> { v.into_iter().map(|a| E::from_f64(a).unwrap()).collect() };
