@@ -84,7 +84,10 @@ fn projection(c: &mut Criterion) {
     g.finish();
 }
 
-/// Encoder self-attention, 8 heads of 64, with padding and dropout 0.1.
+/// Encoder self-attention, 8 heads of 64, with padding and dropout 0.1,
+/// forward and backward: the fused kernel and dfdx's composition, each
+/// plain, with T5's per-head relative bias (`position = t5_relative`) and
+/// with rotary queries and keys (`position = rope`).
 fn multi_head_attention(c: &mut Criterion) {
     march_models::link();
     let arch = march_runtime::registry::find("Baseline")
@@ -96,102 +99,42 @@ fn multi_head_attention(c: &mut Criterion) {
     let k: Flat = dev.sample_normal_like(&(B, SE, 512));
     let v: Flat = dev.sample_normal_like(&(B, SE, 512));
     let bias = padding_bias(&dev.ones_like(&(B, SE)), SE);
+    let head_bias: Flat = dev.sample_normal_like(&(8, SE, SE));
+    // one pass and its backward; `rope`: rotate q and k first
+    let pass = |fused: bool, head_bias: Option<&Flat>, rope_q_k: bool| {
+        let ctx = Ctx::train_seeded(arch, 1);
+        let mask = ctx.dropout_mask(0.1);
+        let (q, k) = if rope_q_k {
+            let turn = |x: Flat| -> Tensor<(usize, usize, usize), f32, Cpu, OwnedTape<f32, Cpu>> {
+                if fused {
+                    rope::<8, 64, f32, _>(x.leaky_trace(), 10_000.0)
+                } else {
+                    composed::rope::<8, 64, f32, Cpu, _>(x.leaky_trace(), 10_000.0)
+                }
+            };
+            let (k, k_tape) = turn(k.clone()).split_tape();
+            let (q, q_tape) = turn(q.clone()).split_tape();
+            (q.put_tape(q_tape.merge(k_tape)), k)
+        } else {
+            (q.leaky_trace(), k.clone())
+        };
+        let out = if fused {
+            fused_attention::<8, 64, f32, _>(q, &k, &v, &bias, head_bias, mask)
+        } else {
+            composed::attention::<8, 64, f32, Cpu, _>(q, &k, &v, &bias, head_bias, mask)
+        };
+        out.sum::<Rank0, _>().backward()
+    };
     let mut g = c.benchmark_group("attention_8x8x230x230");
     g.throughput(Throughput::Elements((B * 8 * SE * SE) as u64));
     g.sample_size(20);
-    g.bench_function("fused", |b| {
-        b.iter(|| {
-            let ctx = Ctx::train_seeded(arch, 1);
-            let mask = ctx.dropout_mask(0.1);
-            fused_attention::<8, 64, f32, _>(q.leaky_trace(), &k, &v, &bias, None, mask)
-                .sum::<Rank0, _>()
-                .backward()
-        })
-    });
-    g.bench_function("dfdx_composition", |b| {
-        b.iter(|| {
-            let ctx = Ctx::train_seeded(arch, 1);
-            let mask = ctx.dropout_mask(0.1);
-            composed::attention::<8, 64, f32, Cpu, _>(q.leaky_trace(), &k, &v, &bias, None, mask)
-                .sum::<Rank0, _>()
-                .backward()
-        })
-    });
-    // position = t5_relative: a per-head bias [8, 230, 230] and its gradient
-    let head_bias: Flat = dev.sample_normal_like(&(8, SE, SE));
-    g.bench_function("fused_t5_relative", |b| {
-        b.iter(|| {
-            let ctx = Ctx::train_seeded(arch, 1);
-            let mask = ctx.dropout_mask(0.1);
-            let (q, tape) = q.leaky_trace().split_tape();
-            fused_attention::<8, 64, f32, _>(
-                q.put_tape(tape),
-                &k,
-                &v,
-                &bias,
-                Some(&head_bias),
-                mask,
-            )
-            .sum::<Rank0, _>()
-            .backward()
-        })
-    });
-    g.bench_function("dfdx_composition_t5_relative", |b| {
-        b.iter(|| {
-            let ctx = Ctx::train_seeded(arch, 1);
-            let mask = ctx.dropout_mask(0.1);
-            composed::attention::<8, 64, f32, Cpu, _>(
-                q.leaky_trace(),
-                &k,
-                &v,
-                &bias,
-                Some(&head_bias),
-                mask,
-            )
-            .sum::<Rank0, _>()
-            .backward()
-        })
-    });
-    // position = rope: queries and keys rotated, then attention
-    g.bench_function("fused_rope", |b| {
-        b.iter(|| {
-            let ctx = Ctx::train_seeded(arch, 1);
-            let mask = ctx.dropout_mask(0.1);
-            let q = rope::<8, 64, f32, _>(q.leaky_trace(), 10_000.0);
-            let (k, k_tape) = rope::<8, 64, f32, _>(k.leaky_trace(), 10_000.0).split_tape();
-            let (q, q_tape) = q.split_tape();
-            fused_attention::<8, 64, f32, _>(
-                q.put_tape(q_tape.merge(k_tape)),
-                &k,
-                &v,
-                &bias,
-                None,
-                mask,
-            )
-            .sum::<Rank0, _>()
-            .backward()
-        })
-    });
-    g.bench_function("dfdx_composition_rope", |b| {
-        b.iter(|| {
-            let ctx = Ctx::train_seeded(arch, 1);
-            let mask = ctx.dropout_mask(0.1);
-            let q = composed::rope::<8, 64, f32, Cpu, _>(q.leaky_trace(), 10_000.0);
-            let (k, k_tape) =
-                composed::rope::<8, 64, f32, Cpu, _>(k.leaky_trace(), 10_000.0).split_tape();
-            let (q, q_tape) = q.split_tape();
-            composed::attention::<8, 64, f32, Cpu, _>(
-                q.put_tape(q_tape.merge(k_tape)),
-                &k,
-                &v,
-                &bias,
-                None,
-                mask,
-            )
-            .sum::<Rank0, _>()
-            .backward()
-        })
-    });
+    for (name, fused) in [("fused", true), ("dfdx_composition", false)] {
+        g.bench_function(name, |b| b.iter(|| pass(fused, None, false)));
+        let t5 = format!("{name}_t5_relative");
+        g.bench_function(t5, |b| b.iter(|| pass(fused, Some(&head_bias), false)));
+        let rope = format!("{name}_rope");
+        g.bench_function(rope, |b| b.iter(|| pass(fused, None, true)));
+    }
     g.finish();
 }
 

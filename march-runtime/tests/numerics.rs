@@ -157,35 +157,51 @@ fn attention_ref_biased(
     out
 }
 
+/// A self-attention block whose `w_q`, `w_k` are drawn from seeds `seed`,
+/// `seed + 1` at scale `qk` and `w_v`, `w_o` from the next two at 0.5; with
+/// the reference's view: the projections of `xv` and `w_o`'s values.
+struct Block<const H: usize, const DQK: usize, const I: usize> {
+    attn: SelfAttention<M, H, DQK, I, f64, Cpu>,
+    q: Vec<f64>,
+    k: Vec<f64>,
+    v: Vec<f64>,
+    wo: Vec<f64>,
+}
+
+fn block<const H: usize, const DQK: usize, const I: usize>(
+    dev: &Cpu,
+    xv: &[f64],
+    seed: u64,
+    qk: f64,
+) -> Block<H, DQK, I> {
+    let (w_q, wq) = matrix::<M, I>(dev, seed, qk);
+    let (w_k, wk) = matrix::<M, I>(dev, seed + 1, qk);
+    let (w_v, wv) = matrix::<M, I>(dev, seed + 2, 0.5);
+    let (w_o, wo) = matrix::<I, M>(dev, seed + 3, 0.5);
+    Block {
+        attn: SelfAttention { w_q, w_k, w_v, w_o },
+        q: matmul(xv, &wq, M, I),
+        k: matmul(xv, &wk, M, I),
+        v: matmul(xv, &wv, M, I),
+        wo,
+    }
+}
+
 #[test]
 fn self_attention_with_padding_mask_matches_reference() {
     let dev = dev();
     let (x, xv) = hidden(&dev, 3);
-    let (wq, wqv) = matrix::<M, 6>(&dev, 4, 0.5);
-    let (wk, wkv) = matrix::<M, 6>(&dev, 5, 0.5);
-    let (wv, wvv) = matrix::<M, 6>(&dev, 6, 0.5);
-    let (wo, wov) = matrix::<6, M>(&dev, 7, 0.5);
-    let attn = SelfAttention::<M, 2, 3, 6, f64, Cpu> {
-        w_q: wq,
-        w_k: wk,
-        w_v: wv,
-        w_o: wo,
-    };
+    let Block { attn, q, k, v, wo } = block::<2, 3, 6>(&dev, &xv, 4, 0.5);
     // second example: last key is padding
     let mask_v = vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0];
     let mask = dev.tensor_from_vec(mask_v.clone(), (B, S));
     let bias = padding_bias(&mask, S);
     let ctx = Ctx::eval(&ARCH);
     let (out, kv) = attn.forward(x, Mixing::Softmax(&bias, None), &ctx);
-    let (q, k, v) = (
-        matmul(&xv, &wqv, M, 6),
-        matmul(&xv, &wkv, M, 6),
-        matmul(&xv, &wvv, M, 6),
-    );
     let a = attention_ref(&q, &k, &v, S, S, 2, 3, 1.0, |b, _, j| {
         mask_v[b * S + j] > 0.5
     });
-    let want = matmul(&a, &wov, 6, M);
+    let want = matmul(&a, &wo, 6, M);
     assert_close(&out.as_vec(), &want, 1e-10, "self-attention");
     assert_close(&kv.keys.unwrap().as_vec(), &k, 1e-12, "keys");
     assert_close(&kv.values.as_vec(), &v, 1e-12, "values");
@@ -195,27 +211,13 @@ fn self_attention_with_padding_mask_matches_reference() {
 fn causal_attention_matches_reference() {
     let dev = dev();
     let (x, xv) = hidden(&dev, 8);
-    let (wq, wqv) = matrix::<M, 6>(&dev, 9, 0.5);
-    let (wk, wkv) = matrix::<M, 6>(&dev, 10, 0.5);
-    let (wv, wvv) = matrix::<M, 6>(&dev, 11, 0.5);
-    let (wo, wov) = matrix::<6, M>(&dev, 12, 0.5);
-    let attn = SelfAttention::<M, 3, 2, 6, f64, Cpu> {
-        w_q: wq,
-        w_k: wk,
-        w_v: wv,
-        w_o: wo,
-    };
+    let Block { attn, q, k, v, wo } = block::<3, 2, 6>(&dev, &xv, 9, 0.5);
     let bias = causal_bias(&dev, B, S);
     let (out, _) = attn.forward(x, Mixing::Softmax(&bias, None), &Ctx::eval(&ARCH));
-    let (q, k, v) = (
-        matmul(&xv, &wqv, M, 6),
-        matmul(&xv, &wkv, M, 6),
-        matmul(&xv, &wvv, M, 6),
-    );
     let a = attention_ref(&q, &k, &v, S, S, 3, 2, 1.0, |_, i, j| j <= i);
     assert_close(
         &out.as_vec(),
-        &matmul(&a, &wov, 6, M),
+        &matmul(&a, &wo, 6, M),
         1e-10,
         "causal attention",
     );
@@ -225,31 +227,17 @@ fn causal_attention_matches_reference() {
 fn inv_sqrt_dim_attention_matches_reference() {
     let dev = dev();
     let (x, xv) = hidden(&dev, 13);
-    let (wq, wqv) = matrix::<M, 6>(&dev, 14, 0.9);
-    let (wk, wkv) = matrix::<M, 6>(&dev, 15, 0.9);
-    let (wv, wvv) = matrix::<M, 6>(&dev, 16, 0.5);
-    let (wo, wov) = matrix::<6, M>(&dev, 17, 0.5);
-    let attn = SelfAttention::<M, 2, 3, 6, f64, Cpu> {
-        w_q: wq,
-        w_k: wk,
-        w_v: wv,
-        w_o: wo,
-    };
+    let Block { attn, q, k, v, wo } = block::<2, 3, 6>(&dev, &xv, 14, 0.9);
     let arch = Arch {
         attention_scale: AttentionScale::InvSqrtDim,
         ..ARCH
     };
     let bias = causal_bias(&dev, B, S);
     let (out, _) = attn.forward(x, Mixing::Softmax(&bias, None), &Ctx::eval(&arch));
-    let (q, k, v) = (
-        matmul(&xv, &wqv, M, 6),
-        matmul(&xv, &wkv, M, 6),
-        matmul(&xv, &wvv, M, 6),
-    );
     let a = attention_ref(&q, &k, &v, S, S, 2, 3, 1.0 / 3f64.sqrt(), |_, i, j| j <= i);
     assert_close(
         &out.as_vec(),
-        &matmul(&a, &wov, 6, M),
+        &matmul(&a, &wo, 6, M),
         1e-10,
         "1/√d attention",
     );
@@ -278,16 +266,7 @@ fn rope_ref(x: &[f64], h: usize, d: usize, theta: f64) -> Vec<f64> {
 fn rope_attention_matches_reference() {
     let dev = dev();
     let (x, xv) = hidden(&dev, 51);
-    let (wq, wqv) = matrix::<M, 8>(&dev, 52, 0.9);
-    let (wk, wkv) = matrix::<M, 8>(&dev, 53, 0.9);
-    let (wv, wvv) = matrix::<M, 8>(&dev, 54, 0.5);
-    let (wo, wov) = matrix::<8, M>(&dev, 55, 0.5);
-    let attn = SelfAttention::<M, 2, 4, 8, f64, Cpu> {
-        w_q: wq,
-        w_k: wk,
-        w_v: wv,
-        w_o: wo,
-    };
+    let Block { attn, q, k, v, wo } = block::<2, 4, 8>(&dev, &xv, 52, 0.9);
     let arch = Arch {
         position: Position {
             kind: PositionKind::Rope { theta: 100.0 },
@@ -297,16 +276,11 @@ fn rope_attention_matches_reference() {
     };
     let bias = causal_bias(&dev, B, S);
     let (out, kv) = attn.forward(x, Mixing::Softmax(&bias, None), &Ctx::eval(&arch));
-    let (q, k, v) = (
-        matmul(&xv, &wqv, M, 8),
-        matmul(&xv, &wkv, M, 8),
-        matmul(&xv, &wvv, M, 8),
-    );
     let (rq, rk) = (rope_ref(&q, 2, 4, 100.0), rope_ref(&k, 2, 4, 100.0));
     let a = attention_ref(&rq, &rk, &v, S, S, 2, 4, 1.0, |_, i, j| j <= i);
     assert_close(
         &out.as_vec(),
-        &matmul(&a, &wov, 8, M),
+        &matmul(&a, &wo, 8, M),
         1e-10,
         "rope attention",
     );
@@ -383,16 +357,7 @@ fn relative_bias_attention_matches_reference() {
     const NB: usize = 8;
     let dev = dev();
     let (x, xv) = hidden(&dev, 71);
-    let (wq, wqv) = matrix::<M, 6>(&dev, 72, 0.7);
-    let (wk, wkv) = matrix::<M, 6>(&dev, 73, 0.7);
-    let (wv, wvv) = matrix::<M, 6>(&dev, 74, 0.5);
-    let (wo, wov) = matrix::<6, M>(&dev, 75, 0.5);
-    let attn = SelfAttention::<M, 2, 3, 6, f64, Cpu> {
-        w_q: wq,
-        w_k: wk,
-        w_v: wv,
-        w_o: wo,
-    };
+    let Block { attn, q, k, v, wo } = block::<2, 3, 6>(&dev, &xv, 72, 0.7);
     let (enc, encv) = matrix::<NB, 2>(&dev, 76, 2.0);
     let (dec, decv) = matrix::<NB, 2>(&dev, 77, 2.0);
     let tables = RelativeBias::<M, NB, 2, f64, Cpu> {
@@ -413,11 +378,6 @@ fn relative_bias_attention_matches_reference() {
         ..ARCH
     };
     let ((enc_bias, dec_bias), _) = tables.biases(&arch, S, S, NoneTape);
-    let (q, k, v) = (
-        matmul(&xv, &wqv, M, 6),
-        matmul(&xv, &wkv, M, 6),
-        matmul(&xv, &wvv, M, 6),
-    );
     let ctx = Ctx::eval(&arch);
     // the decoder's: causal buckets, with the causal mask
     let causal = causal_bias(&dev, B, S);
@@ -428,7 +388,7 @@ fn relative_bias_attention_matches_reference() {
     });
     assert_close(
         &out.as_vec(),
-        &matmul(&a, &wov, 6, M),
+        &matmul(&a, &wo, 6, M),
         1e-10,
         "decoder relative bias",
     );
@@ -440,7 +400,7 @@ fn relative_bias_attention_matches_reference() {
     });
     assert_close(
         &out.as_vec(),
-        &matmul(&a, &wov, 6, M),
+        &matmul(&a, &wo, 6, M),
         1e-10,
         "encoder relative bias",
     );
@@ -450,22 +410,12 @@ fn relative_bias_attention_matches_reference() {
 fn uniform_attention_averages_unpadded_values() {
     let dev = dev();
     let (x, xv) = hidden(&dev, 13);
-    let (wq, _) = matrix::<M, 6>(&dev, 14, 0.5);
-    let (wk, _) = matrix::<M, 6>(&dev, 15, 0.5);
-    let (wv, wvv) = matrix::<M, 6>(&dev, 16, 0.5);
-    let (wo, wov) = matrix::<6, M>(&dev, 17, 0.5);
-    let attn = SelfAttention::<M, 2, 3, 6, f64, Cpu> {
-        w_q: wq,
-        w_k: wk,
-        w_v: wv,
-        w_o: wo,
-    };
+    let Block { attn, v, wo, .. } = block::<2, 3, 6>(&dev, &xv, 14, 0.5);
     let mask_v = vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0];
     let mask = dev.tensor_from_vec(mask_v.clone(), (B, S));
     let probs = uniform_probs(&mask, S);
     let (out, kv) = attn.forward(x, Mixing::Fixed(&probs), &Ctx::eval(&ARCH));
     assert!(kv.keys.is_none(), "uniform attention computes no keys");
-    let v = matmul(&xv, &wvv, M, 6);
     let mut a = vec![0.0; B * S * 6];
     for b in 0..B {
         let n: f64 = mask_v[b * S..(b + 1) * S].iter().sum();
@@ -480,7 +430,7 @@ fn uniform_attention_averages_unpadded_values() {
     }
     assert_close(
         &out.as_vec(),
-        &matmul(&a, &wov, 6, M),
+        &matmul(&a, &wo, 6, M),
         1e-10,
         "uniform attention",
     );
