@@ -249,6 +249,63 @@ fn every_corpus_format_reads() {
     assert_eq!(one, ["from json", "again"]);
 }
 
+fn gzip(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(
+        std::fs::File::create(path).unwrap(),
+        flate2::Compression::default(),
+    );
+    e.write_all(text.as_bytes()).unwrap();
+    e.finish().unwrap();
+}
+
+/// C4 ships as `.json.gz`: gzipped text and JSON Lines read as their
+/// decompressed selves, in a directory too; a corrupt one is named.
+#[test]
+fn gzipped_corpora_read() {
+    let dir = temp_dir("gzip");
+    gzip(&dir.join("a.txt.gz"), "first line\n\nsecond line\n");
+    gzip(&dir.join("b.json.gz"), "{\"text\": \"from gzip\"}\n");
+    // a second member appended (`cat x.gz y.gz`): read as gzip -d reads it
+    let mut two = std::fs::read(dir.join("b.json.gz")).unwrap();
+    gzip(&dir.join("part.gz.tmp"), "{\"text\": \"member two\"}\n");
+    two.extend(std::fs::read(dir.join("part.gz.tmp")).unwrap());
+    std::fs::remove_file(dir.join("part.gz.tmp")).unwrap();
+    std::fs::write(dir.join("c.jsonl.gz"), two).unwrap();
+    let docs = read_documents(std::slice::from_ref(&dir)).unwrap();
+    assert_eq!(
+        docs,
+        [
+            "first line",
+            "second line",
+            "from gzip",
+            "from gzip",
+            "member two"
+        ]
+    );
+    // not gzip inside: an error naming the file
+    std::fs::write(dir.join("fake.jsonl.gz"), "{\"text\": \"plain\"}\n").unwrap();
+    let e = read_documents(&[dir.join("fake.jsonl.gz")]).expect_err("not gzip");
+    assert!(
+        matches!(e, CorpusError::Io { .. }) && e.to_string().contains("fake.jsonl.gz"),
+        "{e}"
+    );
+    // a gzipped Parquet file is not a format
+    std::fs::write(dir.join("d.parquet.gz"), "x").unwrap();
+    let e = read_documents(&[dir.join("d.parquet.gz")]).expect_err("parquet.gz");
+    assert!(matches!(e, CorpusError::UnknownFormat { .. }), "{e}");
+}
+
+/// The Project Gutenberg validation books, as they ship (`valid.jsonl.gz`).
+#[test]
+fn the_gutenberg_validation_books_read() {
+    let docs = read_documents(&[shared_data().join("gutenberg/valid.jsonl.gz")]).unwrap();
+    // its README: 15 books, 0.91M words
+    assert_eq!(docs.len(), 15);
+    let words: usize = docs.iter().map(|d| d.split_whitespace().count()).sum();
+    assert!((850_000..950_000).contains(&words), "{words} words");
+}
+
 #[test]
 fn corpus_errors_name_the_file_and_the_problem() {
     let dir = temp_dir("errors");

@@ -29,7 +29,7 @@ experiment! {
 #[march_model(base = Baseline, position = rope, dim_ff = 2133)]
 pub struct RotaryPosition;
 
-/// [`RotaryPosition`] at the CPU scale (feed-forward 555).
+/// `RotaryPosition` at the CPU scale (feed-forward 555).
 ///
 /// CPU scale.
 #[march_model(base = SmallBaseline, position = rope, dim_ff = 555)]
@@ -37,11 +37,11 @@ pub struct SmallRotaryPosition;
 
 /// T5's relative position bias (32 buckets up to distance 128) instead of
 /// the table, whose parameters move into the feed-forward (2133); the
-/// baseline's cross-attention is kept (compare [`crate::T5Baseline`]).
+/// baseline's cross-attention is kept (compare `T5Baseline`).
 #[march_model(base = Baseline, position = t5_relative, dim_ff = 2133)]
 pub struct RelativePositionBias;
 
-/// [`RelativePositionBias`] at the CPU scale (feed-forward 555).
+/// `RelativePositionBias` at the CPU scale (feed-forward 555).
 ///
 /// CPU scale.
 #[march_model(base = SmallBaseline, position = t5_relative, dim_ff = 555)]

@@ -16,7 +16,7 @@ use crate::baseline::{Baseline, SmallBaseline};
 )]
 pub struct T5Baseline;
 
-/// [`T5Baseline`] at the CPU scale (feed-forward 490).
+/// `T5Baseline` at the CPU scale (feed-forward 490).
 ///
 /// CPU scale.
 #[march_model(
@@ -42,7 +42,7 @@ pub struct SmallT5Baseline;
 )]
 pub struct BaselineV2;
 
-/// [`BaselineV2`] at the CPU scale (SwiGLU width 320, −0.7%).
+/// `BaselineV2` at the CPU scale (SwiGLU width 320, −0.7%).
 ///
 /// CPU scale.
 #[march_model(

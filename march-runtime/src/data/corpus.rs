@@ -1,10 +1,13 @@
 //! Reading corpora: plain text (one document per non-empty line), JSON Lines
 //! with a `text` field (the C4 format), and Parquet with a `text` column (the
-//! Hugging Face datasets format). Directories are read recursively, in sorted
-//! order.
+//! Hugging Face datasets format). Text and JSON Lines may be gzipped
+//! (`.txt.gz`, `.jsonl.gz`: C4's `.json.gz` as it ships). Directories are read
+//! recursively, in sorted order.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
+
+use flate2::read::MultiGzDecoder;
 use std::path::{Path, PathBuf};
 
 use parquet::basic::{ConvertedType, LogicalType, Type as PhysicalType};
@@ -19,7 +22,7 @@ pub enum CorpusError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: unknown corpus format; use .txt, .jsonl/.json (a `text` field per line) or .parquet (a `text` column)")]
+    #[error("{path}: unknown corpus format; use .txt, .jsonl/.json (a `text` field per line), either gzipped (.gz), or .parquet (a `text` column)")]
     UnknownFormat { path: PathBuf },
     #[error("{path}:{line}: not a JSON object with a string `text` field: {reason}")]
     BadJsonLine {
@@ -33,7 +36,9 @@ pub enum CorpusError {
     NoTextColumn { path: PathBuf, columns: String },
     #[error("{path}: the `text` column is {found}, not a UTF-8 string")]
     TextNotString { path: PathBuf, found: String },
-    #[error("{path}: no corpus files (.txt, .jsonl, .json, .parquet) in this directory")]
+    #[error(
+        "{path}: no corpus files (.txt, .jsonl, .json, their .gz, .parquet) in this directory"
+    )]
     EmptyDirectory { path: PathBuf },
     #[error("the corpus is empty: {paths} contain no text")]
     Empty { paths: String },
@@ -53,13 +58,38 @@ enum Format {
     Parquet,
 }
 
+/// Whether `path` names a gzip file (`.gz`), read through a decoder.
+fn gzipped(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+}
+
 fn format_of(path: &Path) -> Option<Format> {
-    match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+    // `a.jsonl.gz` is `a.jsonl`, decompressed
+    let inner = if gzipped(path) {
+        Path::new(path.file_stem()?)
+    } else {
+        path
+    };
+    match inner.extension()?.to_str()?.to_ascii_lowercase().as_str() {
         "txt" | "text" | "raw" | "tokens" => Some(Format::Text),
         "jsonl" | "json" | "ndjson" => Some(Format::JsonLines),
-        "parquet" => Some(Format::Parquet),
+        // Parquet compresses its own pages
+        "parquet" if !gzipped(path) => Some(Format::Parquet),
         _ => None,
     }
+}
+
+/// The file's lines, decompressed where it is gzipped (every member of a
+/// multi-member file, as `gzip -d` reads it).
+fn lines(path: &Path) -> Result<std::io::Lines<Box<dyn BufRead>>, CorpusError> {
+    let file = File::open(path).map_err(io(path))?;
+    let reader: Box<dyn BufRead> = if gzipped(path) {
+        Box::new(BufReader::new(MultiGzDecoder::new(file)))
+    } else {
+        Box::new(BufReader::new(file))
+    };
+    Ok(reader.lines())
 }
 
 /// The files `paths` stand for: files as given, directories expanded.
@@ -119,8 +149,7 @@ pub fn read_documents(paths: &[PathBuf]) -> Result<Vec<String>, CorpusError> {
 fn read_file(path: &Path, docs: &mut Vec<String>) -> Result<(), CorpusError> {
     match format_of(path).ok_or_else(|| CorpusError::UnknownFormat { path: path.into() })? {
         Format::Text => {
-            let reader = BufReader::new(File::open(path).map_err(io(path))?);
-            for line in reader.lines() {
+            for line in lines(path)? {
                 let line = line.map_err(io(path))?;
                 if !line.trim().is_empty() {
                     docs.push(line.trim().to_string());
@@ -128,8 +157,7 @@ fn read_file(path: &Path, docs: &mut Vec<String>) -> Result<(), CorpusError> {
             }
         }
         Format::JsonLines => {
-            let reader = BufReader::new(File::open(path).map_err(io(path))?);
-            for (i, line) in reader.lines().enumerate() {
+            for (i, line) in lines(path)?.enumerate() {
                 let line = line.map_err(io(path))?;
                 if line.trim().is_empty() {
                     continue;
