@@ -17,14 +17,14 @@ pub struct ConfigArgs {
     /// A TOML file whose fields override the preset's.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Corpus file or directory (.txt, .jsonl, .parquet); repeatable.
-    /// Without it: the built-in synthetic corpus.
+    /// Corpus file or directory (.txt, .jsonl, either gzipped, .parquet);
+    /// repeatable. Without it: the built-in synthetic corpus.
     #[arg(long)]
     data: Vec<PathBuf>,
     /// A Hugging Face tokenizer.json; without it a byte-fallback BPE is trained.
     #[arg(long)]
     tokenizer: Option<PathBuf>,
-    /// Optimizer steps (with --resume: the new total).
+    /// Optimizer steps (`march train --resume` may raise it: the new total).
     #[arg(long)]
     pub steps: Option<u64>,
     /// Examples per micro-batch.
@@ -123,6 +123,8 @@ pub struct TrainArgs {
     variant: Option<String>,
     #[command(flatten)]
     config: ConfigArgs,
+    /// Seed of the initialisation, the data order, the span corruption and
+    /// the dropout masks [default: the preset's, 0].
     #[arg(long)]
     seed: Option<u64>,
     /// Run directory [default: runs/<variant>-seed<seed>].
