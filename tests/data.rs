@@ -306,6 +306,37 @@ fn the_gutenberg_validation_books_read() {
     assert!((850_000..950_000).contains(&words), "{words} words");
 }
 
+/// Each problem said once, and said as what it is.
+#[test]
+fn load_errors_say_what_is_wrong_once() {
+    let dir = temp_dir("load-errors");
+    // bytes that are not UTF-8: the reason once, not again as its cause
+    std::fs::write(
+        dir.join("binary.txt"),
+        [b'o', b'k', b'\n', 0xff, 0xfe, b'\n'],
+    )
+    .unwrap();
+    let e = read_documents(&[dir.join("binary.txt")]).expect_err("not UTF-8");
+    let shown = format!("{:#}", anyhow::Error::from(e));
+    assert_eq!(shown.matches("UTF-8").count(), 1, "{shown}");
+    assert!(shown.contains("binary.txt"), "{shown}");
+    // JSON of another kind, and no JSON at all, as --tokenizer
+    std::fs::write(dir.join("config.json"), "{\"a\": 1}").unwrap();
+    let Err(e) = MarchTokenizer::load(&dir.join("config.json")) else {
+        panic!("a JSON file of another kind loaded as a tokenizer");
+    };
+    assert!(
+        e.to_string()
+            .contains("JSON, but not a Hugging Face tokenizer.json"),
+        "{e}"
+    );
+    std::fs::write(dir.join("notes.json"), "plain words").unwrap();
+    let Err(e) = MarchTokenizer::load(&dir.join("notes.json")) else {
+        panic!("a text file loaded as a tokenizer");
+    };
+    assert!(e.to_string().contains("not JSON"), "{e}");
+}
+
 #[test]
 fn corpus_errors_name_the_file_and_the_problem() {
     let dir = temp_dir("errors");

@@ -17,10 +17,12 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 /// What can go wrong reading a corpus. Every message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum CorpusError {
-    #[error("{path}: cannot read: {source}")]
+    // `error` is said in the message, so it is not also a `source` (which
+    // the CLI's error chain would print a second time)
+    #[error("{path}: cannot read: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: unknown corpus format; use .txt, .jsonl/.json (a `text` field per line), either gzipped (.gz), or .parquet (a `text` column)")]
     UnknownFormat { path: PathBuf },
@@ -45,9 +47,9 @@ pub enum CorpusError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CorpusError + '_ {
-    move |source| CorpusError::Io {
+    move |error| CorpusError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

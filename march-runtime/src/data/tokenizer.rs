@@ -73,10 +73,13 @@ impl MarchTokenizer {
     }
 
     /// Load a Hugging Face `tokenizer.json`.
+    ///
+    /// (A file that is JSON but not a tokenizer is said to be so: the
+    /// `tokenizers` crate's own error names a JSON position only.)
     pub fn load(path: &Path) -> Result<Self, TokenizerError> {
         let inner = Tokenizer::from_file(path).map_err(|e| TokenizerError::Load {
             path: path.into(),
-            reason: e.to_string(),
+            reason: load_failure(path, &e.to_string()),
         })?;
         Self::wrap(inner, path.display().to_string())
     }
@@ -213,4 +216,16 @@ fn add_byte_fallback(json: &str, vocab: usize) -> Result<String, String> {
         ]
     });
     serde_json::to_string(&t).map_err(|e| e.to_string())
+}
+
+/// Why `path` did not load as a tokenizer (`error`: the `tokenizers` crate's
+/// message): unreadable, not JSON, or JSON of another kind.
+fn load_failure(path: &Path, error: &str) -> String {
+    match std::fs::read_to_string(path) {
+        Err(e) => e.to_string(),
+        Ok(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+            Err(e) => format!("not JSON ({e})"),
+            Ok(_) => format!("JSON, but not a Hugging Face tokenizer.json ({error})"),
+        },
+    }
 }
