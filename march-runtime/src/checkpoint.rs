@@ -8,15 +8,14 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use dfdx::nn::tensor_collection::TensorCollection;
-use dfdx::prelude::*;
 use safetensors::tensor::{Dtype as SafeDtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::data::DataPosition;
 use crate::layers::{mix64, Float};
+use crate::ops::Ops;
 use crate::optim::AdamW;
-use crate::params::{for_each_param, set_params};
+use crate::params::{Param, Params};
 
 pub const FILE: &str = "checkpoint.safetensors";
 
@@ -43,18 +42,18 @@ pub struct TrainState {
     pub adam_t: u64,
 }
 
-fn collect<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
-    prefix: &str,
-    m: &M,
+/// A tensor as the checkpoint stores it: `f32` little-endian bytes.
+fn push<E: Float, D: Ops<E>>(
     out: &mut Vec<(String, Vec<u8>, usize)>,
+    name: String,
+    p: &dyn Param<E, D>,
 ) {
-    for_each_param(m, |name, v| {
-        let bytes: Vec<u8> = v
-            .iter()
-            .flat_map(|x| x.to_f32().unwrap().to_le_bytes())
-            .collect();
-        out.push((format!("{prefix}{name}"), bytes, v.len()));
-    });
+    let v = p.values();
+    let bytes: Vec<u8> = v
+        .iter()
+        .flat_map(|x| x.to_f32().unwrap().to_le_bytes())
+        .collect();
+    out.push((name, bytes, v.len()));
 }
 
 /// A 64-bit checksum of named tensors' bytes, independent of their order
@@ -81,16 +80,22 @@ pub fn checksum<'a>(tensors: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> u
 /// Write the checkpoint atomically: the previous one stays valid until the
 /// new one is complete. Its metadata holds a [`checksum`] of the tensors,
 /// checked on load.
-pub fn save<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
+pub fn save<E: Float, D: Ops<E>>(
     dir: &Path,
-    model: &M,
-    opt: &AdamW<M>,
+    model: &dyn Params<E, D>,
+    opt: &AdamW<E, D>,
     state: &TrainState,
 ) -> Result<()> {
     let mut tensors = Vec::new();
-    collect("model.", model, &mut tensors);
-    collect("adam.m.", &opt.m, &mut tensors);
-    collect("adam.v.", &opt.v, &mut tensors);
+    model.visit(&mut String::new(), &mut |name, p| {
+        push(&mut tensors, format!("model.{name}"), p)
+    });
+    for (name, m, _) in opt.moments() {
+        push(&mut tensors, format!("adam.m.{name}"), m);
+    }
+    for (name, _, v) in opt.moments() {
+        push(&mut tensors, format!("adam.v.{name}"), v);
+    }
     let views: Vec<(String, TensorView)> = tensors
         .iter()
         .map(|(n, b, len)| Ok((n.clone(), TensorView::new(SafeDtype::F32, vec![*len], b)?)))
@@ -114,27 +119,27 @@ pub fn save<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
 }
 
 /// Load a checkpoint into `model` and `opt`; returns its state.
-pub fn load<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
+pub fn load<E: Float, D: Ops<E>>(
     path: &Path,
-    model: &mut M,
-    opt: &mut AdamW<M>,
+    model: &mut dyn Params<E, D>,
+    opt: &mut AdamW<E, D>,
 ) -> Result<TrainState> {
     load_into(path, model, Some(opt))
 }
 
 /// Load only the model's weights of a checkpoint (inference); returns its
 /// state.
-pub fn load_model<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
+pub fn load_model<E: Float, D: Ops<E>>(
     path: &Path,
-    model: &mut M,
+    model: &mut dyn Params<E, D>,
 ) -> Result<TrainState> {
     load_into(path, model, None)
 }
 
-fn load_into<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
+fn load_into<E: Float, D: Ops<E>>(
     path: &Path,
-    model: &mut M,
-    mut opt: Option<&mut AdamW<M>>,
+    model: &mut dyn Params<E, D>,
+    opt: Option<&mut AdamW<E, D>>,
 ) -> Result<TrainState> {
     let bytes =
         std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
@@ -175,27 +180,30 @@ fn load_into<E: Float, D: Device<E>, M: TensorCollection<E, D>>(
     }
 
     let mut missing = Vec::new();
-    let mut fill = |prefix: &str, m: &mut M| {
-        set_params(m, |name, n| {
-            let key = format!("{prefix}{name}");
-            match file.tensor(&key) {
-                Ok(t) if t.dtype() == SafeDtype::F32 && t.data().len() == 4 * n => Some(
-                    t.data()
-                        .chunks_exact(4)
-                        .map(|b| E::from_f32(f32::from_le_bytes(b.try_into().unwrap())).unwrap())
-                        .collect(),
-                ),
-                _ => {
-                    missing.push(key);
-                    None
-                }
-            }
-        })
+    let mut fill = |key: String, p: &mut dyn Param<E, D>| match file.tensor(&key) {
+        Ok(t) if t.dtype() == SafeDtype::F32 && t.data().len() == 4 * p.numel() => {
+            let values: Vec<E> = t
+                .data()
+                .chunks_exact(4)
+                .map(|b| E::from_f32(f32::from_le_bytes(b.try_into().unwrap())).unwrap())
+                .collect();
+            p.set_values(&values);
+        }
+        _ => missing.push(key),
     };
-    fill("model.", model);
+    model.visit_mut(&mut String::new(), &mut |name, p| {
+        fill(format!("model.{name}"), p)
+    });
+    let mut opt = opt;
     if let Some(opt) = opt.as_deref_mut() {
-        fill("adam.m.", &mut opt.m);
-        fill("adam.v.", &mut opt.v);
+        let mut vs = Vec::new();
+        for (name, m, v) in opt.moments_mut() {
+            fill(format!("adam.m.{name}"), m);
+            vs.push((format!("adam.v.{name}"), v));
+        }
+        for (key, v) in vs {
+            fill(key, v);
+        }
     }
     if !missing.is_empty() {
         bail!(

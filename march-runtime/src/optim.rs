@@ -3,16 +3,13 @@
 //! gradient this step left untouched (PyTorch skips `grad is None`), global
 //! gradient-norm clipping, and a state that checkpoints.
 
-use dfdx::nn::tensor_collection::{
-    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
-};
 use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::kernels::{f32s, simd};
 use crate::layers::Float;
 use crate::ops::{AdamWStep, Ops};
-use crate::params::{for_each_grad_slice, set_params};
+use crate::params::{for_each_grad_slice, Param, Params};
 use rayon::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -38,20 +35,27 @@ pub fn decays(name: &str) -> bool {
     !name.ends_with("norm.weight")
 }
 
-/// AdamW's moments: two copies of the model's parameters.
-pub struct AdamW<M> {
+/// AdamW's state: the moments of each trainable tensor, in the model's
+/// order, and the steps taken.
+pub struct AdamW<E: Float, D: Ops<E>> {
     pub cfg: AdamWConfig,
-    pub m: M,
-    pub v: M,
+    moments: Vec<Moments<E, D>>,
     /// Optimizer steps taken.
     pub t: u64,
+}
+
+/// The first and second moments of one parameter tensor.
+struct Moments<E: Float, D: Ops<E>> {
+    name: String,
+    m: Box<dyn Param<E, D>>,
+    v: Box<dyn Param<E, D>>,
 }
 
 /// Global L2 norm of all gradients of `model` (`&mut`: the gradient
 /// buffers are borrowed, not copied; a parameter without a gradient gets a
 /// zero one). Summed in a fixed order: the same on any number of threads.
-pub fn grad_norm<E: Float, D: Ops<E>, M: TensorCollection<E, D>>(
-    model: &M,
+pub fn grad_norm<E: Float, D: Ops<E>>(
+    model: &(impl Params<E, D> + ?Sized),
     grads: &mut Gradients<E, D>,
 ) -> f64 {
     const CHUNK: usize = 1 << 16;
@@ -70,108 +74,73 @@ pub fn grad_norm<E: Float, D: Ops<E>, M: TensorCollection<E, D>>(
     sq.sqrt()
 }
 
-impl<M> AdamW<M> {
-    /// Zeroed moments shaped like `model` (built with `build`).
-    pub fn new<E: Float, D: Ops<E>>(cfg: AdamWConfig, build: impl Fn() -> M) -> Self
-    where
-        M: TensorCollection<E, D>,
-    {
-        let zero = || {
-            let mut s = build();
-            set_params(&mut s, |_, n| Some(vec![E::zero(); n]));
-            s
-        };
-        AdamW {
-            cfg,
-            m: zero(),
-            v: zero(),
-            t: 0,
-        }
+impl<E: Float, D: Ops<E>> AdamW<E, D> {
+    /// Zeroed moments for each trainable tensor of `model`.
+    pub fn new(cfg: AdamWConfig, model: &(impl Params<E, D> + ?Sized)) -> Self {
+        let mut moments = Vec::new();
+        model.visit(&mut String::new(), &mut |name, p| {
+            moments.push(Moments {
+                name: name.to_string(),
+                m: p.zeros_like(),
+                v: p.zeros_like(),
+            })
+        });
+        AdamW { cfg, moments, t: 0 }
+    }
+
+    /// Each trainable tensor's name with its first and second moments.
+    pub fn moments(&self) -> impl Iterator<Item = (&str, &dyn Param<E, D>, &dyn Param<E, D>)> {
+        self.moments.iter().map(|m| (m.name.as_str(), &*m.m, &*m.v))
+    }
+
+    /// [`AdamW::moments`], mutably (loading a checkpoint).
+    pub fn moments_mut(
+        &mut self,
+    ) -> impl Iterator<Item = (&str, &mut dyn Param<E, D>, &mut dyn Param<E, D>)> {
+        self.moments
+            .iter_mut()
+            .map(|m| (m.name.as_str(), &mut *m.m, &mut *m.v))
     }
 
     /// One update of `model` with `grads` scaled by `grad_scale` (gradient
     /// clipping and accumulation), at learning rate `lr`. Returns how many
-    /// parameter tensors were updated. (`&mut` gradients: on the CPU their
-    /// buffers are read in place.)
-    pub fn step<E: Float, D: Ops<E>>(
+    /// parameter tensors were updated; a tensor without a gradient is left
+    /// alone, moments included (PyTorch skips `grad is None`). (`&mut`
+    /// gradients: on the CPU their buffers are read in place.)
+    pub fn step(
         &mut self,
-        model: &mut M,
+        model: &mut (impl Params<E, D> + ?Sized),
         grads: &mut Gradients<E, D>,
         lr: f64,
         grad_scale: f64,
-    ) -> usize
-    where
-        M: TensorCollection<E, D>,
-    {
+    ) -> usize {
         self.t += 1;
-        let mut visitor = Update {
-            grads,
-            cfg: self.cfg,
-            lr,
-            grad_scale,
-            t: self.t,
-            updated: 0,
-        };
-        let walker = &mut RecursiveWalker {
-            m: (model, &mut self.m, &mut self.v, String::new()),
-            f: &mut visitor,
-        };
-        let _ = <M as TensorCollection<E, D>>::iter_tensors(walker)
-            .map_err(|_| ())
-            .expect("optimizer step");
-        visitor.updated
-    }
-}
-
-struct Update<'a, E: Float, D: Ops<E>> {
-    grads: &'a mut Gradients<E, D>,
-    cfg: AdamWConfig,
-    lr: f64,
-    grad_scale: f64,
-    t: u64,
-    updated: usize,
-}
-
-impl<E: Float, D: Ops<E>> TensorVisitor<E, D> for Update<'_, E, D> {
-    type Viewer = (ViewTensorMut, ViewTensorMut, ViewTensorMut, ViewTensorName);
-    type Err = D::Err;
-    type E2 = E;
-    type D2 = D;
-
-    fn visit<S: Shape>(
-        &mut self,
-        opts: TensorOptions<S, E, D>,
-        (p, m, v, name): (
-            &mut Tensor<S, E, D>,
-            &mut Tensor<S, E, D>,
-            &mut Tensor<S, E, D>,
-            String,
-        ),
-    ) -> Result<Option<Tensor<S, E, D>>, Self::Err> {
-        if !opts.do_gradient_update {
-            return Ok(None);
-        }
         let (b1, b2) = self.cfg.betas;
-        let bc1 = 1.0 - b1.powi(self.t as i32);
-        let bc2 = 1.0 - b2.powi(self.t as i32);
-        let decay = if decays(&name) {
-            self.lr * self.cfg.weight_decay
-        } else {
-            0.0
-        };
-        let step = AdamWStep {
+        let base = AdamWStep {
             beta1: b1,
             beta2: b2,
             eps: self.cfg.eps,
-            grad_scale: self.grad_scale,
-            bias_correction: (bc1, bc2),
-            lr: self.lr,
-            decay,
+            grad_scale,
+            bias_correction: (1.0 - b1.powi(self.t as i32), 1.0 - b2.powi(self.t as i32)),
+            lr,
+            decay: 0.0,
         };
-        // a parameter that got no gradient is left alone (moments included)
-        if D::adamw(p, m, v, self.grads, step)? {
-            self.updated += 1;
-        }
-        Ok(None)
+        let decay = lr * self.cfg.weight_decay;
+        let mut moments = self.moments.iter_mut();
+        let mut updated = 0;
+        model.visit_mut(&mut String::new(), &mut |name, p| {
+            let m = moments
+                .next()
+                .filter(|m| m.name == name)
+                .unwrap_or_else(|| panic!("AdamW's moments were made for another model ({name})"));
+            let step = AdamWStep {
+                decay: if decays(name) { decay } else { 0.0 },
+                ..base
+            };
+            if p.adamw(&mut *m.m, &mut *m.v, grads, step) {
+                updated += 1;
+            }
+        });
+        updated
     }
 }

@@ -21,7 +21,10 @@ use crate::layers::{Ctx, Float};
 use crate::model::{Seq2Seq, Seq2SeqBatch};
 use crate::ops::{Matmul, Ops};
 use crate::optim::{grad_norm, AdamW, AdamWConfig};
-use crate::params::{for_each_param, grad_magnitudes, set_params, ParamInfo};
+use crate::params::{
+    alloc_grads, for_each_param, grad_magnitudes, num_params, set_params, zero_grads, Build,
+    ParamInfo, Params,
+};
 
 /// Where to train.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -160,30 +163,35 @@ pub trait Session {
 
 /// The one [`Session`] implementation, generic over the model type `M`
 /// and the device `D`.
-pub struct ModelSession<M, D: Device<f32>> {
+pub struct ModelSession<M, D: Ops<f32>> {
     arch: &'static Arch,
     matmul: Matmul,
     dev: D,
     model: M,
-    opt: Option<AdamW<M>>,
+    opt: Option<AdamW<f32, D>>,
     grads: Option<Gradients<f32, D>>,
 }
 
 impl<M, D> ModelSession<M, D>
 where
-    M: Seq2Seq<f32, D> + BuildModule<D, f32>,
+    M: Seq2Seq<f32, D> + Build<f32, D> + 'static,
     D: Ops<f32> + SeedableDevice,
 {
+    /// The model's parameters, type-erased: the optimizer, checkpoints and
+    /// probes are compiled once, not per model type.
+    fn params(&self) -> &dyn Params<f32, D> {
+        &self.model
+    }
+
     /// Build `M` on a device seeded with `opts.seed` and initialise it from
     /// the same seed as `arch` says.
     pub fn new(arch: &'static Arch, opts: &SessionOptions) -> Self {
         let dev = D::seeded(opts.seed);
-        let mut model = M::build(&dev);
+        let mut model = <M as Build<f32, D>>::build(&dev);
         model.init(&Ctx::eval(arch), opts.seed);
-        let opt = opts
-            .adamw
-            .map(|cfg| AdamW::new::<f32, D>(cfg, || M::build(&dev)));
-        let grads = Some(model.alloc_grads());
+        let params: &dyn Params<f32, D> = &model;
+        let opt = opts.adamw.map(|cfg| AdamW::new(cfg, params));
+        let grads = Some(alloc_grads(params));
         ModelSession {
             arch,
             matmul: opts.matmul,
@@ -197,7 +205,7 @@ where
 
 impl<M, D> Session for ModelSession<M, D>
 where
-    M: Seq2Seq<f32, D> + BuildModule<D, f32>,
+    M: Seq2Seq<f32, D> + Build<f32, D> + 'static,
     D: Ops<f32> + SeedableDevice,
 {
     fn arch(&self) -> &'static Arch {
@@ -205,7 +213,7 @@ where
     }
 
     fn num_trainable_params(&self) -> usize {
-        self.model.num_trainable_params()
+        num_params(self.params())
     }
 
     fn eval_loss(&self, batch: &HostBatch) -> f64 {
@@ -221,7 +229,7 @@ where
 
     fn zero_grads(&mut self) {
         let mut g = self.grads.take().expect("gradients");
-        self.model.zero_grads(&mut g);
+        zero_grads(self.params(), &mut g);
         self.grads = Some(g);
     }
 
@@ -246,7 +254,7 @@ where
 
     fn grad_norm(&mut self) -> f64 {
         let g = self.grads.as_mut().expect("gradients");
-        grad_norm(&self.model, g)
+        grad_norm(&self.model as &dyn Params<f32, D>, g)
     }
 
     fn update(&mut self, lr: f64, grad_scale: f64) -> usize {
@@ -255,7 +263,12 @@ where
             .opt
             .as_mut()
             .expect("an optimizer step in a session opened without AdamW");
-        let n = opt.step(&mut self.model, &mut g, lr, grad_scale);
+        let n = opt.step(
+            &mut self.model as &mut dyn Params<f32, D>,
+            &mut g,
+            lr,
+            grad_scale,
+        );
         self.grads = Some(g);
         n
     }
@@ -266,7 +279,7 @@ where
 
     fn grad_magnitudes(&mut self) -> Vec<(ParamInfo, f64)> {
         let mut g = self.grads.take().expect("gradients");
-        let out = grad_magnitudes(&self.model, &mut g);
+        let out = grad_magnitudes(self.params(), &mut g);
         self.grads = Some(g);
         out
     }
@@ -276,7 +289,7 @@ where
             .opt
             .as_ref()
             .expect("a checkpoint of a session opened without AdamW");
-        checkpoint::save(dir, &self.model, opt, state)
+        checkpoint::save(dir, self.params(), opt, state)
     }
 
     fn load(&mut self, path: &Path) -> Result<TrainState> {
@@ -284,11 +297,11 @@ where
             .opt
             .as_mut()
             .expect("a checkpoint loaded into a session opened without AdamW");
-        checkpoint::load(path, &mut self.model, opt)
+        checkpoint::load(path, &mut self.model as &mut dyn Params<f32, D>, opt)
     }
 
     fn load_weights(&mut self, path: &Path) -> Result<TrainState> {
-        checkpoint::load_model(path, &mut self.model)
+        checkpoint::load_model(path, &mut self.model as &mut dyn Params<f32, D>)
     }
 
     fn decoder_logits(&self, batch: &HostBatch) -> Vec<f32> {
@@ -300,7 +313,7 @@ where
 
     fn fill_param(&mut self, name: &str, value: f32) -> bool {
         let mut found = false;
-        set_params(&mut self.model, |n, len| {
+        set_params(&mut self.model as &mut dyn Params<f32, D>, |n, len| {
             (n == name).then(|| {
                 found = true;
                 vec![value; len]
@@ -311,7 +324,7 @@ where
 
     fn non_finite_param(&self) -> Option<String> {
         let mut bad = None;
-        for_each_param(&self.model, |name, v| {
+        for_each_param(self.params(), |name, v| {
             if bad.is_none() && v.iter().any(|x| !x.is_finite()) {
                 bad = Some(name.to_string());
             }

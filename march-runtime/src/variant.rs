@@ -13,11 +13,11 @@ use crate::session::HostBatch;
 pub trait Variant: 'static {
     const ARCH: Arch;
     /// The dfdx module, for any element type and device.
-    type Model<E: Float, D: Ops<E>>: Seq2Seq<E, D> + BuildModule<D, E>;
+    type Model<E: Float, D: Ops<E>>: Seq2Seq<E, D>;
 
     /// Build the model on `dev` and initialise it from `seed`.
     fn build<E: Float, D: Ops<E>>(dev: &D, seed: u64) -> Self::Model<E, D> {
-        let mut model = Self::Model::<E, D>::build(dev);
+        let mut model = <Self::Model<E, D> as crate::params::Build<E, D>>::build(dev);
         model.init(&Ctx::eval(&Self::ARCH), seed);
         model
     }

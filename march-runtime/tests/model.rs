@@ -520,3 +520,82 @@ fn projecting_encoder_keys_and_values_by_the_identity_is_reusing_them() {
         Tiny::PARAMS.total + 2 * 2 * 64
     );
 }
+
+/// dfdx's view of a model's trainable tensors: names and element counts,
+/// in its `TensorCollection` order, and the values `BuildModule` gives.
+fn dfdx_tensors<M: TensorCollection<f64, Dev>>(model: &M) -> Vec<(String, usize, Vec<f64>)> {
+    use dfdx::nn::tensor_collection::{
+        RecursiveWalker, TensorOptions, TensorVisitor, ViewTensorName, ViewTensorRef,
+    };
+    struct Collect(Vec<(String, usize, Vec<f64>)>);
+    impl TensorVisitor<f64, Dev> for Collect {
+        type Viewer = (ViewTensorRef, ViewTensorName);
+        type Err = <Dev as HasErr>::Err;
+        type E2 = f64;
+        type D2 = Dev;
+        fn visit<S: Shape>(
+            &mut self,
+            opts: TensorOptions<S, f64, Dev>,
+            (t, name): (&Tensor<S, f64, Dev>, String),
+        ) -> Result<Option<Tensor<S, f64, Dev>>, Self::Err> {
+            if opts.do_gradient_update {
+                self.0.push((name, t.shape().num_elements(), t.as_vec()));
+            }
+            Ok(None)
+        }
+    }
+    let mut v = Collect(Vec::new());
+    M::iter_tensors(&mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut v,
+    })
+    .unwrap();
+    v.0
+}
+
+fn check_walk_matches_dfdx<V: Variant>()
+where
+    V::Model<f64, Dev>: BuildModule<Dev, f64>,
+{
+    let dev = Dev::default();
+    let name = V::ARCH.name;
+    // built: the same zeros and ones as dfdx's BuildModule
+    let ours = <V::Model<f64, Dev> as march_runtime::params::Build<f64, Dev>>::build(&dev);
+    let theirs = <V::Model<f64, Dev> as BuildModule<Dev, f64>>::build(&dev);
+    let mut walked = Vec::new();
+    for_each_param(&ours, |n, v| walked.push((n.to_string(), v.len(), v)));
+    assert_eq!(walked, dfdx_tensors(&theirs), "{name}: built");
+    // initialised: the same names, counts and values seen both ways
+    let model = V::build::<f64, Dev>(&dev, 3);
+    let mut walked = Vec::new();
+    for_each_param(&model, |n, v| walked.push((n.to_string(), v.len(), v)));
+    assert_eq!(walked, dfdx_tensors(&model), "{name}: initialised");
+    let infos = march_runtime::params::param_infos(&model);
+    assert_eq!(
+        march_runtime::params::num_params(&model),
+        model.num_trainable_params(),
+        "{name}"
+    );
+    assert_eq!(infos.len(), walked.len(), "{name}");
+}
+
+/// More layers than dfdx's six-tuples hold: the stacks nest.
+#[march_model(base = Tiny, cross_attention = own_kv, encoder_layers = 8, decoder_layers = 7, budget_exempt = "test")]
+struct TinyNested;
+
+#[march_model(base = TinyOwnKv, position = t5_relative(num_buckets = 8, max_distance = 16), norm_gain = scalar, heads = 2, budget_exempt = "test")]
+struct TinyRelative;
+
+#[test]
+fn the_parameter_walk_is_dfdx_tensor_collection() {
+    check_walk_matches_dfdx::<Tiny>();
+    check_walk_matches_dfdx::<TinyOwnKv>();
+    check_walk_matches_dfdx::<TinyNoFfn>();
+    check_walk_matches_dfdx::<TinyUntied>();
+    check_walk_matches_dfdx::<TinyProjectKv>();
+    check_walk_matches_dfdx::<TinyNoPosition>();
+    check_walk_matches_dfdx::<TinyGlu>();
+    check_walk_matches_dfdx::<TinyMixed>();
+    check_walk_matches_dfdx::<TinyNested>();
+    check_walk_matches_dfdx::<TinyRelative>();
+}

@@ -1,7 +1,10 @@
 //! AdamW and the schedules against reference computations.
 
 use dfdx::prelude::*;
+use march_runtime::layers::Float;
+use march_runtime::ops::Ops;
 use march_runtime::optim::{decays, grad_norm, AdamW, AdamWConfig};
+use march_runtime::params::{alloc_grads, zero_grads, Param, Params};
 use march_runtime::train::schedule::Schedule;
 
 /// A two-tensor "model": a weight and a norm weight.
@@ -12,29 +15,16 @@ struct Two<E: Dtype, D: Storage<E>> {
     unused: Tensor<Rank1<2>, E, D>,
 }
 
-impl<E: Dtype, D: Device<E>> TensorCollection<E, D> for Two<E, D> {
-    type To<E2: Dtype, D2: Device<E2>> = Two<E2, D2>;
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
-        v: &mut V,
-    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
-        v.visit_fields(
-            (
-                Self::tensor("w", |s| &s.w, |s| &mut s.w, TensorOptions::reset_to_zeros()),
-                Self::tensor(
-                    "ffn_norm.weight",
-                    |s| &s.norm,
-                    |s| &mut s.norm,
-                    TensorOptions::reset_to_ones(),
-                ),
-                Self::tensor(
-                    "unused",
-                    |s| &s.unused,
-                    |s| &mut s.unused,
-                    TensorOptions::reset_to_ones(),
-                ),
-            ),
-            |(w, norm, unused)| Two { w, norm, unused },
-        )
+impl<E: Float, D: Ops<E>> Params<E, D> for Two<E, D> {
+    fn visit(&self, _: &mut String, f: &mut dyn FnMut(&str, &dyn Param<E, D>)) {
+        f("w", &self.w);
+        f("ffn_norm.weight", &self.norm);
+        f("unused", &self.unused);
+    }
+    fn visit_mut(&mut self, _: &mut String, f: &mut dyn FnMut(&str, &mut dyn Param<E, D>)) {
+        f("w", &mut self.w);
+        f("ffn_norm.weight", &mut self.norm);
+        f("unused", &mut self.unused);
     }
 }
 
@@ -92,7 +82,7 @@ where
         eps: 1e-8,
         weight_decay: 0.1,
     };
-    let mut opt = AdamW::new::<E, Cpu>(cfg, || model.clone());
+    let mut opt = AdamW::new(cfg, &model);
     let mut refs: Vec<RefAdamW> = (0..5)
         .map(|_| RefAdamW {
             m: 0.0,
@@ -101,9 +91,9 @@ where
         })
         .collect();
     let mut want: Vec<f64> = [f(&model.w), f2(&model.norm)].concat();
-    let mut grads = model.alloc_grads();
+    let mut grads = alloc_grads(&model);
     for step in 0..5 {
-        model.zero_grads(&mut grads);
+        zero_grads(&model, &mut grads);
         // loss = sum(w² · k) + sum(norm³): a different gradient each step
         let k = e(1.0 + step as f64);
         let loss = (model.w.clone().traced(grads).square() * k).sum::<Rank0, _>();
@@ -152,7 +142,7 @@ fn grad_norm_is_the_global_l2_norm() {
         norm: dev.tensor([1.0, -1.0]),
         unused: dev.tensor([0.0, 0.0]),
     };
-    let grads = model.alloc_grads();
+    let grads = alloc_grads(&model);
     let loss = model.w.clone().traced(grads).sum::<Rank0, _>() * 3.0;
     let mut grads = loss.backward();
     // d/dw = 3 for each of 3 entries; the others 0
@@ -187,15 +177,12 @@ struct Big<E: Dtype, D: Storage<E>> {
     w: Tensor<Rank1<300_001>, E, D>,
 }
 
-impl<E: Dtype, D: Device<E>> TensorCollection<E, D> for Big<E, D> {
-    type To<E2: Dtype, D2: Device<E2>> = Big<E2, D2>;
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
-        v: &mut V,
-    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
-        v.visit_fields(
-            Self::tensor("w", |s| &s.w, |s| &mut s.w, TensorOptions::reset_to_zeros()),
-            |w| Big { w },
-        )
+impl<E: Float, D: Ops<E>> Params<E, D> for Big<E, D> {
+    fn visit(&self, _: &mut String, f: &mut dyn FnMut(&str, &dyn Param<E, D>)) {
+        f("w", &self.w);
+    }
+    fn visit_mut(&mut self, _: &mut String, f: &mut dyn FnMut(&str, &mut dyn Param<E, D>)) {
+        f("w", &mut self.w);
     }
 }
 

@@ -44,10 +44,27 @@ pub fn fused_attention<const H: usize, const DQK: usize, E: Float, T: Tape<E, Cp
 where
     Cpu: Device<E>,
 {
+    attention_heads((H, DQK), q, k, v, bias, head_bias, dropout)
+}
+
+/// [`fused_attention`] with its heads and their dimension as run-time
+/// numbers: compiled once, not once per shape.
+fn attention_heads<E: Float, T: Tape<E, Cpu>>(
+    (heads, dqk): (usize, usize),
+    q: Flat<E, Cpu, T>,
+    k: &Flat<E, Cpu>,
+    v: &Flat<E, Cpu>,
+    bias: &Tensor<(usize, usize, usize), E, Cpu>,
+    head_bias: Option<&Flat<E, Cpu>>,
+    dropout: Option<DropMask>,
+) -> Flat<E, Cpu, T>
+where
+    Cpu: Device<E>,
+{
     let q = q.contiguous();
     let (b, sq, i) = *q.shape();
     let sk = k.shape().1;
-    assert_eq!(i, H * DQK, "queries must have heads·dim_qkv features");
+    assert_eq!(i, heads * dqk, "queries must have heads·dim_qkv features");
     assert_eq!(*k.shape(), (b, sk, i), "keys [batch, seq_k, heads·dim_qkv]");
     assert_eq!(
         *v.shape(),
@@ -56,7 +73,11 @@ where
     );
     assert_eq!(*bias.shape(), (b, sq, sk), "bias [batch, seq_q, seq_k]");
     if let Some(hb) = head_bias {
-        assert_eq!(*hb.shape(), (H, sq, sk), "head bias [heads, seq_q, seq_k]");
+        assert_eq!(
+            *hb.shape(),
+            (heads, sq, sk),
+            "head bias [heads, seq_q, seq_k]"
+        );
         assert!(
             matches!(view(hb), std::borrow::Cow::Borrowed(_)),
             "a contiguous head bias (its gradient has its layout)"
@@ -68,21 +89,21 @@ where
     let (qs, ks, vs) = (view(&q), view(k), view(v));
     // the bias is usually a broadcast: read it through its strides
     let bias_vals = bias.as_vec();
-    let mut probs = vec![E::zero(); b * H * sq * sk];
+    let mut probs = vec![E::zero(); b * heads * sq * sk];
     let mut out = vec![E::zero(); b * sq * i];
     let out_ptr = SendPtr(out.as_mut_ptr());
     probs.par_chunks_mut(sq * sk).enumerate().for_each_init(
         || vec![E::zero(); sq * sk],
         |scratch, (task, p)| {
-            let (bi, hi) = (task / H, task % H);
-            let (qo, ko) = (bi * sq * i + hi * DQK, bi * sk * i + hi * DQK);
+            let (bi, hi) = (task / heads, task % heads);
+            let (qo, ko) = (bi * sq * i + hi * dqk, bi * sk * i + hi * dqk);
             // SAFETY: each operand lies inside its buffer; `p` is this
             // task's own chunk and the task's output head block is written
             // by this task only
             unsafe {
                 // S = Q Kᵀ  (seq_q × seq_k)
                 gemm_into(
-                    (sq, DQK, sk),
+                    (sq, dqk, sk),
                     p.as_mut_ptr(),
                     [sk as isize, 1],
                     false,
@@ -112,8 +133,8 @@ where
             unsafe {
                 // O = P_drop V  (seq_q × dim_qkv), into the merged heads
                 gemm_into(
-                    (sq, sk, DQK),
-                    out_ptr.get().add(bi * sq * i + hi * DQK),
+                    (sq, sk, dqk),
+                    out_ptr.get().add(bi * sq * i + hi * dqk),
                     [i as isize, 1],
                     false,
                     pd.as_ptr(),
@@ -154,7 +175,7 @@ where
         let mut ds_all = vec![
             E::zero();
             if head_bias.is_some() {
-                b * H * sq * sk
+                b * heads * sq * sk
             } else {
                 0
             }
@@ -164,8 +185,8 @@ where
         probs.par_chunks(sq * sk).enumerate().for_each_init(
             || (vec![E::zero(); sq * sk], vec![E::zero(); sq * sk]),
             |(pd, dp), (task, p)| {
-                let (bi, hi) = (task / H, task % H);
-                let (qo, ko) = (bi * sq * i + hi * DQK, bi * sk * i + hi * DQK);
+                let (bi, hi) = (task / heads, task % heads);
+                let (qo, ko) = (bi * sq * i + hi * dqk, bi * sk * i + hi * dqk);
                 let pd: &[E] = match &dropout {
                     None => p,
                     Some(m) => {
@@ -179,7 +200,7 @@ where
                 unsafe {
                     // dP_drop = dO Vᵀ  (seq_q × seq_k)
                     gemm_into(
-                        (sq, DQK, sk),
+                        (sq, dqk, sk),
                         dp.as_mut_ptr(),
                         [sk as isize, 1],
                         false,
@@ -191,7 +212,7 @@ where
                     );
                     // dV += P_dropᵀ dO  (seq_k × dim_qkv)
                     gemm_into(
-                        (sk, sq, DQK),
+                        (sk, sq, dqk),
                         g_v.get().add(ko),
                         [i as isize, 1],
                         true,
@@ -222,7 +243,7 @@ where
                 unsafe {
                     // dQ += dS K  (seq_q × dim_qkv)
                     gemm_into(
-                        (sq, sk, DQK),
+                        (sq, sk, dqk),
                         g_q.get().add(qo),
                         [i as isize, 1],
                         true,
@@ -234,7 +255,7 @@ where
                     );
                     // dK += dSᵀ Q  (seq_k × dim_qkv)
                     gemm_into(
-                        (sk, sq, DQK),
+                        (sk, sq, dqk),
                         g_k.get().add(ko),
                         [i as isize, 1],
                         true,
@@ -250,14 +271,14 @@ where
         if let Some(hb) = &head_bias {
             grads.try_alloc_for(hb)?;
             let (g_hb, n) = cpu_grad::<E>(grads.get_or_alloc_mut(hb)?);
-            assert_eq!(n, H * sq * sk);
+            assert_eq!(n, heads * sq * sk);
             // SAFETY: the head bias's gradient buffer, of the asserted size
             let g_hb = unsafe { std::slice::from_raw_parts_mut(g_hb, n) };
             // summed over the batch in order: the same on any number of threads
             g_hb.par_chunks_mut(sk).enumerate().for_each(|(r, g)| {
                 let (hi, row) = (r / sq, r % sq);
                 for bi in 0..b {
-                    let off = ((bi * H + hi) * sq + row) * sk;
+                    let off = ((bi * heads + hi) * sq + row) * sk;
                     for (g, &d) in g.iter_mut().zip(&ds_all[off..off + sk]) {
                         *g += d;
                     }

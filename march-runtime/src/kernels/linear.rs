@@ -18,7 +18,7 @@
 
 use dfdx::prelude::*;
 
-use super::{cpu_grad, product_into, view, Matmul};
+use super::{cpu_grad, product_into, realized, view, Matmul};
 use crate::tensor::Float;
 
 /// `[batch, seq, K]`.
@@ -35,7 +35,14 @@ where
     Cpu: Device<E>,
 {
     // element (k, n) of the right factor is at k·N + n
-    product(x, w.clone(), [N as isize, 1], precision)
+    let y = product(
+        realized(x),
+        realized(w.clone()),
+        (K, N),
+        [N as isize, 1],
+        precision,
+    );
+    realized(y)
 }
 
 /// `x · wᵀ`: `[batch, seq, K] × [N, K]ᵀ → [batch, seq, N]` (the tied LM head:
@@ -49,17 +56,26 @@ where
     Cpu: Device<E>,
 {
     // element (k, n) of the right factor is at n·K + k
-    product(x, w.clone(), [1, K as isize], precision)
+    let y = product(
+        realized(x),
+        realized(w.clone()),
+        (K, N),
+        [1, K as isize],
+        precision,
+    );
+    realized(y)
 }
 
 /// `x · W` where element `(k, n)` of `W` is at `k·w_strides[0] + n·w_strides[1]`
-/// of `w`'s buffer.
-fn product<const K: usize, const N: usize, S: Shape, E: Float, T: Tape<E, Cpu>>(
-    x: Rows<K, E, Cpu, T>,
-    w: Tensor<S, E, Cpu>,
+/// of `w`'s buffer: `[batch, seq, k] × [k, n]`, the dimensions at run time
+/// (compiled once, not once per shape).
+fn product<E: Float, T: Tape<E, Cpu>>(
+    x: Tensor<(usize, usize, usize), E, Cpu, T>,
+    w: Tensor<(usize, usize), E, Cpu>,
+    (k, n): (usize, usize),
     w_strides: [isize; 2],
     precision: Matmul,
-) -> Rows<N, E, Cpu, T>
+) -> Tensor<(usize, usize, usize), E, Cpu, T>
 where
     Cpu: Device<E>,
 {
@@ -68,26 +84,26 @@ where
     let m = b * s;
     let (x, tape) = x.split_tape();
     let (xs, ws) = (view(&x), view(&w));
-    let mut y = vec![E::zero(); m * N];
+    let mut y = vec![E::zero(); m * n];
     // the precision of this product and of its backward
     let bf16 = precision == Matmul::Bf16;
-    // SAFETY: the buffers hold m×K, K×N and m×N elements; y is fresh; bf16
+    // SAFETY: the buffers hold m×k, k×n and m×n elements; y is fresh; bf16
     // was checked available when it was set
     unsafe {
         product_into(
             bf16,
-            (m, K, N),
+            (m, k, n),
             y.as_mut_ptr(),
-            [N as isize, 1],
+            [n as isize, 1],
             false,
             xs.as_ptr(),
-            [K as isize, 1],
+            [k as isize, 1],
             ws.as_ptr(),
             w_strides,
         );
     }
     drop((xs, ws));
-    let out = x.device().tensor_from_vec(y, (b, s, Const::<N>));
+    let out = x.device().tensor_from_vec(y, (b, s, n));
     if !T::OWNS_TAPE {
         return out.put_tape(tape);
     }
@@ -102,35 +118,35 @@ where
         let (gy, gy_len) = cpu_grad::<E>(grads.get_or_alloc_mut(&out_id)?);
         let (gx, gx_len) = cpu_grad::<E>(grads.get_or_alloc_mut(&x)?);
         let (gw, gw_len) = cpu_grad::<E>(grads.get_or_alloc_mut(&w)?);
-        assert!(gy_len == m * N && gx_len == m * K && gw_len == K * N);
+        assert!(gy_len == m * n && gx_len == m * k && gw_len == k * n);
         let (xs, ws) = (view(&x), view(&w));
         let [w_rs, w_cs] = w_strides;
         // SAFETY: sizes asserted above; gradients are distinct buffers, and
         // xs, ws are private copies
         unsafe {
-            // dX (m × K) += dY (m × N) · Wᵀ (N × K)
+            // dX (m × k) += dY (m × n) · Wᵀ (n × k)
             product_into(
                 bf16,
-                (m, N, K),
+                (m, n, k),
                 gx,
-                [K as isize, 1],
+                [k as isize, 1],
                 true,
                 gy,
-                [N as isize, 1],
+                [n as isize, 1],
                 ws.as_ptr(),
                 [w_cs, w_rs],
             );
-            // dW (K × N) += Xᵀ (K × m) · dY (m × N)
+            // dW (k × n) += Xᵀ (k × m) · dY (m × n)
             product_into(
                 bf16,
-                (K, m, N),
+                (k, m, n),
                 gw,
                 [w_rs, w_cs],
                 true,
                 xs.as_ptr(),
-                [1, K as isize],
+                [1, k as isize],
                 gy,
-                [N as isize, 1],
+                [n as isize, 1],
             );
         }
         Ok(())

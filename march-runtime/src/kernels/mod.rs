@@ -302,6 +302,19 @@ unsafe fn gemm_into<E: Float>(
     )
 }
 
+/// `t` as a tensor of run-time dimensions (the same id, data and tape), so
+/// that a kernel taking it is compiled once, not once per shape; and back.
+pub(crate) fn realized<S, Dst, E, T>(t: Tensor<S, E, Cpu, T>) -> Tensor<Dst, E, Cpu, T>
+where
+    S: Shape + RealizeShapeTo<Dst>,
+    Dst: Shape<Concrete = S::Concrete>,
+    E: Dtype,
+    T: Tape<E, Cpu>,
+{
+    t.try_realize()
+        .unwrap_or_else(|_| panic!("a tensor realized to a shape of other dimensions"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

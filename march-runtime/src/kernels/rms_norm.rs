@@ -12,7 +12,7 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{cpu_grad, f32s, f32s_mut, simd, view};
+use super::{cpu_grad, f32s, f32s_mut, realized, simd, view};
 use crate::tensor::{Float, Hidden};
 
 /// Rows per task.
@@ -28,23 +28,37 @@ pub fn rms_norm<const M: usize, const G: usize, E: Float, T: Tape<E, Cpu>>(
 where
     Cpu: Device<E>,
 {
+    realized(rms_norm_rows(realized(x), realized(w.clone()), eps))
+}
+
+/// [`rms_norm`] on `[batch, seq, dim]` with a gain of `dim` elements or
+/// one, the dimensions at run time (compiled once, not once per shape).
+fn rms_norm_rows<E: Float, T: Tape<E, Cpu>>(
+    x: Tensor<(usize, usize, usize), E, Cpu, T>,
+    w: Tensor<(usize,), E, Cpu>,
+    eps: f64,
+) -> Tensor<(usize, usize, usize), E, Cpu, T>
+where
+    Cpu: Device<E>,
+{
+    let (dim, gain) = (x.shape().2, w.shape().0);
     let x = x.contiguous();
     let shape = *x.shape();
     let (x, tape) = x.split_tape();
-    assert!(G == M || G == 1, "a gain of M elements or one");
+    assert!(gain == dim || gain == 1, "a gain of dim elements or one");
     let xs = view(&x);
     // the gain per feature
-    let ws: Vec<E> = if G == M {
-        view(w).to_vec()
+    let ws: Vec<E> = if gain == dim {
+        view(&w).to_vec()
     } else {
-        vec![view(w)[0]; M]
+        vec![view(&w)[0]; dim]
     };
-    let rows = xs.len() / M;
+    let rows = xs.len() / dim;
     let mut inv = vec![E::zero(); rows];
     let mut y = vec![E::zero(); xs.len()];
-    let (eps, m) = (E::from_f64(eps).unwrap(), E::from_usize(M).unwrap());
-    y.par_chunks_mut(M)
-        .zip(xs.par_chunks(M))
+    let (eps, m) = (E::from_f64(eps).unwrap(), E::from_usize(dim).unwrap());
+    y.par_chunks_mut(dim)
+        .zip(xs.par_chunks(dim))
         .zip(inv.par_iter_mut())
         .with_min_len(ROWS)
         .for_each(|((y, x), inv)| {
@@ -65,7 +79,7 @@ where
         return out.put_tape(tape);
     }
     let mut tape = tape;
-    let (w, out_id) = (w.clone(), out.clone());
+    let out_id = out.clone();
     tape.add_backward_op(move |grads| {
         for t in [&x, &out_id] {
             grads.try_alloc_for(t)?;
@@ -74,26 +88,29 @@ where
         let (gy, n) = cpu_grad::<E>(grads.get_or_alloc_mut(&out_id)?);
         let (gx, nx) = cpu_grad::<E>(grads.get_or_alloc_mut(&x)?);
         let (gw, nw) = cpu_grad::<E>(grads.get_or_alloc_mut(&w)?);
-        assert!(n == nx && nw == G);
+        assert!(n == nx && nw == gain);
         // SAFETY: three distinct gradient buffers of the asserted sizes
         let (gy, gx, gw) = unsafe {
             (
                 std::slice::from_raw_parts(gy, n),
                 std::slice::from_raw_parts_mut(gx, n),
-                std::slice::from_raw_parts_mut(gw, G),
+                std::slice::from_raw_parts_mut(gw, gain),
             )
         };
         let xs = view(&x);
-        // dx = inv·w·gy − x · inv³/M · Σ gy·w·x ; partial dw = Σ gy·x·inv
+        // dx = inv·w·gy − x · inv³/dim · Σ gy·w·x ; partial dw = Σ gy·x·inv
         let partial_dw: Vec<Vec<E>> = gx
-            .par_chunks_mut(M * ROWS)
-            .zip(gy.par_chunks(M * ROWS))
-            .zip(xs.par_chunks(M * ROWS))
+            .par_chunks_mut(dim * ROWS)
+            .zip(gy.par_chunks(dim * ROWS))
+            .zip(xs.par_chunks(dim * ROWS))
             .zip(inv.par_chunks(ROWS))
             .map(|(((gx, gy), x), inv)| {
-                let mut dw = vec![E::zero(); M];
-                for (((gx, gy), x), &inv) in
-                    gx.chunks_mut(M).zip(gy.chunks(M)).zip(x.chunks(M)).zip(inv)
+                let mut dw = vec![E::zero(); dim];
+                for (((gx, gy), x), &inv) in gx
+                    .chunks_mut(dim)
+                    .zip(gy.chunks(dim))
+                    .zip(x.chunks(dim))
+                    .zip(inv)
                 {
                     if let (Some(gx), Some(dw), Some(gy), Some(x), Some(w)) = (
                         f32s_mut(gx),
@@ -125,7 +142,7 @@ where
             })
             .collect();
         for dw in partial_dw {
-            if G == 1 {
+            if gain == 1 {
                 gw[0] += dw.into_iter().fold(E::zero(), |a, d| a + d);
                 continue;
             }

@@ -41,15 +41,27 @@ pub fn rope<const H: usize, const DQK: usize, E: Float, T: Tape<E, Cpu>>(
 where
     Cpu: Device<E>,
 {
+    rope_heads((H, DQK), x, theta)
+}
+
+/// [`rope`] with its heads and their dimension as run-time numbers.
+fn rope_heads<E: Float, T: Tape<E, Cpu>>(
+    (heads, dqk): (usize, usize),
+    x: Flat<E, Cpu, T>,
+    theta: f64,
+) -> Flat<E, Cpu, T>
+where
+    Cpu: Device<E>,
+{
     let x = x.contiguous();
     let (b, s, i) = *x.shape();
-    assert_eq!(i, H * DQK, "rope needs [batch, seq, heads·dim_qkv]");
+    assert_eq!(i, heads * dqk, "rope needs [batch, seq, heads·dim_qkv]");
     assert!(
-        DQK.is_multiple_of(2),
+        dqk.is_multiple_of(2),
         "rope rotates pairs: dim_qkv must be even"
     );
-    let half = DQK / 2;
-    let (cos, sin) = angles(s, DQK, theta);
+    let half = dqk / 2;
+    let (cos, sin) = angles(s, dqk, theta);
     let e = |v: Vec<f64>| -> Vec<E> { v.into_iter().map(|a| E::from_f64(a).unwrap()).collect() };
     let (cos, sin) = (e(cos), e(sin));
     let (x, tape) = x.split_tape();
@@ -61,7 +73,8 @@ where
         .with_min_len(16)
         .for_each(|(row, (o, x))| {
             let p = row % s;
-            rotate::<DQK, E>(
+            rotate::<E>(
+                dqk,
                 o,
                 x,
                 &cos[p * half..][..half],
@@ -94,7 +107,8 @@ where
                 )
             };
             let p = row % s;
-            rotate::<DQK, E>(
+            rotate::<E>(
+                dqk,
                 gx,
                 go,
                 &cos[p * half..][..half],
@@ -109,18 +123,11 @@ where
 }
 
 /// One row's heads: `dst ← R(dir) src` (or `+=` with `add`), where `R(1)`
-/// rotates each pair `(j, j + DQK/2)` by the angles `c`, `sn` (cos, sin) and
-/// `R(−1)` is its transpose.
-fn rotate<const DQK: usize, E: Float>(
-    dst: &mut [E],
-    src: &[E],
-    c: &[E],
-    sn: &[E],
-    dir: E,
-    add: bool,
-) {
-    let half = DQK / 2;
-    for (dh, sh) in dst.chunks_exact_mut(DQK).zip(src.chunks_exact(DQK)) {
+/// rotates each pair `(j, j + dqk/2)` by the angles `c`, `sn` (cos, sin) and
+/// `R(−1)` is its transpose; heads of `dqk` features.
+fn rotate<E: Float>(dqk: usize, dst: &mut [E], src: &[E], c: &[E], sn: &[E], dir: E, add: bool) {
+    let half = dqk / 2;
+    for (dh, sh) in dst.chunks_exact_mut(dqk).zip(src.chunks_exact(dqk)) {
         let (da, dc) = dh.split_at_mut(half);
         let (sa, sc) = sh.split_at(half);
         for j in 0..half {

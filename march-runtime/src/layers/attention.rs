@@ -7,12 +7,14 @@
 
 use dfdx::prelude::*;
 
+use crate::layers::Block;
+
 use super::module;
 
 use crate::arch::PositionKind;
 use crate::ops::{Linear, Ops};
 
-use super::{AnyTape, Ctx, Float, Hidden, InitParams};
+use super::{AnyTape, Ctx, Float, Hidden};
 
 /// `[batch, heads, seq, dim_qkv]`.
 pub type Heads<const H: usize, const DQK: usize, E, D, T = NoneTape> =
@@ -307,9 +309,7 @@ impl<const M: usize, const H: usize, const DQK: usize, const I: usize, E: Float,
 }
 
 /// A decoder layer's cross-attention sub-layer, whichever kind it is.
-pub trait CrossAttentionSublayer<const M: usize, E: Float, D: Ops<E>>:
-    TensorCollection<E, D> + InitParams<E, D>
-{
+pub trait CrossAttentionSublayer<const M: usize, E: Float, D: Ops<E>>: Block<E, D> {
     /// Attend from `x` (`[batch, seq_dec, M]`, normed) to the encoder: `kv` is
     /// the paired encoder layer's keys and values, `memory` the final encoder
     /// output; each kind reads what it needs.

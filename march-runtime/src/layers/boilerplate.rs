@@ -1,9 +1,12 @@
-//! The dfdx boilerplate of a module — `TensorCollection` and `InitParams` —
-//! generated from its field list, each field with its initialisation.
+//! The boilerplate of a module — dfdx's `TensorCollection`, march's
+//! [`Params`](crate::params::Params) and [`Build`](crate::params::Build), and
+//! `InitParams` — generated from its field list, each field with its
+//! initialisation.
 
-/// Implements dfdx's `TensorCollection` for a struct of tensors and
-/// sub-modules (generic over `E: Float, D: Ops<E>`, its last two
-/// parameters), and with `init` first, march's `InitParams` too.
+/// Implements dfdx's `TensorCollection` and march's `Params` and `Build` for
+/// a struct of tensors and sub-modules (generic over `E: Float, D: Ops<E>`,
+/// its last two parameters), and with `init` first, march's `InitParams`
+/// too.
 ///
 /// ```ignore
 /// module! {
@@ -67,6 +70,40 @@ macro_rules! module {
                 )
             }
         }
+
+        impl<$($gen)*, E: $crate::tensor::Float, D: $crate::ops::Ops<E>>
+            $crate::params::Params<E, D> for $name<$($arg,)* E, D>
+        $(where $($bound)*)?
+        {
+            fn visit(
+                &self,
+                path: &mut String,
+                f: &mut dyn FnMut(&str, &dyn $crate::params::Param<E, D>),
+            ) {
+                $($crate::params::in_field(path, stringify!($field), module!(@is_module $kind), &mut |p| {
+                    $crate::params::Params::visit(&self.$field, p, f)
+                });)+
+            }
+
+            fn visit_mut(
+                &mut self,
+                path: &mut String,
+                f: &mut dyn FnMut(&str, &mut dyn $crate::params::Param<E, D>),
+            ) {
+                $($crate::params::in_field(path, stringify!($field), module!(@is_module $kind), &mut |p| {
+                    $crate::params::Params::visit_mut(&mut self.$field, p, f)
+                });)+
+            }
+        }
+
+        impl<$($gen)*, E: $crate::tensor::Float, D: $crate::ops::Ops<E>>
+            $crate::params::Build<E, D> for $name<$($arg,)* E, D>
+        $(where $($bound)*)?
+        {
+            fn build(dev: &D) -> Self {
+                $name { $($field: module!(@build dev, $kind)),+ }
+            }
+        }
     };
     (
         init impl[$($gen:tt)*] $name:ident<$($arg:ident),*>
@@ -89,6 +126,18 @@ macro_rules! module {
                 $(module!(@init self, init, $field: $kind $(($std))?);)+
             }
         }
+    };
+    (@is_module module) => {
+        true
+    };
+    (@is_module $kind:ident) => {
+        false
+    };
+    (@build $dev:ident, ones) => {
+        $crate::params::ones($dev)
+    };
+    (@build $dev:ident, $kind:ident) => {
+        $crate::params::Build::build($dev)
     };
     (@fields $field:ident: $kind:ident) => {
         module!(@visit $field: $kind)
@@ -140,3 +189,40 @@ macro_rules! module {
 }
 
 pub(crate) use module;
+
+/// A module without parameters (a unit struct): dfdx's `ZeroSizedModule`,
+/// and march's `InitParams`, `Params` and `Build`, all empty.
+macro_rules! no_params {
+    ($($name:ident),+) => {$(
+        impl ::dfdx::nn::ZeroSizedModule for $name {}
+
+        impl<E: $crate::tensor::Float, D: $crate::ops::Ops<E>> $crate::layers::InitParams<E, D>
+            for $name
+        {
+            fn init_params(&mut self, _: &mut $crate::layers::ParamInit) {}
+        }
+
+        impl<E: $crate::tensor::Float, D: $crate::ops::Ops<E>> $crate::params::Params<E, D>
+            for $name
+        {
+            fn visit(&self, _: &mut String, _: &mut dyn FnMut(&str, &dyn $crate::params::Param<E, D>)) {}
+
+            fn visit_mut(
+                &mut self,
+                _: &mut String,
+                _: &mut dyn FnMut(&str, &mut dyn $crate::params::Param<E, D>),
+            ) {
+            }
+        }
+
+        impl<E: $crate::tensor::Float, D: $crate::ops::Ops<E>> $crate::params::Build<E, D>
+            for $name
+        {
+            fn build(_: &D) -> Self {
+                $name
+            }
+        }
+    )+};
+}
+
+pub(crate) use no_params;

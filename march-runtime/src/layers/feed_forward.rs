@@ -3,17 +3,17 @@
 
 use dfdx::prelude::*;
 
-use super::module;
+use crate::layers::Block;
+
+use super::{module, no_params};
 
 use crate::ops::{Linear, Ops};
 
-use super::{AnyTape, Ctx, Float, Hidden, InitParams};
+use super::{AnyTape, Ctx, Float, Hidden};
 use crate::arch::{Activation, Combine, FeedForward};
 
 /// Any feed-forward kind: `[batch, seq, M]` → `[batch, seq, M]`.
-pub trait FeedForwardSublayer<const M: usize, E: Float, D: Ops<E>>:
-    TensorCollection<E, D> + InitParams<E, D>
-{
+pub trait FeedForwardSublayer<const M: usize, E: Float, D: Ops<E>>: Block<E, D> {
     /// Whether the layer has this sub-layer at all ([`NoFfn`]: no).
     const PRESENT: bool = true;
 
@@ -152,11 +152,7 @@ impl<const M: usize, const F: usize, E: Float, D: Ops<E>> FeedForwardSublayer<M,
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoFfn;
 
-impl dfdx::nn::ZeroSizedModule for NoFfn {}
-
-impl<E: Float, D: Ops<E>> InitParams<E, D> for NoFfn {
-    fn init_params(&mut self, _: &mut super::ParamInit) {}
-}
+no_params!(NoFfn);
 
 impl<const M: usize, E: Float, D: Ops<E>> FeedForwardSublayer<M, E, D> for NoFfn {
     const PRESENT: bool = false;

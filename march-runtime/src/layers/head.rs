@@ -3,13 +3,13 @@
 
 use dfdx::prelude::*;
 
-use super::{module, tied_logits, AnyTape, Ctx, Float, Hidden, InitParams, ParamInit};
+use crate::layers::Block;
+
+use super::{module, no_params, tied_logits, AnyTape, Ctx, Float, Hidden};
 use crate::ops::Ops;
 
 /// Either head: the model hands it the embedding, which the tied head uses.
-pub trait OutputHead<const V: usize, const M: usize, E: Float, D: Ops<E>>:
-    TensorCollection<E, D> + InitParams<E, D>
-{
+pub trait OutputHead<const V: usize, const M: usize, E: Float, D: Ops<E>>: Block<E, D> {
     fn logits<T: AnyTape<E, D>>(
         &self,
         x: Hidden<M, E, D, T>,
@@ -23,11 +23,7 @@ pub trait OutputHead<const V: usize, const M: usize, E: Float, D: Ops<E>>:
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TiedHead;
 
-impl dfdx::nn::ZeroSizedModule for TiedHead {}
-
-impl<E: Float, D: Ops<E>> InitParams<E, D> for TiedHead {
-    fn init_params(&mut self, _: &mut ParamInit) {}
-}
+no_params!(TiedHead);
 
 impl<const V: usize, const M: usize, E: Float, D: Ops<E>> OutputHead<V, M, E, D> for TiedHead {
     fn logits<T: AnyTape<E, D>>(

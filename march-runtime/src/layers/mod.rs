@@ -20,11 +20,11 @@ pub use attention::{
     CrossAttentionProjectKv, CrossAttentionReuseKv, CrossAttentionSublayer, Heads, KeyValue,
     Mixing, QkMatrix, SelfAttention,
 };
-pub(crate) use boilerplate::module;
+pub(crate) use boilerplate::{module, no_params};
 pub use ctx::Ctx;
 pub use feed_forward::{DenseFfn, FeedForwardSublayer, GluFfn, MixedActFfn, NoFfn};
 pub use head::{LmHead, OutputHead, TiedHead};
-pub use init::{InitParams, ParamInit};
+pub use init::{Block, InitParams, ParamInit};
 pub use loss::{masked_cross_entropy, masked_cross_entropy_composed, tied_logits, IGNORE_INDEX};
 pub use position::{embed, embed_with_positions};
 pub use relative_bias::{bucket, buckets, NoRelativeBias, PositionBias, RelativeBias, StackBiases};

@@ -5,8 +5,10 @@
 
 use dfdx::prelude::*;
 
-use super::module;
-use super::{AnyTape, Float, InitParams};
+use crate::layers::Block;
+
+use super::{module, no_params};
+use super::{AnyTape, Float};
 use crate::arch::{Arch, PositionKind};
 use crate::ops::{Flat, Ops};
 
@@ -64,7 +66,7 @@ pub fn buckets(
 pub type StackBiases<E, D> = (Option<Flat<E, D>>, Option<Flat<E, D>>);
 
 /// A model's relative position bias: [`RelativeBias`] or [`NoRelativeBias`].
-pub trait PositionBias<E: Float, D: Ops<E>>: TensorCollection<E, D> + InitParams<E, D> {
+pub trait PositionBias<E: Float, D: Ops<E>>: Block<E, D> {
     /// The biases for `enc_len` encoder and `dec_len` decoder positions; the
     /// pass's `tape` comes back with their history.
     fn biases<T: AnyTape<E, D>>(
@@ -141,11 +143,7 @@ impl<const M: usize, const NB: usize, const H: usize, E: Float, D: Ops<E>> Posit
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoRelativeBias;
 
-impl dfdx::nn::ZeroSizedModule for NoRelativeBias {}
-
-impl<E: Float, D: Ops<E>> InitParams<E, D> for NoRelativeBias {
-    fn init_params(&mut self, _: &mut super::ParamInit) {}
-}
+no_params!(NoRelativeBias);
 
 impl<E: Float, D: Ops<E>> PositionBias<E, D> for NoRelativeBias {
     fn biases<T: AnyTape<E, D>>(

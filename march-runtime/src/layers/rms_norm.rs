@@ -3,11 +3,13 @@
 
 use dfdx::prelude::*;
 
-use super::module;
+use crate::layers::Block;
+
+use super::{module, no_params};
 
 use crate::ops::Ops;
 
-use super::{AnyTape, Float, Hidden, InitParams};
+use super::{AnyTape, Float, Hidden};
 
 /// The epsilon added to the mean square, as T5.
 pub const RMS_NORM_EPS: f64 = 1e-6;
@@ -41,9 +43,7 @@ impl<const M: usize, const G: usize, E: Float, D: Ops<E>> RmsNorm<M, G, E, D> {
 
 /// The norm before a sub-layer: [`RmsNorm`], or [`NoNorm`] where the
 /// variant has no such sub-layer (`ffn = none`).
-pub trait Norm<const M: usize, E: Float, D: Ops<E>>:
-    TensorCollection<E, D> + InitParams<E, D>
-{
+pub trait Norm<const M: usize, E: Float, D: Ops<E>>: Block<E, D> {
     fn norm<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>) -> Hidden<M, E, D, T>;
 }
 
@@ -57,11 +57,7 @@ impl<const M: usize, const G: usize, E: Float, D: Ops<E>> Norm<M, E, D> for RmsN
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoNorm;
 
-impl dfdx::nn::ZeroSizedModule for NoNorm {}
-
-impl<E: Float, D: Ops<E>> InitParams<E, D> for NoNorm {
-    fn init_params(&mut self, _: &mut super::ParamInit) {}
-}
+no_params!(NoNorm);
 
 impl<const M: usize, E: Float, D: Ops<E>> Norm<M, E, D> for NoNorm {
     fn norm<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>) -> Hidden<M, E, D, T> {

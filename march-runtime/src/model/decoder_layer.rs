@@ -1,13 +1,15 @@
 use dfdx::prelude::*;
 
+use crate::layers::Block;
+
 use crate::layers::{module, Norm};
 
 use crate::ops::Ops;
 
 use super::{sublayer, Masks};
 use crate::layers::{
-    AnyTape, CrossAttentionSublayer, Ctx, FeedForwardSublayer, Float, Hidden, InitParams, KeyValue,
-    RmsNorm, SelfAttention,
+    AnyTape, CrossAttentionSublayer, Ctx, FeedForwardSublayer, Float, Hidden, KeyValue, RmsNorm,
+    SelfAttention,
 };
 
 /// One pre-norm decoder layer (norm gains of `G` elements): causal self-attention (`H` heads of `DQK`,
@@ -38,9 +40,9 @@ module! {
     init impl[const M: usize, const G: usize, const H: usize, const DQK: usize, const I: usize, X, F, Nf]
     DecoderLayer<M, G, H, DQK, I, X, F, Nf>
     where [
-        X: TensorCollection<E, D> + InitParams<E, D>,
-        F: TensorCollection<E, D> + InitParams<E, D>,
-        Nf: TensorCollection<E, D> + InitParams<E, D>,
+        X: Block<E, D>,
+        F: Block<E, D>,
+        Nf: Block<E, D>,
     ]
     to <M, G, H, DQK, I, X::To<E2, D2>, F::To<E2, D2>, Nf::To<E2, D2>>
     {

@@ -3,12 +3,13 @@ use dfdx::prelude::*;
 use crate::layers::module;
 
 use crate::ops::Ops;
+use crate::params::{Build, Params};
 
 use super::{DecoderStack, EncoderStack, Masks};
 use crate::arch::{AttentionKind, PositionInit};
 use crate::layers::{
     causal_bias, embed_with_positions, masked_cross_entropy, padding_bias, uniform_probs, AnyTape,
-    Ctx, Float, InitParams, Mixing, OutputHead, ParamInit, PositionBias, RmsNorm,
+    Block, Ctx, Float, InitParams, Mixing, OutputHead, ParamInit, PositionBias, RmsNorm,
 };
 
 /// One batch of span-corrupted examples.
@@ -26,7 +27,9 @@ pub struct Seq2SeqBatch<E: Dtype, D: Storage<E> + Storage<usize>> {
 pub type Logits<V, E, D, T> = Tensor<(usize, usize, V), E, D, T>;
 
 /// What the runtime needs of any variant's model.
-pub trait Seq2Seq<E: Float, D: Ops<E>>: TensorCollection<E, D> + Sized {
+pub trait Seq2Seq<E: Float, D: Ops<E>>:
+    TensorCollection<E, D> + Params<E, D> + Build<E, D> + Sized
+{
     /// `Const<vocab>`.
     type Vocab: Dim;
 
@@ -85,10 +88,10 @@ module! {
     impl[const V: usize, const M: usize, const G: usize, const L: usize, R, Enc, Dec, Hd]
     EncoderDecoder<V, M, G, L, R, Enc, Dec, Hd>
     where [
-        R: TensorCollection<E, D>,
-        Enc: TensorCollection<E, D>,
-        Dec: TensorCollection<E, D>,
-        Hd: TensorCollection<E, D>,
+        R: Block<E, D>,
+        Enc: Block<E, D>,
+        Dec: Block<E, D>,
+        Hd: Block<E, D>,
     ]
     to <V, M, G, L, R::To<E2, D2>, Enc::To<E2, D2>, Dec::To<E2, D2>, Hd::To<E2, D2>>
     {

@@ -1,12 +1,14 @@
 use dfdx::prelude::*;
 
+use crate::layers::Block;
+
 use crate::layers::module;
 
 use crate::ops::Ops;
 
 use super::{sublayer, Masks};
 use crate::layers::{
-    AnyTape, Ctx, FeedForwardSublayer, Float, Hidden, InitParams, KeyValue, Mixing, Norm, RmsNorm,
+    AnyTape, Ctx, FeedForwardSublayer, Float, Hidden, KeyValue, Mixing, Norm, RmsNorm,
     SelfAttention,
 };
 
@@ -35,8 +37,8 @@ module! {
     init impl[const M: usize, const G: usize, const H: usize, const DQK: usize, const I: usize, F, Nf]
     EncoderLayer<M, G, H, DQK, I, F, Nf>
     where [
-        F: TensorCollection<E, D> + InitParams<E, D>,
-        Nf: TensorCollection<E, D> + InitParams<E, D>,
+        F: Block<E, D>,
+        Nf: Block<E, D>,
     ]
     to <M, G, H, DQK, I, F::To<E2, D2>, Nf::To<E2, D2>>
     {

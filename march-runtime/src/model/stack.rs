@@ -2,7 +2,7 @@
 //! a stack (dfdx implements modules for tuples up to six: longer stacks nest).
 //! Layers of one stack may differ in type (per-layer head counts).
 
-use dfdx::prelude::*;
+use crate::layers::Block;
 
 use crate::ops::Ops;
 
@@ -13,9 +13,7 @@ use crate::layers::{
 };
 
 /// Encoder layers run in order.
-pub trait EncoderStack<const M: usize, E: Float, D: Ops<E>>:
-    TensorCollection<E, D> + InitParams<E, D>
-{
+pub trait EncoderStack<const M: usize, E: Float, D: Ops<E>>: Block<E, D> {
     /// Number of layers.
     const LAYERS: usize;
 
@@ -32,9 +30,7 @@ pub trait EncoderStack<const M: usize, E: Float, D: Ops<E>>:
 }
 
 /// Decoder layers run in order; layer i reads the i-th encoder keys and values.
-pub trait DecoderStack<const M: usize, E: Float, D: Ops<E>>:
-    TensorCollection<E, D> + InitParams<E, D>
-{
+pub trait DecoderStack<const M: usize, E: Float, D: Ops<E>>: Block<E, D> {
     const LAYERS: usize;
 
     fn forward<T: AnyTape<E, D>>(
