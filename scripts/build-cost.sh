@@ -8,7 +8,7 @@
 # shape-distinct ones (each its own dim_ff, hence its own model type).
 # Prints the seconds per added variant of each kind.
 #
-#   scripts/build-cost.sh [N]      (default N = 4; ~10 minutes on 2 cores)
+#   scripts/build-cost.sh [N]      (default N = 4; ~8 minutes on 2 cores)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 n=${1:-4}

@@ -74,7 +74,7 @@ fn compile_time_count_equals_the_built_module() {
         assert_eq!(
             e.built_params() as u64,
             e.arch.params.total,
-            "{}: #[march_model]'s count differs from dfdx's num_trainable_params()",
+            "{}: #[march_model]'s count differs from the built module's tensors",
             e.arch.name
         );
     }
