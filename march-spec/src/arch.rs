@@ -287,8 +287,10 @@ names! {
         /// `softmax(q kᵀ + mask)` (T5: no 1/√d scaling).
         Softmax = "softmax",
         /// Encoder self-attention and cross-attention are uniform over the
-        /// (unpadded) keys: what the original march actually trained, because its
-        /// mask added -1e9 to every real token. Decoder self-attention stays softmax.
+        /// (unpadded) keys: encoder mixing without attention, an ablation (and
+        /// what the original march trained before its mask fix of 22 April
+        /// 2023, when its mask added -1e9 to every real token). Decoder
+        /// self-attention stays softmax.
         UniformEncoder = "uniform_encoder",
     }
 }

@@ -139,7 +139,7 @@ pub static KEYS: &[Key] = &[
         |e, a| if let Some(c) = e.choice::<CrossAttention>(CrossAttention::ALL, CrossAttention::name) { a.cross_attention = c },
         |a| some(a.cross_attention.name())),
     key!("attention", "`softmax` or `uniform_encoder`",
-        "`softmax`, or `uniform_encoder`: encoder self- and cross-attention uniform over the unpadded keys (what the original's mask bug trained)",
+        "`softmax`, or `uniform_encoder`: encoder self- and cross-attention uniform over the unpadded keys (encoder mixing without attention, an ablation; what the original's runs before its mask fix of 22 April 2023 trained)",
         |e, a| if let Some(k) = e.choice::<AttentionKind>(AttentionKind::ALL, AttentionKind::name) { a.attention = k },
         |a| some(a.attention.name())),
     key!("attention_scale", "`none` or `inv_sqrt_dim`",

@@ -7,7 +7,7 @@ mod sweep;
 
 use common::{shared_data, temp_dir};
 use march_runtime::train::metrics::{read, Record};
-use march_runtime::train::tensorboard::read_scalars;
+use march_runtime::train::tensorboard::{read_scalars, read_texts};
 use march_runtime::train::{DeviceKind, Report, RunOptions, TrainConfig};
 use march_runtime::{march_model, Variant};
 
@@ -200,9 +200,17 @@ fn run_directory_has_everything() {
         "train/learning_rate",
         "train/grad_norm",
         "train/tokens_per_s",
+        "train/epoch",
+        "eval/runtime_s",
     ] {
         assert!(tags.contains(t), "no {t} in {tags:?}");
     }
+    // the hyperparameters, as a text summary: the variant and every setting
+    let texts = read_texts(&tb).unwrap();
+    let (_, _, hparams) = texts.iter().find(|(t, _, _)| t == "hparams").unwrap();
+    assert!(hparams.contains("| variant | Mini |"), "{hparams}");
+    assert!(hparams.contains("| lr | "), "{hparams}");
+    assert!(hparams.contains("| steps | "), "{hparams}");
     let n = scalars.iter().filter(|(t, _, _)| t == "train/loss").count();
     assert_eq!(n as u64, report.steps);
     // starting again in the same directory is refused

@@ -1,7 +1,8 @@
 //! Metrics: JSON Lines (one record per step and per evaluation) and
-//! TensorBoard scalars: the original's tags (`train/loss`, `eval/loss`,
+//! TensorBoard: the original's scalars (`train/loss`, `eval/loss`,
 //! `train/num_params`) and `train/learning_rate`, `train/grad_norm`,
-//! `train/tokens_per_s`.
+//! `train/tokens_per_s`, `train/epoch`, `eval/runtime_s`, with the run's
+//! hyperparameters as a text summary (`hparams`, TensorBoard's text tab).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -26,11 +27,17 @@ pub enum Record {
         grad_norm: f64,
         tokens_per_s: f64,
         elapsed_s: f64,
+        /// Passes over the training chunks so far (absent in older runs).
+        #[serde(default)]
+        epoch: f64,
     },
     Eval {
         step: u64,
         tokens: u64,
         val_loss: f64,
+        /// Seconds the evaluation took (absent in older runs).
+        #[serde(default)]
+        eval_s: f64,
     },
 }
 
@@ -65,11 +72,13 @@ pub fn read(path: &Path) -> Result<Vec<Record>> {
 impl Metrics {
     /// Open the run's metrics; when resuming from `resume_step`, records of
     /// later steps (written after that checkpoint) are dropped first, and
-    /// the records kept are returned.
+    /// the records kept are returned. `hparams` (Markdown) goes to
+    /// TensorBoard's text tab.
     pub fn open(
         dir: &Path,
         resume_step: Option<u64>,
         num_params: u64,
+        hparams: &str,
     ) -> Result<(Self, Vec<Record>)> {
         let path = dir.join(FILE);
         let mut earlier = Vec::new();
@@ -106,6 +115,7 @@ impl Metrics {
             resume_step.unwrap_or(0),
             num_params as f32,
         )?;
+        tb.text("hparams", resume_step.unwrap_or(0), hparams)?;
         Ok((Metrics { jsonl, tb, path }, earlier))
     }
 
@@ -118,6 +128,7 @@ impl Metrics {
                 lr,
                 grad_norm,
                 tokens_per_s,
+                epoch,
                 ..
             } => {
                 self.tb.scalar("train/loss", *step, *loss as f32)?;
@@ -126,9 +137,16 @@ impl Metrics {
                     .scalar("train/grad_norm", *step, *grad_norm as f32)?;
                 self.tb
                     .scalar("train/tokens_per_s", *step, *tokens_per_s as f32)?;
+                self.tb.scalar("train/epoch", *step, *epoch as f32)?;
             }
-            Record::Eval { step, val_loss, .. } => {
-                self.tb.scalar("eval/loss", *step, *val_loss as f32)?
+            Record::Eval {
+                step,
+                val_loss,
+                eval_s,
+                ..
+            } => {
+                self.tb.scalar("eval/loss", *step, *val_loss as f32)?;
+                self.tb.scalar("eval/runtime_s", *step, *eval_s as f32)?;
             }
         }
         Ok(())
@@ -139,4 +157,26 @@ impl Metrics {
         self.tb.flush()?;
         Ok(())
     }
+}
+
+/// The run's hyperparameters as a Markdown table: the variant, its
+/// architecture and counts, and every training setting.
+pub fn hparams_markdown(
+    variant: &str,
+    architecture: &str,
+    params: u64,
+    train: &impl Serialize,
+) -> String {
+    let mut out = String::from("| hyperparameter | value |\n| --- | --- |\n");
+    let mut row =
+        |k: &str, v: String| out.push_str(&format!("| {k} | {} |\n", v.replace('|', "\\|")));
+    row("variant", variant.to_string());
+    row("architecture", format!("`{architecture}`"));
+    row("parameters", params.to_string());
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(train) {
+        for (k, v) in fields {
+            row(&k, v.as_str().map_or_else(|| v.to_string(), String::from));
+        }
+    }
+    out
 }

@@ -1,9 +1,13 @@
-//! A minimal TensorBoard event-file writer: scalars only.
+//! A minimal TensorBoard event-file writer: scalars and text.
 //!
 //! The file is a sequence of TFRecords (length u64 LE, masked CRC-32C of the
 //! length, payload, masked CRC-32C of the payload); each payload is an `Event`
 //! protobuf, encoded by hand (wall_time = 1, step = 2, file_version = 3,
-//! summary = 5; `Summary.value` = 1; `Value.tag` = 1, `simple_value` = 2).
+//! summary = 5; `Summary.value` = 1; `Value.tag` = 1, `simple_value` = 2,
+//! `tensor` = 8, `metadata` = 9; `SummaryMetadata.plugin_data` = 1,
+//! `PluginData.plugin_name` = 1; `TensorProto.dtype` = 1 (`DT_STRING` = 7),
+//! `string_val` = 8). Text is what TensorBoard's text plugin reads: a
+//! string tensor under the plugin name `text`, rendered as Markdown.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -99,8 +103,29 @@ impl EventWriter {
         field_bytes(1, tag.as_bytes(), &mut v);
         v.push(0x15);
         v.extend_from_slice(&value.to_le_bytes());
+        self.value(&v, step)
+    }
+
+    /// Markdown `text` at `step` (TensorBoard's text tab).
+    pub fn text(&mut self, tag: &str, step: u64, text: &str) -> std::io::Result<()> {
+        let mut plugin = Vec::new();
+        field_bytes(1, b"text", &mut plugin);
+        let mut metadata = Vec::new();
+        field_bytes(1, &plugin, &mut metadata);
+        // a rank-0 DT_STRING tensor
+        let mut tensor = vec![0x08, 7];
+        field_bytes(8, text.as_bytes(), &mut tensor);
+        let mut v = Vec::new();
+        field_bytes(1, tag.as_bytes(), &mut v);
+        field_bytes(9, &metadata, &mut v);
+        field_bytes(8, &tensor, &mut v);
+        self.value(&v, step)
+    }
+
+    /// An event at `step` holding one encoded `Summary.Value`.
+    fn value(&mut self, v: &[u8], step: u64) -> std::io::Result<()> {
         let mut summary = Vec::new();
-        field_bytes(1, &v, &mut summary);
+        field_bytes(1, v, &mut summary);
         let mut event = Vec::new();
         event.push(0x09);
         let now = std::time::SystemTime::now()
@@ -123,6 +148,19 @@ impl EventWriter {
 /// Read back every scalar of an event file: (tag, step, value). For tests
 /// and reports; checks every CRC.
 pub fn read_scalars(path: &Path) -> std::io::Result<Vec<(String, u64, f32)>> {
+    Ok(events(path)?
+        .iter()
+        .filter_map(|e| parse_scalar(e))
+        .collect())
+}
+
+/// Read back every text summary of an event file: (tag, step, text).
+pub fn read_texts(path: &Path) -> std::io::Result<Vec<(String, u64, String)>> {
+    Ok(events(path)?.iter().filter_map(|e| parse_text(e)).collect())
+}
+
+/// The `Event` payloads of an event file, every CRC checked.
+fn events(path: &Path) -> std::io::Result<Vec<Vec<u8>>> {
     let bytes = std::fs::read(path)?;
     let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
     let mut out = Vec::new();
@@ -155,9 +193,7 @@ pub fn read_scalars(path: &Path) -> std::io::Result<Vec<(String, u64, f32)>> {
         if pcrc != masked(crc32c(payload)) {
             return Err(bad("bad payload CRC"));
         }
-        if let Some(s) = parse_scalar(payload) {
-            out.push(s);
-        }
+        out.push(payload.to_vec());
         at += 16 + len;
     }
     Ok(out)
@@ -205,7 +241,9 @@ fn fields(b: &[u8]) -> Option<Vec<(u64, u64, Vec<u8>)>> {
     Some(out)
 }
 
-fn parse_scalar(event: &[u8]) -> Option<(String, u64, f32)> {
+/// An event's step, and the fields and tag of its summary's value.
+#[allow(clippy::type_complexity)]
+fn summary_value(event: &[u8]) -> Option<(u64, Vec<(u64, u64, Vec<u8>)>, String)> {
     let f = fields(event)?;
     let step = f
         .iter()
@@ -216,6 +254,23 @@ fn parse_scalar(event: &[u8]) -> Option<(String, u64, f32)> {
     let value = &fields(summary)?.into_iter().find(|x| x.0 == 1)?.2;
     let vf = fields(value)?;
     let tag = String::from_utf8(vf.iter().find(|x| x.0 == 1)?.2.clone()).ok()?;
+    Some((step, vf, tag))
+}
+
+fn parse_scalar(event: &[u8]) -> Option<(String, u64, f32)> {
+    let (step, vf, tag) = summary_value(event)?;
     let v = f32::from_le_bytes(vf.iter().find(|x| x.0 == 2)?.2[..4].try_into().ok()?);
     Some((tag, step, v))
+}
+
+fn parse_text(event: &[u8]) -> Option<(String, u64, String)> {
+    let (step, vf, tag) = summary_value(event)?;
+    let metadata = fields(&vf.iter().find(|x| x.0 == 9)?.2)?;
+    let plugin = fields(&metadata.iter().find(|x| x.0 == 1)?.2)?;
+    if plugin.iter().find(|x| x.0 == 1)?.2 != b"text" {
+        return None;
+    }
+    let tensor = fields(&vf.iter().find(|x| x.0 == 8)?.2)?;
+    let text = String::from_utf8(tensor.iter().find(|x| x.0 == 8)?.2.clone()).ok()?;
+    Some((tag, step, text))
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::TrainConfig;
 use super::data::prepare_data;
-use super::metrics::{Metrics, Record};
+use super::metrics::{hparams_markdown, Metrics, Record};
 use super::progress::{self, clear_interrupt, install_ctrl_c, progress_bar, say};
 use super::run_dir::{code_version, configure, last_good, RunConfig};
 use super::step::{train_step, StepError};
@@ -172,8 +172,19 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
             serde_json::to_string_pretty(&run_config)?.as_bytes(),
         )?;
     }
-    let (mut metrics, earlier) =
-        Metrics::open(dir, opts.resume.then_some(state.step), arch.params.total)?;
+    let hparams = hparams_markdown(
+        arch.name,
+        &crate::arch::keys::to_dsl(arch),
+        arch.params.total,
+        &cfg,
+    );
+    let (mut metrics, earlier) = Metrics::open(
+        dir,
+        opts.resume.then_some(state.step),
+        arch.params.total,
+        &hparams,
+    )?;
+    let train_chunks = data.chunks.train.len().max(1) as f64;
     let mut stream = TrainStream::new(cfg.seed, data.chunks.train.len(), state.position);
 
     // the same validation batches every time (corruption independent of the run's seed)
@@ -197,9 +208,12 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
             batcher.batch(&seeded)
         })
         .collect();
-    let evaluate = |session: &dyn crate::session::Session| -> f64 {
+    // the mean validation loss, and the seconds it took
+    let evaluate = |session: &dyn crate::session::Session| -> (f64, f64) {
+        let t0 = Instant::now();
         let losses: Vec<f64> = eval_batches.iter().map(|b| session.eval_loss(b)).collect();
-        losses.iter().sum::<f64>() / losses.len() as f64
+        let mean = losses.iter().sum::<f64>() / losses.len() as f64;
+        (mean, t0.elapsed().as_secs_f64())
     };
 
     say(
@@ -249,11 +263,12 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
     let mut last_val = earlier_vals.last().copied();
     let mut best_val: Option<f64> = earlier_vals.iter().copied().reduce(f64::min);
     if !opts.resume {
-        let v = evaluate(session.as_ref());
+        let (v, eval_s) = evaluate(session.as_ref());
         metrics.write(&Record::Eval {
             step: 0,
             tokens: 0,
             val_loss: v,
+            eval_s,
         })?;
         first_val = Some(v);
         say(opts.progress, format!("step 0: val loss {v:.4}"));
@@ -310,13 +325,15 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
             grad_norm: norm,
             tokens_per_s: tokens_per_step as f64 / dt,
             elapsed_s: elapsed_before + started.elapsed().as_secs_f64(),
+            epoch: state.position.epoch as f64 + state.position.index as f64 / train_chunks,
         })?;
         if step.is_multiple_of(cfg.eval_every) || step == cfg.steps {
-            let v = evaluate(session.as_ref());
+            let (v, eval_s) = evaluate(session.as_ref());
             metrics.write(&Record::Eval {
                 step,
                 tokens: state.tokens,
                 val_loss: v,
+                eval_s,
             })?;
             last_val = Some(v);
             best_val = Some(best_val.map_or(v, |b| b.min(v)));
