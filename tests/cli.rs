@@ -102,6 +102,10 @@ fn bad_input_gives_one_line_errors() {
             "no finished run to report on: /nonexistent/runs: no such directory",
         ),
         (vec!["bench", "Nope"], "unknown variant `Nope`"),
+        (
+            vec!["eval", "/nonexistent/run"],
+            "/nonexistent/run/config.json: no run",
+        ),
     ] {
         let out = temp_dir("bad-input");
         let mut full = args.clone();
@@ -295,4 +299,48 @@ fn sample_infills_spans_from_a_trained_run() {
     // no texts: a one-line error
     let (ok, _, stderr) = output(&["sample", run.to_str().unwrap()]);
     assert!(!ok && stderr.contains("--interactive"), "{stderr}");
+}
+
+#[test]
+fn eval_reports_a_runs_splits_with_perplexity() {
+    let dir = temp_dir("eval");
+    let run = dir.join("run");
+    let (ok, stdout, stderr) = output(&[
+        "train",
+        "--preset",
+        "smoke",
+        "--quiet",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(", test loss "), "{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+    let (ok, stdout, stderr) = output(&["eval", run.to_str().unwrap(), "--quiet"]);
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    let val = format!("{:.4}", summary["final_val_loss"].as_f64().unwrap());
+    let test = format!("{:.4}", summary["test_loss"].as_f64().unwrap());
+    assert!(
+        lines[1].starts_with(&format!("validation: loss {val} ± ")),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].starts_with(&format!("test: loss {test} ± ")),
+        "{stdout}"
+    );
+    assert!(lines[1].contains("perplexity"), "{stdout}");
+    // JSON, each batch's loss with it
+    let (ok, stdout, _) = output(&["eval", run.to_str().unwrap(), "--quiet", "--json"]);
+    assert!(ok);
+    let e: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(!e["results"][0]["batches"].as_array().unwrap().is_empty());
+    // --max-tokens without --data: a one-line error
+    let (ok, _, stderr) = output(&["eval", run.to_str().unwrap(), "--max-tokens", "64"]);
+    assert!(
+        !ok && stderr.contains("--max-tokens limits a --data corpus"),
+        "{stderr}"
+    );
 }

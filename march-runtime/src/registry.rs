@@ -66,6 +66,17 @@ impl Entry {
         crate::train::trainer::run(self.arch, self.open, opts)
     }
 
+    /// Evaluate a run's checkpoint (`march eval`).
+    pub fn evaluate(
+        &self,
+        dir: &std::path::Path,
+        target: &crate::train::evaluate::EvalTarget,
+        device: DeviceKind,
+        progress: bool,
+    ) -> Result<crate::train::evaluate::RunEvaluation> {
+        crate::train::evaluate::evaluate_run(self.arch, self.open, dir, target, device, progress)
+    }
+
     /// A prepared benchmark step on a synthetic batch (`march bench`).
     pub fn bench(
         &self,

@@ -3,6 +3,7 @@
 //! user's own binary, the user's (see `examples/my_experiments.rs`).
 
 mod bench;
+mod eval;
 mod list;
 mod report;
 mod sample;
@@ -40,6 +41,9 @@ enum Command {
     /// Measure a variant's throughput on a synthetic batch: ms/step, tokens/s,
     /// GFLOP/s against the measured matmul ceiling, peak memory.
     Bench(bench::BenchArgs),
+    /// Evaluate a run's checkpoint on its whole validation and test splits,
+    /// or on another corpus: loss per target token and perplexity.
+    Eval(eval::EvalArgs),
     /// Fill `<extra_id_N>` spans with a trained run's model: greedy, or
     /// sampled with a temperature and top-k.
     Sample(sample::SampleArgs),
@@ -64,6 +68,7 @@ pub fn main() -> ExitCode {
         Command::Report(args) => report::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Sample(args) => sample::run(&args),
+        Command::Eval(args) => eval::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

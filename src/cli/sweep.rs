@@ -55,6 +55,9 @@ pub fn run(args: &SweepArgs) -> Result<()> {
             .iter()
             .map(|p| absolute(p))
             .collect::<Result<_>>()?;
+        for files in [&mut cfg.validation, &mut cfg.test] {
+            *files = files.iter().map(|p| absolute(p)).collect::<Result<_>>()?;
+        }
         cfg.tokenizer = cfg.tokenizer.as_deref().map(absolute).transpose()?;
         let seeds = if args.seed_list.is_empty() {
             (0..args.seeds).collect()

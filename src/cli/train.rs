@@ -21,6 +21,18 @@ pub struct ConfigArgs {
     /// repeatable. Without it: the built-in synthetic corpus.
     #[arg(long)]
     data: Vec<PathBuf>,
+    /// Files held out whole as the validation split (repeatable) [default:
+    /// chunks drawn across the --data corpus].
+    #[arg(long)]
+    validation: Vec<PathBuf>,
+    /// Files held out whole as the test split (repeatable) [default: chunks
+    /// drawn across the --data corpus].
+    #[arg(long)]
+    test: Vec<PathBuf>,
+    /// Tokens in each held-out split (validation, test), in whole chunks
+    /// drawn at random across its corpus [cpu preset: 262,144].
+    #[arg(long)]
+    held_out_tokens: Option<usize>,
     /// A Hugging Face tokenizer.json; without it a byte-fallback BPE is trained.
     #[arg(long)]
     tokenizer: Option<PathBuf>,
@@ -67,6 +79,9 @@ impl ConfigArgs {
         flag(self.preset != "cpu", "--preset");
         flag(self.config.is_some(), "--config");
         flag(!self.data.is_empty(), "--data");
+        flag(!self.validation.is_empty(), "--validation");
+        flag(!self.test.is_empty(), "--test");
+        flag(self.held_out_tokens.is_some(), "--held-out-tokens");
         flag(self.tokenizer.is_some(), "--tokenizer");
         flag(self.batch_size.is_some(), "--batch-size");
         flag(self.grad_accum.is_some(), "--grad-accum");
@@ -94,6 +109,12 @@ impl ConfigArgs {
         if self.tokenizer.is_some() {
             cfg.tokenizer = self.tokenizer.clone();
         }
+        if !self.validation.is_empty() {
+            cfg.validation = self.validation.clone();
+        }
+        if !self.test.is_empty() {
+            cfg.test = self.test.clone();
+        }
         macro_rules! set {
             ($($field:ident),*) => {$(if let Some(v) = self.$field { cfg.$field = v; })*};
         }
@@ -103,6 +124,7 @@ impl ConfigArgs {
             grad_accum,
             lr,
             chunk_len,
+            held_out_tokens,
             eval_every,
             checkpoint_every,
             matmul
@@ -191,8 +213,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     };
     let report = entry.train(&opts)?;
     let fmt = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
+    let test = match report.test_loss {
+        Some(t) => format!(", test loss {t:.4} (perplexity {:.2})", t.exp()),
+        None => String::new(),
+    };
     println!(
-        "{}: {} steps, {} tokens, val loss {} → {} (best {}; unigram entropy {:.3}), {:.0} tokens/s, {:.1}s{}\nrun directory: {}",
+        "{}: {} steps, {} tokens, val loss {} → {}{test} (best during the run {}; unigram entropy {:.3}), {:.0} tokens/s, {:.1}s{}\nrun directory: {}",
         report.variant,
         report.steps,
         march_runtime::arch::thousands(report.tokens),

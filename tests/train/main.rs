@@ -3,6 +3,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod evaluation;
 mod sweep;
 
 use common::{shared_data, temp_dir};
@@ -72,6 +73,12 @@ fn losses(dir: &std::path::Path) -> Vec<(u64, String, f64)> {
                 ..
             } => (step, format!("train {grad_norm:e}"), loss),
             Record::Eval { step, val_loss, .. } => (step, "eval".to_string(), val_loss),
+            Record::Final {
+                step,
+                val_loss,
+                test_loss,
+                ..
+            } => (step, format!("final test {test_loss:e}"), val_loss),
         })
         .collect()
 }
@@ -265,7 +272,7 @@ fn wikitext_with_the_original_tokenizer() {
         data: vec![shared_data().join("wikitext-2/valid.txt")],
         tokenizer: Some(shared_data().join("march-tokenizer.json")),
         chunk_len: 64,
-        held_out_chunks: 16,
+        held_out_tokens: 1024,
         steps: 30,
         batch_size: 8,
         eval_every: 15,
@@ -375,7 +382,7 @@ fn bad_optimizer_settings_are_refused() {
     for (toml, what) in [
         ("[adamw]\nbetas = [1.0, 1.0]\n", "adamw.betas"),
         ("[adamw]\neps = -1.0\n", "adamw.eps"),
-        ("held_out_chunks = 0\n", "held_out_chunks"),
+        ("held_out_tokens = 0\n", "held_out_tokens"),
         ("clip_grad_norm = -1.0\n", "clip_grad_norm"),
     ] {
         let cfg = base.merge_toml(toml).unwrap();

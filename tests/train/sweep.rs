@@ -195,6 +195,7 @@ fn fake_run(dir: &Path, variant: &str, seed: u64, finals: f64, best: f64) -> Pat
         train_chunks: 0,
         validation_chunks: 0,
         test_chunks: 0,
+        held_out: "fixture".into(),
         encoder_len: 0,
         decoder_len: 0,
         code_version: String::new(),
@@ -242,6 +243,9 @@ fn fake_run(dir: &Path, variant: &str, seed: u64, finals: f64, best: f64) -> Pat
         first_val_loss: Some(9.0),
         final_val_loss: Some(finals),
         best_val_loss: Some(best.min(finals)),
+        test_loss: Some(finals + 0.5),
+        val_targets: Some(1000),
+        test_targets: Some(1000),
         unigram_entropy: 5.0,
         tokens_per_s: 1000.0 + seed as f64,
         wall_s: 2.0,
@@ -274,6 +278,7 @@ fn report_statistics_match_hand_computation() {
     let (base, wide) = (&cmp.variants[0], &cmp.variants[2]);
     // Base: 4.0, 4.2, 4.1 → mean 4.1, s = sqrt((0.01 + 0.01 + 0) / 2) = 0.1
     close(base.final_val_loss.mean, 4.1);
+    close(base.test_loss.as_ref().unwrap().mean, 4.6);
     close(base.final_val_loss.std.unwrap(), 0.1);
     // Wide: 3.8, 3.9, 3.7 → mean 3.8, s = 0.1; best: 3.7, 3.8, 3.6 → mean 3.7
     close(wide.final_val_loss.mean, 3.8);

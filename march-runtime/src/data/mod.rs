@@ -40,8 +40,8 @@ pub fn derive_seed(seed: u64, path: &[u64]) -> u64 {
     fnv1a(&[&bytes])
 }
 
-/// The token stream of a corpus cut into chunks, with held-out splits taken
-/// from the start (as the original, which held out its first chunks).
+/// The token stream of a corpus cut into chunks: training chunks and the
+/// held-out validation and test splits.
 #[derive(Debug, Clone)]
 pub struct Chunks {
     pub len: usize,
@@ -50,9 +50,64 @@ pub struct Chunks {
     pub train: Vec<Vec<u32>>,
 }
 
+/// The salt of the held-out draw: the same for every run and seed, so that
+/// runs on one corpus are evaluated on the same chunks.
+const HELD_OUT_SALT: u64 = 0x484f_4c44; // "HOLD"
+
+/// `stream` cut into chunks of `len` tokens (the tail that fills no chunk
+/// is dropped).
+pub fn cut(stream: &[u32], len: usize) -> Vec<Vec<u32>> {
+    stream.chunks_exact(len).map(<[u32]>::to_vec).collect()
+}
+
+/// `n` chunks drawn at random (a permutation seeded by [`HELD_OUT_SALT`]
+/// and the number of chunks, not by the run) from `chunks`, in the order
+/// drawn, and the chunks left, in their order. `splits` draws several
+/// disjoint sets at once: the first `splits[0]` chunks of the permutation,
+/// the next `splits[1]`, …
+pub fn draw(chunks: Vec<Vec<u32>>, splits: &[usize]) -> (Vec<Vec<Vec<u32>>>, Vec<Vec<u32>>) {
+    let total: usize = splits.iter().sum();
+    assert!(
+        total <= chunks.len(),
+        "drawing {total} of {} chunks",
+        chunks.len()
+    );
+    let mut order: Vec<usize> = (0..chunks.len()).collect();
+    let mut rng = StdRng::seed_from_u64(derive_seed(HELD_OUT_SALT, &[chunks.len() as u64]));
+    order.shuffle(&mut rng);
+    // split id of each chunk: usize::MAX for the chunks left
+    let mut owner = vec![usize::MAX; chunks.len()];
+    let mut at = 0;
+    for (s, &n) in splits.iter().enumerate() {
+        for &i in &order[at..at + n] {
+            owner[i] = s;
+        }
+        at += n;
+    }
+    let mut slots: Vec<Option<Vec<u32>>> = chunks.into_iter().map(Some).collect();
+    let mut drawn = Vec::with_capacity(splits.len());
+    let mut at = 0;
+    for &n in splits {
+        drawn.push(
+            order[at..at + n]
+                .iter()
+                .map(|&i| slots[i].take().expect("drawn once"))
+                .collect(),
+        );
+        at += n;
+    }
+    let rest = slots
+        .into_iter()
+        .zip(owner)
+        .filter(|(_, o)| *o == usize::MAX)
+        .map(|(c, _)| c.expect("not drawn"))
+        .collect();
+    (drawn, rest)
+}
+
 impl Chunks {
     /// Pack `docs` (each followed by `</s>`) into chunks of `len` tokens and
-    /// hold out `held_out` chunks each for validation and test.
+    /// hold out the first `held_out` chunks each for validation and test.
     pub fn pack(docs: &[Vec<u32>], eos: u32, len: usize, held_out: usize) -> Chunks {
         let mut stream = Vec::with_capacity(docs.iter().map(|d| d.len() + 1).sum());
         for d in docs {
@@ -62,8 +117,11 @@ impl Chunks {
         Self::from_stream(&stream, len, held_out)
     }
 
+    /// The layout of runs made before held-out chunks were drawn (their
+    /// `held_out_chunks`): the first `held_out` chunks are validation, the
+    /// next as many test (at most a quarter of the chunks each).
     pub fn from_stream(stream: &[u32], len: usize, held_out: usize) -> Chunks {
-        let mut chunks: Vec<Vec<u32>> = stream.chunks_exact(len).map(<[u32]>::to_vec).collect();
+        let mut chunks = cut(stream, len);
         let held = held_out.min(chunks.len() / 4);
         let train = chunks.split_off(2 * held);
         let test = chunks.split_off(held);

@@ -126,6 +126,13 @@ impl MarchTokenizer {
         Self::wrap(inner, "trained".to_string())
     }
 
+    /// The tokenizer as Hugging Face `tokenizer.json` text.
+    pub fn to_json(&self) -> Result<String, TokenizerError> {
+        self.inner
+            .to_string(false)
+            .map_err(|e| TokenizerError::Train(e.to_string()))
+    }
+
     /// Write the tokenizer's JSON to `path` atomically (a temporary file
     /// renamed over it: a kill leaves the old file or the new one).
     pub fn save(&self, path: &Path) -> Result<(), TokenizerError> {

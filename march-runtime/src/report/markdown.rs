@@ -23,13 +23,16 @@ pub fn render(cmp: &Comparison, command: &str, plots: &[PathBuf], out: &Path) ->
     }
     let _ = writeln!(
         md,
-        "Validation loss (span corruption, nats per target token) as mean ± sample std over seeds; Δ = final loss minus {base}'s, with Welch's 95% confidence interval; *significant* when the interval excludes 0.\n"
+        "Loss of span corruption in nats per target token, as mean ± sample std over seeds: final val and test loss on the whole validation and test splits at the end of each run, best val loss the lowest of the evaluations during it (on a fixed subset of the validation split); Δ = final val loss minus {base}'s, with Welch's 95% confidence interval; *significant* when the interval excludes 0.\n"
     );
     let _ = writeln!(
         md,
-        "| variant | seeds | params | live | vs budget | MFLOP/tok | tokens | final val loss | best val loss | Δ vs {base} [95% CI] | significant | tokens/s | wall (s) |"
+        "| variant | seeds | params | live | vs budget | MFLOP/tok | tokens | final val loss | test loss | best val loss | Δ vs {base} [95% CI] | significant | tokens/s | wall (s) |"
     );
-    let _ = writeln!(md, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|:-:|--:|--:|");
+    let _ = writeln!(
+        md,
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|:-:|--:|--:|"
+    );
     for v in &cmp.variants {
         let budget = match v.budget_deviation_pct {
             Some(d) if v.budget_exempt => format!("{d:+.2}% (exempt)"),
@@ -50,7 +53,7 @@ pub fn render(cmp: &Comparison, command: &str, plots: &[PathBuf], out: &Path) ->
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {:.0} | {:.0} |",
+            "| {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} |",
             v.variant,
             v.seeds.len(),
             thousands(v.params_total),
@@ -59,6 +62,9 @@ pub fn render(cmp: &Comparison, command: &str, plots: &[PathBuf], out: &Path) ->
             v.flops_per_token as f64 / 1e6,
             thousands(v.tokens),
             mean_std(&v.final_val_loss, 4),
+            v.test_loss
+                .as_ref()
+                .map_or_else(|| "-".to_string(), |t| mean_std(t, 4)),
             mean_std(&v.best_val_loss, 4),
             delta,
             sig,

@@ -44,8 +44,13 @@ pub struct VariantResult {
     pub flops_per_token: u64,
     /// Training tokens seen by each run.
     pub tokens: u64,
+    /// The whole validation split at the end of each run.
     pub final_val_loss: Summary,
     pub best_val_loss: Summary,
+    /// The whole test split at the end of each run (`None` when a run
+    /// predates test evaluation).
+    #[serde(default)]
+    pub test_loss: Option<Summary>,
     /// Final validation loss minus the baseline's, with Welch's 95% interval
     /// (`None` for the baseline itself, or with fewer than two seeds).
     pub vs_baseline: Option<Welch>,
@@ -189,6 +194,11 @@ fn summarize(runs: &[RunData]) -> VariantResult {
         tokens: runs.iter().map(|r| r.summary.tokens).max().unwrap_or(0),
         final_val_loss: col(&|r| r.summary.final_val_loss.unwrap_or(f64::NAN)),
         best_val_loss: col(&|r| r.summary.best_val_loss.unwrap_or(f64::NAN)),
+        test_loss: runs
+            .iter()
+            .map(|r| r.summary.test_loss)
+            .collect::<Option<Vec<f64>>>()
+            .and_then(|t| Summary::of(&t)),
         vs_baseline: None,
         tokens_per_s: col(&|r| r.summary.tokens_per_s),
         wall_s: col(&|r| r.summary.wall_s),
@@ -197,10 +207,11 @@ fn summarize(runs: &[RunData]) -> VariantResult {
 }
 
 /// The training settings a comparison looks at (the seed aside), by name.
-fn settings(r: &RunData) -> [(&'static str, String); 9] {
+fn settings(r: &RunData) -> [(&'static str, String); 10] {
     let t = &r.config.train;
     [
         ("data", r.config.data.clone()),
+        ("held_out", r.config.held_out.clone()),
         ("tokenizer", r.config.tokenizer.clone()),
         ("steps", t.steps.to_string()),
         ("batch_size", t.batch_size.to_string()),

@@ -23,8 +23,21 @@ pub struct TrainConfig {
     pub builtin_documents: usize,
     /// Tokens per chunk before span corruption.
     pub chunk_len: usize,
-    /// Chunks held out for validation, and as many for test.
-    pub held_out_chunks: usize,
+    /// Files held out whole as the validation split; none: validation is
+    /// drawn from `data`.
+    pub validation: Vec<PathBuf>,
+    /// Files held out whole as the test split; none: drawn from `data`.
+    pub test: Vec<PathBuf>,
+    /// Tokens in each held-out split, in whole chunks drawn at random across
+    /// the corpus (the same chunks for every run and seed on it), or across
+    /// the `validation` / `test` files; drawn from `data`, a split takes at
+    /// most a quarter of it.
+    pub held_out_tokens: usize,
+    /// Runs made before the held-out chunks were drawn: the first this many
+    /// chunks were validation and the next as many test (kept so that such
+    /// runs resume on their own data); new runs leave it unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_out_chunks: Option<usize>,
     pub noise_density: f64,
     pub mean_noise_span: f64,
     /// Optimizer steps.
@@ -45,7 +58,9 @@ pub struct TrainConfig {
     pub clip_grad_norm: f64,
     /// Evaluate every this many steps (and at the end).
     pub eval_every: u64,
-    /// Validation batches per evaluation (the same ones every time).
+    /// Validation batches per evaluation during the run (the same ones
+    /// every time); the run's last evaluation reads the whole validation
+    /// and test splits.
     pub eval_batches: usize,
     /// Save a checkpoint every this many steps (and at the end).
     pub checkpoint_every: u64,
@@ -79,7 +94,10 @@ impl TrainConfig {
             tokenizer: None,
             builtin_documents: 30_000,
             chunk_len: 128,
-            held_out_chunks: 64,
+            validation: Vec::new(),
+            test: Vec::new(),
+            held_out_tokens: 262_144,
+            held_out_chunks: None,
             noise_density: 0.15,
             mean_noise_span: 3.0,
             steps: 300,
@@ -104,7 +122,7 @@ impl TrainConfig {
                 preset: "original".into(),
                 builtin_documents: 3_000_000,
                 chunk_len: 1024,
-                held_out_chunks: 2000,
+                held_out_tokens: 1_024_000,
                 steps: 1000,
                 batch_size: 64,
                 grad_accum: 16,
@@ -121,7 +139,7 @@ impl TrainConfig {
                 preset: "smoke".into(),
                 builtin_documents: 2_000,
                 chunk_len: 64,
-                held_out_chunks: 8,
+                held_out_tokens: 512,
                 steps: 6,
                 batch_size: 4,
                 warmup_steps: Some(2),
@@ -138,6 +156,12 @@ impl TrainConfig {
                 ))
             }
         }
+    }
+
+    /// Chunks in each held-out split drawn from a corpus: `held_out_tokens`
+    /// in whole chunks.
+    pub fn held_out_chunks_per_split(&self) -> usize {
+        self.held_out_tokens.div_ceil(self.chunk_len.max(1))
     }
 
     /// Warmup steps: `warmup_steps` if set, else `warmup_fraction` of
@@ -190,8 +214,10 @@ impl TrainConfig {
                 self.warmup_fraction
             ));
         }
-        if self.held_out_chunks == 0 {
-            bad.push("held_out_chunks must be at least 1 (validation needs chunks)".into());
+        if self.held_out_tokens == 0 || self.held_out_chunks == Some(0) {
+            bad.push(
+                "held_out_tokens (and held_out_chunks, if set) must be at least 1: validation needs chunks".into(),
+            );
         }
         let (b1, b2) = self.adamw.betas;
         if !((0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2)) {

@@ -1,7 +1,8 @@
 //! Metrics: JSON Lines (one record per step and per evaluation) and
 //! TensorBoard: the original's scalars (`train/loss`, `eval/loss`,
 //! `train/num_params`) and `train/learning_rate`, `train/grad_norm`,
-//! `train/tokens_per_s`, `train/epoch`, `eval/runtime_s`, with the run's
+//! `train/tokens_per_s`, `train/epoch`, `eval/runtime_s`, and a finished
+//! run's `final/val_loss` and `final/test_loss` (the whole splits), with the run's
 //! hyperparameters as a text summary (`hparams`, TensorBoard's text tab).
 
 use std::fs::{File, OpenOptions};
@@ -39,12 +40,25 @@ pub enum Record {
         #[serde(default)]
         eval_s: f64,
     },
+    /// A finished run's last evaluation: the whole validation and test
+    /// splits (mean loss per target token, and the targets).
+    Final {
+        step: u64,
+        tokens: u64,
+        val_loss: f64,
+        val_targets: u64,
+        test_loss: f64,
+        test_targets: u64,
+        eval_s: f64,
+    },
 }
 
 impl Record {
     pub fn step(&self) -> u64 {
         match self {
-            Record::Train { step, .. } | Record::Eval { step, .. } => *step,
+            Record::Train { step, .. } | Record::Eval { step, .. } | Record::Final { step, .. } => {
+                *step
+            }
         }
     }
 }
@@ -147,6 +161,16 @@ impl Metrics {
             } => {
                 self.tb.scalar("eval/loss", *step, *val_loss as f32)?;
                 self.tb.scalar("eval/runtime_s", *step, *eval_s as f32)?;
+            }
+            Record::Final {
+                step,
+                val_loss,
+                test_loss,
+                ..
+            } => {
+                self.tb.scalar("final/val_loss", *step, *val_loss as f32)?;
+                self.tb
+                    .scalar("final/test_loss", *step, *test_loss as f32)?;
             }
         }
         Ok(())

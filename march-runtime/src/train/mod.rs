@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod data;
+pub mod evaluate;
 pub mod metrics;
 mod progress;
 pub mod run_dir;

@@ -27,6 +27,9 @@ pub struct RunConfig {
     pub train_chunks: usize,
     pub validation_chunks: usize,
     pub test_chunks: usize,
+    /// Where the validation and test chunks come from (absent in older runs).
+    #[serde(default)]
+    pub held_out: String,
     pub encoder_len: usize,
     pub decoder_len: usize,
     pub code_version: String,

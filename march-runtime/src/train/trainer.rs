@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::TrainConfig;
 use super::data::prepare_data;
+use super::evaluate;
 use super::metrics::{hparams_markdown, Metrics, Record};
 use super::progress::{self, clear_interrupt, install_ctrl_c, progress_bar, say};
 use super::run_dir::{code_version, configure, last_good, RunConfig};
@@ -50,9 +51,23 @@ pub struct Report {
     pub run_dir: PathBuf,
     pub steps: u64,
     pub tokens: u64,
+    /// Validation loss at step 0, on the evaluation subset
+    /// (`eval_batches`).
     pub first_val_loss: Option<f64>,
+    /// A finished run: its loss on the whole validation split at the end
+    /// (runs made before whole-split evaluation: the subset's last).
     pub final_val_loss: Option<f64>,
+    /// The lowest validation loss of the evaluations during the run, on
+    /// the subset.
     pub best_val_loss: Option<f64>,
+    /// A finished run: its loss on the whole test split at the end.
+    #[serde(default)]
+    pub test_loss: Option<f64>,
+    /// Target tokens of the whole validation and test splits.
+    #[serde(default)]
+    pub val_targets: Option<u64>,
+    #[serde(default)]
+    pub test_targets: Option<u64>,
     pub unigram_entropy: f64,
     pub tokens_per_s: f64,
     pub wall_s: f64,
@@ -162,6 +177,7 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
             train_chunks: data.chunks.train.len(),
             validation_chunks: data.chunks.validation.len(),
             test_chunks: data.chunks.test.len(),
+            held_out: data.held_out.clone(),
             encoder_len: batcher.enc_len,
             decoder_len: batcher.dec_len,
             code_version: code_version(),
@@ -187,33 +203,18 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
     let train_chunks = data.chunks.train.len().max(1) as f64;
     let mut stream = TrainStream::new(cfg.seed, data.chunks.train.len(), state.position);
 
-    // the same validation batches every time (corruption independent of the run's seed)
-    let eval_batches: Vec<_> = data
-        .chunks
-        .validation
-        .chunks(cfg.batch_size)
-        .take(cfg.eval_batches)
-        .enumerate()
-        .map(|(b, chunks)| {
-            let seeded: Vec<(&[u32], u64)> = chunks
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    (
-                        c.as_slice(),
-                        derive_seed(0x4556_414c, &[b as u64, i as u64]),
-                    )
-                })
-                .collect();
-            batcher.batch(&seeded)
-        })
-        .collect();
-    // the mean validation loss, and the seconds it took
+    // the same validation batches every time (corruption independent of the
+    // run's seed); the last evaluation reads the whole splits
+    let batch_size = cfg.batch_size;
+    let eval_chunks = cfg.eval_batches * batch_size;
+    let during = evaluate::batches(
+        &batcher,
+        &data.chunks.validation[..eval_chunks.min(data.chunks.validation.len())],
+        batch_size,
+    );
     let evaluate = |session: &dyn crate::session::Session| -> (f64, f64) {
-        let t0 = Instant::now();
-        let losses: Vec<f64> = eval_batches.iter().map(|b| session.eval_loss(b)).collect();
-        let mean = losses.iter().sum::<f64>() / losses.len() as f64;
-        (mean, t0.elapsed().as_secs_f64())
+        let l = evaluate::loss(session, &during);
+        (l.loss, l.seconds)
     };
 
     say(
@@ -395,6 +396,43 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
         // the bar's last state stays on the terminal
         b.finish();
     }
+    // a finished run: the whole validation and test splits
+    let mut held_out = None;
+    if state.step == cfg.steps {
+        let split = |chunks: &[Vec<u32>]| {
+            evaluate::loss(
+                session.as_ref(),
+                &evaluate::batches(&batcher, chunks, batch_size),
+            )
+        };
+        let val = split(&data.chunks.validation);
+        let test = split(&data.chunks.test);
+        metrics.write(&Record::Final {
+            step: state.step,
+            tokens: state.tokens,
+            val_loss: val.loss,
+            val_targets: val.targets,
+            test_loss: test.loss,
+            test_targets: test.targets,
+            eval_s: val.seconds + test.seconds,
+        })?;
+        metrics.flush()?;
+        say(
+            opts.progress,
+            format!(
+                "step {}: the whole validation split {:.4} (perplexity {:.2}, {} targets), test {:.4} (perplexity {:.2}, {} targets), {:.0}s",
+                state.step,
+                val.loss,
+                val.perplexity(),
+                crate::arch::thousands(val.targets),
+                test.loss,
+                test.perplexity(),
+                crate::arch::thousands(test.targets),
+                val.seconds + test.seconds
+            ),
+        );
+        held_out = Some((val, test));
+    }
     let wall = elapsed_before + started.elapsed().as_secs_f64();
     let report = Report {
         variant: arch.name.to_string(),
@@ -402,8 +440,11 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
         steps: state.step,
         tokens: state.tokens,
         first_val_loss: first_val,
-        final_val_loss: last_val,
+        final_val_loss: held_out.map(|(v, _)| v.loss).or(last_val),
         best_val_loss: best_val,
+        test_loss: held_out.map(|(_, t)| t.loss),
+        val_targets: held_out.map(|(v, _)| v.targets),
+        test_targets: held_out.map(|(_, t)| t.targets),
         unigram_entropy: data.unigram_entropy,
         tokens_per_s: state.tokens as f64 / wall,
         wall_s: wall,
