@@ -21,10 +21,43 @@ pub struct ReportArgs {
     /// Compare only these variants (comma-separated).
     #[arg(long, value_delimiter = ',')]
     variants: Vec<String>,
+    /// VARIANT=CONTROL: compare VARIANT with its like-for-like control
+    /// instead of the baseline (repeatable, or comma-separated), e.g.
+    /// SmallSiLUGatedLinearUnit=SmallAPEUnitVariance.
+    #[arg(long, value_delimiter = ',')]
+    control: Vec<String>,
+    /// A file of reference values, one `Variant value` per line (or a JSON
+    /// object): a column beside march's, and Spearman's ρ between the two
+    /// orderings with a bootstrap interval over seeds.
+    #[arg(long)]
+    reference: Option<PathBuf>,
 }
 
 pub fn run(args: &ReportArgs) -> Result<()> {
-    let cmp = report::compare(&args.dirs, args.baseline.as_deref(), &args.variants)?;
+    let controls = args
+        .control
+        .iter()
+        .map(|c| match c.split_once('=') {
+            Some((v, k)) if !v.trim().is_empty() && !k.trim().is_empty() => {
+                Ok((v.trim().to_string(), k.trim().to_string()))
+            }
+            _ => bail!("--control `{c}`: write VARIANT=CONTROL"),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let reference = args
+        .reference
+        .as_deref()
+        .map(report::Reference::read)
+        .transpose()?;
+    let cmp = report::compare_with(
+        &args.dirs,
+        &report::CompareOptions {
+            baseline: args.baseline.clone(),
+            only: args.variants.clone(),
+            controls,
+            reference,
+        },
+    )?;
     let out = args
         .out
         .clone()

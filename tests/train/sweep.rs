@@ -94,7 +94,7 @@ fn killed_and_resumed_sweep_gives_the_same_report() {
     assert_eq!(ra.variants.len(), 2);
     assert_eq!(ra.baseline.as_deref(), Some("Mini"));
     assert_eq!(ra.variants[0].seeds, [0, 1]);
-    assert!(ra.variants[1].vs_baseline.is_some());
+    assert!(ra.variants[1].vs_control.is_some());
     assert_eq!(comparable(ra.clone()), comparable(rb));
 
     // the same variant and seed see the same data in both sweeps; another seed does not
@@ -127,7 +127,8 @@ fn killed_and_resumed_sweep_gives_the_same_report() {
     // plots and files
     let out = a.join("report");
     let written = report::write(&ra, &out, "march report").unwrap();
-    assert_eq!(written.plots.len(), 4);
+    // the curves, loss against parameters, and the Δ forest plot: SVG and PNG each
+    assert_eq!(written.plots.len(), 6);
     for p in &written.plots {
         let bytes = std::fs::read(p).unwrap();
         assert!(
@@ -171,7 +172,7 @@ fn slices_split_the_runs_between_machines() {
     assert_eq!(zero.trained.len(), 2);
     let cmp = report::compare(&[dir], None, &[]).unwrap();
     assert_eq!(cmp.variants[0].seeds, [3, 4, 5]);
-    assert!(cmp.variants[0].vs_baseline.is_none()); // the baseline itself
+    assert!(cmp.variants[0].vs_control.is_none()); // the baseline itself
 
     for bad in ["2/2", "1", "a/b", "0/0"] {
         assert!(bad.parse::<Slice>().is_err(), "{bad}");
@@ -286,7 +287,7 @@ fn report_statistics_match_hand_computation() {
     close(wide.best_val_loss.mean, 3.7);
     // Welch: diff −0.3, se = sqrt(0.01/3 + 0.01/3) = 0.0816497, df = 4,
     // t(0.975, 4) = 2.7764451 → half-width 0.2266951
-    let w = wide.vs_baseline.unwrap();
+    let w = wide.vs_control.unwrap();
     close(w.diff, -0.3);
     close(w.df, 4.0);
     close(w.ci_low, -0.526_695_1);
@@ -300,7 +301,7 @@ fn report_statistics_match_hand_computation() {
     close(last.min, 3.7);
     close(last.max, 3.9);
     // one seed: no interval
-    assert!(cmp.variants[1].vs_baseline.is_none());
+    assert!(cmp.variants[1].vs_control.is_none());
     assert!(cmp.variants[1].final_val_loss.std.is_none());
 }
 
@@ -386,4 +387,135 @@ fn runs_of_different_settings_are_never_seeds_of_one_another() {
     // the baseline is the first group of the baseline variant; the other
     // group has one seed, so no interval against it
     assert_eq!(cmp.baseline.as_deref(), rows.first().map(|r| r.0));
+}
+
+#[test]
+fn holm_matches_hand_computation() {
+    use march_runtime::report::holm::holm;
+    // sorted: 0.005 (×4 = 0.02 ≤ α/4 = 0.0125? 0.005 yes), 0.01 (×3 = 0.03,
+    // 0.01 ≤ 0.0167 yes), 0.03 (×2 = 0.06, 0.03 ≤ 0.025 no: stop), 0.04
+    // (×1 = 0.04, adjusted max(0.06, 0.04) = 0.06)
+    let h = holm(&[0.01, 0.04, 0.03, 0.005], 0.05);
+    let adjusted: Vec<f64> = h.iter().map(|h| h.p_adjusted).collect();
+    for (a, b) in adjusted.iter().zip([0.03, 0.06, 0.06, 0.02]) {
+        close(*a, b);
+    }
+    let survives: Vec<bool> = h.iter().map(|h| h.survives).collect();
+    assert_eq!(survives, [true, false, false, true]);
+    // one test: Holm is the test itself; capped at 1
+    assert!(holm(&[0.04], 0.05)[0].survives);
+    close(holm(&[0.6, 0.7], 0.05)[1].p_adjusted, 1.0);
+}
+
+#[test]
+fn spearman_and_its_bootstrap_match_hand_computation() {
+    use march_runtime::report::rank::{rank_agreement, ranks, spearman};
+    assert_eq!(ranks(&[3.0, 1.0, 3.0, 2.0]), [3.5, 1.0, 3.5, 2.0]);
+    // ranks a = 1…5, b = [1, 2, 3.5, 5, 3.5]; deviations from 3:
+    // a [−2, −1, 0, 1, 2], b [−2, −1, 0.5, 2, 0.5]; Σab = 8, Σa² = 10,
+    // Σb² = 9.5 → ρ = 8 / √95
+    let rho = spearman(&[1.0, 2.0, 3.0, 4.0, 5.0], &[5.0, 6.0, 7.0, 8.0, 7.0]).unwrap();
+    close(rho, 8.0 / 95f64.sqrt());
+    close(
+        spearman(&[1.0, 2.0, 3.0], &[30.0, 20.0, 10.0]).unwrap(),
+        -1.0,
+    );
+    assert!(spearman(&[1.0, 2.0], &[1.0, 2.0]).is_none());
+    assert!(spearman(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]).is_none());
+    // seeds that never overlap: every resample orders the variants the same
+    let seeds = vec![vec![1.0, 1.1, 1.2], vec![2.0, 2.1], vec![3.0, 3.2, 3.1]];
+    let a = rank_agreement(&seeds, &[10.0, 30.0, 20.0], 500, 7).unwrap();
+    close(a.rho, 0.5);
+    close(a.ci_low, 0.5);
+    close(a.ci_high, 0.5);
+    assert_eq!((a.n, a.resamples), (3, 500));
+    // overlapping seeds: an interval around ρ, the same on every call
+    let seeds = vec![vec![1.0, 2.5, 1.2], vec![2.0, 1.1], vec![3.0, 0.9, 3.1]];
+    let a = rank_agreement(&seeds, &[1.0, 2.0, 3.0], 2000, 7).unwrap();
+    assert!(a.ci_low < a.rho && a.rho <= a.ci_high, "{a:?}");
+    assert!(a.ci_low >= -1.0 && a.ci_high <= 1.0);
+    assert_eq!(rank_agreement(&seeds, &[1.0, 2.0, 3.0], 2000, 7), Some(a));
+}
+
+#[test]
+fn controls_holm_and_a_reference_in_the_report() {
+    use march_runtime::report::{compare_with, CompareOptions, Reference};
+    let dir = temp_dir("report-controls");
+    // Base ≈ 4.1, Control ≈ 4.3, Glu ≈ 4.2: Glu is worse than Base but
+    // better than its control
+    for (seed, (b, c, g)) in [(4.0, 4.3, 4.2), (4.2, 4.4, 4.25), (4.1, 4.2, 4.15)]
+        .into_iter()
+        .enumerate()
+    {
+        fake_run(&dir, "Base", seed as u64, b, b);
+        fake_run(&dir, "Control", seed as u64, c, c);
+        fake_run(&dir, "Glu", seed as u64, g, g);
+    }
+    let reference = Reference {
+        name: "original.txt".into(),
+        values: Reference::parse("# the original\nbase 5.785\nControl 5.812\nGlu 5.792\n").unwrap(),
+    };
+    let cmp = compare_with(
+        std::slice::from_ref(&dir),
+        &CompareOptions {
+            controls: vec![("glu".into(), "control".into())],
+            reference: Some(reference),
+            ..CompareOptions::default()
+        },
+    )
+    .unwrap();
+    let row = |n: &str| cmp.variants.iter().find(|v| v.variant == n).unwrap();
+    assert_eq!(row("Base").control, None);
+    assert_eq!(row("Control").control.as_deref(), Some("Base"));
+    assert_eq!(row("Glu").control.as_deref(), Some("Control"));
+    // Glu − Control: means 4.2 − 4.3 = −0.1
+    close(row("Glu").vs_control.unwrap().diff, -0.1);
+    // Holm over the two comparisons made
+    let ps = [
+        row("Control").vs_control.unwrap().p,
+        row("Glu").vs_control.unwrap().p,
+    ];
+    let expected = march_runtime::report::holm::holm(&ps, 0.05);
+    assert_eq!(row("Control").holm, Some(expected[0]));
+    assert_eq!(row("Glu").holm, Some(expected[1]));
+    // the reference: case-insensitive names; ρ of the means (4.1, 4.3, 4.2)
+    // against (5.785, 5.812, 5.792): the same order, ρ = 1
+    assert_eq!(row("Base").reference, Some(5.785));
+    let a = cmp.rank_agreement.unwrap();
+    assert_eq!(a.n, 3);
+    close(a.rho, 1.0);
+    let md = march_runtime::report::markdown::render(&cmp, "", &[], &dir);
+    assert!(md.contains("| Glu | 3 |"), "{md}");
+    assert!(md.contains("| Control | -0.1000 ["), "{md}");
+    assert!(
+        md.contains("Rank agreement with original.txt: Spearman's ρ = 1.000 over the 3 variants"),
+        "{md}"
+    );
+    // a control that is not there is an error naming the runs
+    let err = compare_with(
+        std::slice::from_ref(&dir),
+        &CompareOptions {
+            controls: vec![("Glu".into(), "Nope".into())],
+            ..CompareOptions::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("`Nope` is not among the runs compared (Base, "),
+        "{err}"
+    );
+    // bad reference files say where
+    assert!(Reference::parse("Base 5.7 extra\n")
+        .unwrap_err()
+        .to_string()
+        .contains("line 1"));
+    assert!(Reference::parse("Base x\n")
+        .unwrap_err()
+        .to_string()
+        .contains("`x` is not a number"));
+    assert_eq!(
+        Reference::parse("{\"Base\": 5.785}").unwrap()["Base"],
+        5.785
+    );
 }

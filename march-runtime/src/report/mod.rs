@@ -3,10 +3,15 @@
 //!
 //! - [`runs`] finds and reads run directories,
 //! - [`stats`] has the statistics (mean ± std, Welch's interval),
+//!   [`holm`] the correction for many comparisons, [`rank`] the rank
+//!   agreement with a [`reference`],
 //! - [`markdown`] writes the table, [`plot`] the figures (SVG and PNG).
 
+pub mod holm;
 pub mod markdown;
 pub mod plot;
+pub mod rank;
+pub mod reference;
 pub mod runs;
 pub mod stats;
 
@@ -17,8 +22,18 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::registry::find;
+use holm::{holm, Holm};
+use rank::{rank_agreement, RankAgreement};
+pub use reference::Reference;
 use runs::RunData;
 use stats::{welch, Summary, Welch};
+
+/// The family-wise error rate of the Holm correction.
+pub const FAMILY_ALPHA: f64 = 0.05;
+
+/// Bootstrap resamples of the rank agreement (a fixed seed: a report is
+/// the same every time it is made from the same runs).
+pub const RANK_RESAMPLES: usize = 2000;
 
 /// One point of a variant's validation curve, over its seeds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,9 +66,23 @@ pub struct VariantResult {
     /// predates test evaluation).
     #[serde(default)]
     pub test_loss: Option<Summary>,
-    /// Final validation loss minus the baseline's, with Welch's 95% interval
-    /// (`None` for the baseline itself, or with fewer than two seeds).
-    pub vs_baseline: Option<Welch>,
+    /// Each run's final validation loss, in the order of `seeds`.
+    #[serde(default)]
+    pub final_val_losses: Vec<f64>,
+    /// The row this variant is compared with: its like-for-like control
+    /// (`--control`), else the baseline (`None` for the baseline itself).
+    #[serde(default)]
+    pub control: Option<String>,
+    /// Final validation loss minus the control's, with Welch's 95% interval
+    /// (`None` for the baseline, or with fewer than two seeds).
+    pub vs_control: Option<Welch>,
+    /// The comparison with the control after Holm's correction over every
+    /// comparison in the report.
+    #[serde(default)]
+    pub holm: Option<Holm>,
+    /// The reference's value for this variant (`--reference`).
+    #[serde(default)]
+    pub reference: Option<f64>,
     pub tokens_per_s: Summary,
     pub wall_s: Summary,
     /// Validation loss against tokens: mean and range over the seeds (at the
@@ -71,18 +100,33 @@ pub struct Comparison {
     pub differences: Vec<String>,
     /// Runs that could not be read or are unfinished, each naming its directory.
     pub errors: Vec<String>,
+    /// The reference's file name, when one was given.
+    #[serde(default)]
+    pub reference: Option<String>,
+    /// Spearman's ρ between the variants' mean final losses and the
+    /// reference's values, with its bootstrap interval over seeds.
+    #[serde(default)]
+    pub rank_agreement: Option<RankAgreement>,
+}
+
+/// What to compare, and against what.
+#[derive(Debug, Clone, Default)]
+pub struct CompareOptions {
+    /// The baseline's name [default: see [`compare`]].
+    pub baseline: Option<String>,
+    /// Only these variants (empty: all).
+    pub only: Vec<String>,
+    /// (variant, its control): the variant is compared with its control
+    /// instead of the baseline.
+    pub controls: Vec<(String, String)>,
+    pub reference: Option<Reference>,
 }
 
 /// Choose the baseline: the one asked for, else a variant called
 /// `Baseline`/`SmallBaseline`…, else the first.
 fn pick_baseline(names: &[String], asked: Option<&str>) -> Result<Option<String>> {
     if let Some(a) = asked {
-        let of_variant = |n: &String| {
-            n.eq_ignore_ascii_case(a)
-                || n.to_ascii_lowercase()
-                    .starts_with(&format!("{} (", a.to_ascii_lowercase()))
-        };
-        return match names.iter().find(|n| of_variant(n)) {
+        return match names.iter().find(|n| of_variant(n, a)) {
             Some(n) => Ok(Some(n.clone())),
             None => anyhow::bail!(
                 "the baseline `{a}` is not among the runs compared ({})",
@@ -101,9 +145,33 @@ fn pick_baseline(names: &[String], asked: Option<&str>) -> Result<Option<String>
         .cloned())
 }
 
-/// Build the comparison of the runs under `roots`. Unreadable or unfinished
-/// runs are listed in `errors`; the rest are compared.
+/// Whether the row `label` holds runs of variant `name` (`SmallBaseline`
+/// or `SmallBaseline (lr 0.003)` for `smallbaseline`).
+fn of_variant(label: &str, name: &str) -> bool {
+    label.eq_ignore_ascii_case(name)
+        || label
+            .to_ascii_lowercase()
+            .starts_with(&format!("{} (", name.to_ascii_lowercase()))
+}
+
+/// Build the comparison of the runs under `roots`, each variant against the
+/// baseline: `baseline` if given, else the variant whose name ends in
+/// `Baseline`, else the first. Unreadable or unfinished runs are listed in
+/// `errors`; the rest are compared.
 pub fn compare(roots: &[PathBuf], baseline: Option<&str>, only: &[String]) -> Result<Comparison> {
+    compare_with(
+        roots,
+        &CompareOptions {
+            baseline: baseline.map(String::from),
+            only: only.to_vec(),
+            ..CompareOptions::default()
+        },
+    )
+}
+
+/// [`compare`], with controls and a reference.
+pub fn compare_with(roots: &[PathBuf], opts: &CompareOptions) -> Result<Comparison> {
+    let (baseline, only) = (opts.baseline.as_deref(), &opts.only[..]);
     let (dirs, mut errors) = runs::discover(roots);
     let mut read = Vec::new();
     for d in dirs {
@@ -141,18 +209,81 @@ pub fn compare(roots: &[PathBuf], baseline: Option<&str>, only: &[String]) -> Re
             ..summarize(r)
         })
         .collect();
-    if let Some(base) = variants.first().cloned() {
-        if Some(&base.variant) == baseline.as_ref() {
-            for v in variants.iter_mut().skip(1) {
-                v.vs_baseline = welch(&v.final_val_loss, &base.final_val_loss);
+    // each row against its control, else the baseline
+    let labels: Vec<String> = variants.iter().map(|v| v.variant.clone()).collect();
+    let find_row = |name: &str, what: &str| -> Result<usize> {
+        labels
+            .iter()
+            .position(|l| l.eq_ignore_ascii_case(name))
+            .or_else(|| labels.iter().position(|l| of_variant(l, name)))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--control: the {what} `{name}` is not among the runs compared ({})",
+                    labels.join(", ")
+                )
+            })
+    };
+    let mut control_of: Vec<Option<usize>> = variants
+        .iter()
+        .map(|v| match &baseline {
+            Some(b) if &v.variant != b => labels.iter().position(|l| l == b),
+            _ => None,
+        })
+        .collect();
+    for (variant, control) in &opts.controls {
+        let (v, c) = (find_row(variant, "variant")?, find_row(control, "control")?);
+        if v == c {
+            anyhow::bail!("--control {variant}={control}: a variant cannot be its own control");
+        }
+        control_of[v] = Some(c);
+    }
+    let finals: Vec<Summary> = variants.iter().map(|v| v.final_val_loss).collect();
+    for (v, c) in variants.iter_mut().zip(&control_of) {
+        if let Some(c) = *c {
+            v.control = Some(labels[c].clone());
+            v.vs_control = welch(&v.final_val_loss, &finals[c]);
+        }
+    }
+    // Holm over every comparison made
+    let tested: Vec<usize> = (0..variants.len())
+        .filter(|&i| variants[i].vs_control.is_some())
+        .collect();
+    let ps: Vec<f64> = tested
+        .iter()
+        .map(|&i| variants[i].vs_control.expect("tested").p)
+        .collect();
+    for (&i, h) in tested.iter().zip(holm(&ps, FAMILY_ALPHA)) {
+        variants[i].holm = Some(h);
+    }
+    // rank agreement with the reference
+    let mut rank_agreement_ = None;
+    if let Some(reference) = &opts.reference {
+        let mut seeds = Vec::new();
+        let mut values = Vec::new();
+        for v in variants.iter_mut() {
+            let name = v.variant.split(" (").next().unwrap_or(&v.variant);
+            v.reference = reference.get(name);
+            if let Some(r) = v.reference {
+                seeds.push(v.final_val_losses.clone());
+                values.push(r);
             }
         }
+        if values.is_empty() {
+            anyhow::bail!(
+                "--reference {}: none of its variants is among the runs compared ({})",
+                reference.name,
+                labels.join(", ")
+            );
+        }
+        rank_agreement_ = rank_agreement(&seeds, &values, RANK_RESAMPLES, 0x5241_4e4b);
     }
     Ok(Comparison {
         baseline,
         variants,
         differences,
         errors,
+        reference: opts.reference.as_ref().map(|r| r.name.clone()),
+        rank_agreement: rank_agreement_,
     })
 }
 
@@ -193,13 +324,20 @@ fn summarize(runs: &[RunData]) -> VariantResult {
         flops_per_token: first.config.flops_per_token,
         tokens: runs.iter().map(|r| r.summary.tokens).max().unwrap_or(0),
         final_val_loss: col(&|r| r.summary.final_val_loss.unwrap_or(f64::NAN)),
+        final_val_losses: runs
+            .iter()
+            .map(|r| r.summary.final_val_loss.unwrap_or(f64::NAN))
+            .collect(),
         best_val_loss: col(&|r| r.summary.best_val_loss.unwrap_or(f64::NAN)),
         test_loss: runs
             .iter()
             .map(|r| r.summary.test_loss)
             .collect::<Option<Vec<f64>>>()
             .and_then(|t| Summary::of(&t)),
-        vs_baseline: None,
+        control: None,
+        vs_control: None,
+        holm: None,
+        reference: None,
         tokens_per_s: col(&|r| r.summary.tokens_per_s),
         wall_s: col(&|r| r.summary.wall_s),
         curve,

@@ -1,5 +1,7 @@
 //! The report's figures, as SVG and PNG: validation loss against tokens (mean
-//! line, min–max band over seeds) and final loss against parameters.
+//! line, min–max band over seeds, each evaluation marked), final loss
+//! against parameters, and a forest plot of each variant's Δ against its
+//! control.
 //!
 //! Text is drawn with a bundled font (DejaVu Sans, `assets/`), registered
 //! with plotters' `ab_glyph` backend: no system fonts or libraries needed.
@@ -38,12 +40,19 @@ pub fn write_all(cmp: &Comparison, out: &Path) -> Result<Vec<PathBuf>> {
     if cmp.variants.is_empty() {
         return Ok(written);
     }
-    for name in ["val_loss", "final_loss_vs_params"] {
+    let compared = cmp.variants.iter().any(|v| v.vs_control.is_some());
+    let names = ["val_loss", "final_loss_vs_params", "delta_vs_control"];
+    for name in names
+        .into_iter()
+        .filter(|&n| compared || n != "delta_vs_control")
+    {
         let svg = out.join(format!("{name}.svg"));
         let png = out.join(format!("{name}.png"));
         let drawn = match name {
             "val_loss" => curves(SVGBackend::new(&svg, SIZE).into_drawing_area(), cmp)
                 .and_then(|()| curves(BitMapBackend::new(&png, SIZE).into_drawing_area(), cmp)),
+            "delta_vs_control" => forest(SVGBackend::new(&svg, SIZE).into_drawing_area(), cmp)
+                .and_then(|()| forest(BitMapBackend::new(&png, SIZE).into_drawing_area(), cmp)),
             _ => loss_vs_params(SVGBackend::new(&svg, SIZE).into_drawing_area(), cmp).and_then(
                 |()| loss_vs_params(BitMapBackend::new(&png, SIZE).into_drawing_area(), cmp),
             ),
@@ -168,6 +177,14 @@ fn curves<DB: DrawingBackend>(
             .map_err(e)?
             .label(format!("{} (n={})", v.variant, v.seeds.len()))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        // each evaluation marked
+        chart
+            .draw_series(
+                shown
+                    .iter()
+                    .map(|p| Circle::new((p.tokens as f64, p.mean), 2, c.filled())),
+            )
+            .map_err(e)?;
     }
     finish(&mut chart, &root)
 }
@@ -229,6 +246,85 @@ fn loss_vs_params<DB: DrawingBackend>(
             .legend(move |(x, y)| Circle::new((x + 10, y), 5, c.filled()));
     }
     finish(&mut chart, &root)
+}
+
+/// A forest plot: each variant's Δ against its control (final validation
+/// loss, the variant's minus the control's) with its 95% interval, one row
+/// per comparison; a filled dot survives Holm's correction, a hollow one
+/// does not.
+fn forest<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    cmp: &Comparison,
+) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let rows: Vec<(usize, &super::VariantResult, super::stats::Welch)> = cmp
+        .variants
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.vs_control.map(|w| (i, v, w)))
+        .collect();
+    let (mut x0, mut x1) = (0.0f64, 0.0f64);
+    for (_, _, w) in &rows {
+        if w.ci_low.is_finite() && w.ci_high.is_finite() {
+            x0 = x0.min(w.ci_low);
+            x1 = x1.max(w.ci_high);
+        }
+    }
+    let n = rows.len();
+    let label_of = |y: &f64| -> String {
+        let k = y.round();
+        if (y - k).abs() > 1e-6 || k < 0.0 || k as usize >= n {
+            return String::new();
+        }
+        // the first comparison at the top
+        let (_, v, _) = &rows[n - 1 - k as usize];
+        format!("{} − {}", v.variant, v.control.as_deref().unwrap_or("?"))
+    };
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Δ final validation loss against the control (95% CI; filled: survives Holm)",
+            ("sans-serif", 20),
+        )
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(420)
+        .build_cartesian_2d(pad(x0, x1, 0.08), -0.5..(n as f64 - 0.5))
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc("Δ loss (nats): variant − control")
+        .y_labels(n.max(1))
+        .y_label_formatter(&label_of)
+        .disable_y_mesh()
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(e)?;
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(0.0, -0.5), (0.0, n as f64 - 0.5)],
+            BLACK.mix(0.5).stroke_width(1),
+        )))
+        .map_err(e)?;
+    for (k, (i, v, w)) in rows.iter().enumerate() {
+        let y = (n - 1 - k) as f64;
+        let c = color(*i);
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(w.ci_low, y), (w.ci_high, y)],
+                c.stroke_width(2),
+            )))
+            .map_err(e)?;
+        let style = if v.holm.is_some_and(|h| h.survives) {
+            c.filled()
+        } else {
+            c.stroke_width(2)
+        };
+        chart
+            .draw_series(std::iter::once(Circle::new((w.diff, y), 5, style)))
+            .map_err(e)?;
+    }
+    root.present().map_err(|e| e.to_string())
 }
 
 /// The legend and the final write, the same for every figure.
