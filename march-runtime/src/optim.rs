@@ -18,6 +18,10 @@ pub struct AdamWConfig {
     pub betas: (f64, f64),
     pub eps: f64,
     pub weight_decay: f64,
+    /// Decay the norm weights too (the original under DeepSpeed, whose
+    /// optimizer got every parameter); by default they are not decayed.
+    #[serde(default)]
+    pub decay_norms: bool,
 }
 
 impl Default for AdamWConfig {
@@ -26,6 +30,7 @@ impl Default for AdamWConfig {
             betas: (0.9, 0.95),
             eps: 1e-8,
             weight_decay: 0.1,
+            decay_norms: false,
         }
     }
 }
@@ -134,7 +139,11 @@ impl<E: Float, D: Ops<E>> AdamW<E, D> {
                 .filter(|m| m.name == name)
                 .unwrap_or_else(|| panic!("AdamW's moments were made for another model ({name})"));
             let step = AdamWStep {
-                decay: if decays(name) { decay } else { 0.0 },
+                decay: if self.cfg.decay_norms || decays(name) {
+                    decay
+                } else {
+                    0.0
+                },
                 ..base
             };
             if p.adamw(&mut *m.m, &mut *m.v, grads, step) {

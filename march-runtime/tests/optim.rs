@@ -54,7 +54,7 @@ impl RefAdamW {
 
 /// Five AdamW steps on [`Two`] in `E` against [`RefAdamW`] in f64, to
 /// `tol` (absolute, on parameters of order 1).
-fn adamw_matches_the_reference_in<E: march_runtime::layers::Float>(tol: f64)
+fn adamw_matches_the_reference_in<E: march_runtime::layers::Float>(tol: f64, decay_norms: bool)
 where
     Cpu: march_runtime::ops::Ops<E>,
 {
@@ -81,6 +81,7 @@ where
         betas: (0.9, 0.95),
         eps: 1e-8,
         weight_decay: 0.1,
+        decay_norms,
     };
     let mut opt = AdamW::new(cfg, &model);
     let mut refs: Vec<RefAdamW> = (0..5)
@@ -106,7 +107,8 @@ where
         let updated = opt.step(&mut model, &mut grads, lr, scale);
         assert_eq!(updated, 2, "the unused tensor is skipped");
         for (i, r) in refs.iter_mut().enumerate() {
-            want[i] = r.step(want[i], g[i] * scale, lr, &cfg, i < 3);
+            // want[3..5], the norm's values, are decayed only with decay_norms
+            want[i] = r.step(want[i], g[i] * scale, lr, &cfg, i < 3 || decay_norms);
         }
         let got: Vec<f64> = [f(&model.w), f2(&model.norm)].concat();
         for (a, b) in got.iter().zip(&want) {
@@ -124,9 +126,12 @@ where
 #[test]
 fn adamw_matches_the_reference_and_skips_what_got_no_gradient() {
     // f64: the composition's arithmetic, to rounding
-    adamw_matches_the_reference_in::<f64>(1e-12);
+    adamw_matches_the_reference_in::<f64>(1e-12, false);
     // f32: the vectorised kernel, to float tolerance
-    adamw_matches_the_reference_in::<f32>(1e-5);
+    adamw_matches_the_reference_in::<f32>(1e-5, false);
+    // every parameter decayed, norms too (the original under DeepSpeed)
+    adamw_matches_the_reference_in::<f64>(1e-12, true);
+    adamw_matches_the_reference_in::<f32>(1e-5, true);
     assert!(
         decays("encoder.0.ffn.up")
             && decays("embedding")

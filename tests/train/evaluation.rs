@@ -106,6 +106,36 @@ fn splits_from_the_corpus_and_from_their_own_files() {
     );
     assert_eq!(l.chunks.validation, first[..7].to_vec());
     assert_eq!(l.chunks.test, first[7..14].to_vec());
+    // the original's: test first, then validation
+    let original = TrainConfig {
+        held_out_test_first: true,
+        ..legacy
+    };
+    let o = prepare_data(&original, vocab, &temp_dir("split-original"), false).unwrap();
+    assert_eq!(o.chunks.test, first[..7].to_vec());
+    assert_eq!(o.chunks.validation, first[7..14].to_vec());
+    assert_eq!(o.chunks.train, l.chunks.train);
+}
+
+#[test]
+fn the_original_preset_as_the_original_ran() {
+    // march/config/default_training_arguments.json and
+    // march/datasets/wikipedia.py at the original's 97234f0
+    let o = TrainConfig::preset("original").unwrap();
+    assert_eq!(o.seed, 42);
+    assert_eq!(o.clip_grad_norm, 1.0);
+    assert!(o.adamw.decay_norms && o.adamw.weight_decay == 0.1);
+    assert_eq!(o.adamw.betas, (0.9, 0.95));
+    assert_eq!(
+        (o.held_out_chunks, o.held_out_test_first),
+        (Some(1000), true)
+    );
+    // every evaluation reads all 1,000 validation chunks
+    assert_eq!(o.eval_every, 20);
+    assert!(o.eval_batches * o.batch_size >= 1000);
+    assert_eq!(o.batch_size * o.grad_accum * o.chunk_len, 1 << 20);
+    assert_eq!((o.steps, o.lr), (1000, 1e-4));
+    o.validate().unwrap();
 }
 
 #[test]

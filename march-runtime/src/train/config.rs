@@ -36,8 +36,14 @@ pub struct TrainConfig {
     /// Runs made before the held-out chunks were drawn: the first this many
     /// chunks were validation and the next as many test (kept so that such
     /// runs resume on their own data); new runs leave it unset.
+    /// Set for the original's layout too: the first `held_out_chunks`
+    /// chunks held out in order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held_out_chunks: Option<usize>,
+    /// With `held_out_chunks`: the test split first, then validation (the
+    /// original: test = chunks [0, n), validation = [n, 2n)).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub held_out_test_first: bool,
     pub noise_density: f64,
     pub mean_noise_span: f64,
     /// Optimizer steps.
@@ -98,6 +104,7 @@ impl TrainConfig {
             test: Vec::new(),
             held_out_tokens: 262_144,
             held_out_chunks: None,
+            held_out_test_first: false,
             noise_density: 0.15,
             mean_noise_span: 3.0,
             steps: 300,
@@ -122,17 +129,28 @@ impl TrainConfig {
                 preset: "original".into(),
                 builtin_documents: 3_000_000,
                 chunk_len: 1024,
-                held_out_tokens: 1_024_000,
+                // test = chunks [0, 1000), validation = [1000, 2000), all
+                // 1,000 evaluated every 20 steps (16 batches of 64)
+                held_out_chunks: Some(1000),
+                held_out_test_first: true,
                 steps: 1000,
                 batch_size: 64,
                 grad_accum: 16,
                 lr: 1e-4,
                 schedule: Schedule::Constant,
                 warmup_fraction: 0.0,
-                clip_grad_norm: 0.0,
+                // HF Trainer's max_grad_norm default, passed to DeepSpeed
+                clip_grad_norm: 1.0,
+                // DeepSpeed's optimizer got every parameter: the Trainer's
+                // no-decay list for norms did not reach it
+                adamw: AdamWConfig {
+                    decay_norms: true,
+                    ..AdamWConfig::default()
+                },
                 eval_every: 20,
-                eval_batches: 8,
+                eval_batches: 16,
                 checkpoint_every: 100,
+                seed: 42,
                 ..cpu
             }),
             "smoke" => Ok(TrainConfig {

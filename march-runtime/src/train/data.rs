@@ -266,12 +266,21 @@ fn split(
         if !cfg.validation.is_empty() || !cfg.test.is_empty() {
             bail!("held_out_chunks (the first chunks held out) cannot be combined with validation or test files: leave it unset");
         }
-        let c = Chunks::from_stream(&stream, len, n);
-        let what = format!(
-            "validation the corpus's first {} chunks, test the next {}",
-            c.validation.len(),
-            c.test.len()
-        );
+        let mut c = Chunks::from_stream(&stream, len, n);
+        let what = if cfg.held_out_test_first {
+            std::mem::swap(&mut c.validation, &mut c.test);
+            format!(
+                "test the corpus's first {} chunks, validation the next {}",
+                c.test.len(),
+                c.validation.len()
+            )
+        } else {
+            format!(
+                "validation the corpus's first {} chunks, test the next {}",
+                c.validation.len(),
+                c.test.len()
+            )
+        };
         (c, what)
     } else {
         let all = cut(&stream, len);
