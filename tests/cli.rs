@@ -242,11 +242,11 @@ fn stopped_by_signal_saves_and_resumes(signal: &str) {
     assert!(stdout.contains(&format!("{total} steps")), "{stdout}");
 }
 
-#[test]
-fn sample_infills_spans_from_a_trained_run() {
-    let dir = temp_dir("sample");
-    let run = dir.join("run");
-    let (ok, _, stderr) = output(&[
+/// A finished smoke-preset run of the default variant, and what
+/// `march train` printed.
+fn smoke_run(name: &str) -> (std::path::PathBuf, String) {
+    let run = temp_dir(name).join("run");
+    let (ok, stdout, stderr) = output(&[
         "train",
         "--preset",
         "smoke",
@@ -255,6 +255,12 @@ fn sample_infills_spans_from_a_trained_run() {
         run.to_str().unwrap(),
     ]);
     assert!(ok, "{stderr}");
+    (run, stdout)
+}
+
+#[test]
+fn sample_infills_spans_from_a_trained_run() {
+    let (run, _) = smoke_run("sample");
     let (ok, stdout, stderr) = output(&[
         "sample",
         run.to_str().unwrap(),
@@ -303,17 +309,7 @@ fn sample_infills_spans_from_a_trained_run() {
 
 #[test]
 fn eval_reports_a_runs_splits_with_perplexity() {
-    let dir = temp_dir("eval");
-    let run = dir.join("run");
-    let (ok, stdout, stderr) = output(&[
-        "train",
-        "--preset",
-        "smoke",
-        "--quiet",
-        "--out",
-        run.to_str().unwrap(),
-    ]);
-    assert!(ok, "{stderr}");
+    let (run, stdout) = smoke_run("eval");
     assert!(stdout.contains(", test loss "), "{stdout}");
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
