@@ -65,7 +65,7 @@ fn span_corruption_statistics_on_real_text() {
     let noise = SpanCorruption::default();
     let mut rng = StdRng::seed_from_u64(1);
     let (mut noise_tokens, mut spans, mut total) = (0usize, 0usize, 0usize);
-    for chunk in chunks.train.iter().take(400) {
+    for chunk in chunks.train.to_vecs().unwrap().iter().take(400) {
         let ex = noise.corrupt(chunk, &t.special, &mut rng);
         // reconstruction is exact
         assert_eq!(&reconstruct(&ex, &t.special), chunk);
@@ -135,7 +135,7 @@ fn span_corruption_edge_cases() {
     let docs = vec![vec![5, 6], vec![7], vec![8, 9, 10, 11]];
     let chunks = Chunks::pack(&docs, 0, 3, 0);
     assert_eq!(
-        chunks.train,
+        chunks.train.to_vecs().unwrap(),
         vec![vec![5, 6, 0], vec![7, 0, 8], vec![9, 10, 11]]
     );
 }
@@ -413,4 +413,180 @@ fn corpus_errors_name_the_file_and_the_problem() {
         err(&[empty_dir]),
         CorpusError::EmptyDirectory { .. }
     ));
+}
+
+fn zstd(path: &std::path::Path, text: &str) -> Vec<u8> {
+    let bytes = zstd::encode_all(text.as_bytes(), 3).unwrap();
+    std::fs::write(path, &bytes).unwrap();
+    bytes
+}
+
+/// The Pile and RedPajama ship as `.jsonl.zst`: zstd-compressed text and
+/// JSON Lines read as their decompressed selves (every frame of a file of
+/// several, as `zstd -d` reads it); a corrupt one is named.
+#[test]
+fn zstd_corpora_read() {
+    let dir = temp_dir("zstd");
+    zstd(&dir.join("a.txt.zst"), "first line\n\nsecond line\n");
+    let mut two = zstd(&dir.join("b.jsonl.zst"), "{\"text\": \"frame one\"}\n");
+    two.extend(zstd::encode_all(&b"{\"text\": \"frame two\"}\n"[..], 1).unwrap());
+    std::fs::write(dir.join("c.jsonl.zst"), two).unwrap();
+    let docs = read_documents(std::slice::from_ref(&dir)).unwrap();
+    assert_eq!(
+        docs,
+        [
+            "first line",
+            "second line",
+            "frame one",
+            "frame one",
+            "frame two"
+        ]
+    );
+    std::fs::write(dir.join("fake.txt.zst"), "plain text\n").unwrap();
+    let e = read_documents(&[dir.join("fake.txt.zst")]).expect_err("not zstd");
+    assert!(
+        matches!(e, CorpusError::Io { .. }) && e.to_string().contains("fake.txt.zst"),
+        "{e}"
+    );
+    std::fs::write(dir.join("d.parquet.zst"), "x").unwrap();
+    let e = read_documents(&[dir.join("d.parquet.zst")]).expect_err("parquet.zst");
+    assert!(matches!(e, CorpusError::UnknownFormat { .. }), "{e}");
+}
+
+/// A pass over a corpus is streamed: documents come one at a time with
+/// where the pass is, and the pass stops when asked.
+#[test]
+fn corpus_passes_stream_and_stop() {
+    use march_runtime::data::corpus::for_each_document;
+    use std::ops::ControlFlow;
+    let dir = temp_dir("stream");
+    let text: String = (0..1000).map(|i| format!("document {i}\n")).collect();
+    std::fs::write(dir.join("a.txt"), &text).unwrap();
+    gzip(&dir.join("b.txt.gz"), &text);
+    let total = std::fs::metadata(dir.join("a.txt")).unwrap().len()
+        + std::fs::metadata(dir.join("b.txt.gz")).unwrap().len();
+    let mut seen = Vec::new();
+    for_each_document(std::slice::from_ref(&dir), |d, at| {
+        assert_eq!(at.total, total);
+        seen.push((d, at.read));
+        Ok::<_, CorpusError>(ControlFlow::Continue(()))
+    })
+    .unwrap();
+    assert_eq!(seen.len(), 2000);
+    assert_eq!(seen[1999].0, "document 999");
+    assert!(
+        seen.windows(2).all(|w| w[0].1 <= w[1].1),
+        "progress only grows"
+    );
+    assert!(seen[1999].1 <= total && seen[1999].1 > total / 2);
+    // stopped after three documents: no more are read
+    let mut n = 0;
+    for_each_document(std::slice::from_ref(&dir), |_, _| {
+        n += 1;
+        Ok::<_, CorpusError>(if n == 3 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        })
+    })
+    .unwrap();
+    assert_eq!(n, 3);
+}
+
+/// The token store: u16 where the vocabulary allows, u32 beyond; whole
+/// or absent (a cut-short file, another format, a writer dropped before
+/// it finished: nothing to open, no temporary left); the cache format
+/// before the store reads as a u32 store.
+#[test]
+fn token_store_round_trips() {
+    use march_runtime::data::{StoreWriter, TokenStore};
+    let dir = temp_dir("store");
+    let tokens: Vec<u32> = (0..100_000u32).map(|i| (i * 7919) % 8192).collect();
+    let mut w = StoreWriter::create(&dir.join("a.tokens"), 8192).unwrap();
+    for part in tokens.chunks(999) {
+        w.push(part).unwrap();
+    }
+    assert_eq!(w.len(), 100_000);
+    let s = w.finish().unwrap();
+    assert_eq!((s.len(), s.width()), (100_000, 2));
+    assert_eq!(
+        std::fs::metadata(dir.join("a.tokens")).unwrap().len(),
+        16 + 2 * 100_000
+    );
+    assert_eq!(s.get(0, 100_000).unwrap(), tokens);
+    assert_eq!(s.get(12_345, 3).unwrap(), tokens[12_345..12_348]);
+    assert!(s.get(99_999, 2).is_err(), "past the end");
+    let mut again = Vec::new();
+    s.for_each_block(4096, |b| again.extend_from_slice(b))
+        .unwrap();
+    assert_eq!(again, tokens);
+    let reopened = TokenStore::open(&dir.join("a.tokens")).unwrap();
+    assert_eq!(reopened.get(777, 100).unwrap(), tokens[777..877]);
+
+    // a vocabulary beyond 16 bits: u32
+    let big = [0u32, 65_535, 65_536, 99_999];
+    let mut w = StoreWriter::create(&dir.join("b.tokens"), 100_000).unwrap();
+    w.push(&big).unwrap();
+    let s = w.finish().unwrap();
+    assert_eq!((s.width(), s.get(0, 4).unwrap()), (4, big.to_vec()));
+    // a token too large for a u16 store is an error, not a wrap
+    let mut w = StoreWriter::create(&dir.join("c.tokens"), 8192).unwrap();
+    assert!(w.push(&[65_536]).is_err());
+    drop(w);
+    // dropped unfinished: no store, no temporary
+    let mut w = StoreWriter::create(&dir.join("d.tokens"), 8192).unwrap();
+    w.push(&tokens).unwrap();
+    drop(w);
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".tmp") || n.starts_with("c.") || n.starts_with("d."))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // cut short, or not a store: absent
+    let bytes = std::fs::read(dir.join("a.tokens")).unwrap();
+    std::fs::write(dir.join("short.tokens"), &bytes[..bytes.len() - 1]).unwrap();
+    assert!(TokenStore::open(&dir.join("short.tokens")).is_none());
+    std::fs::write(dir.join("other.tokens"), b"not a token store at all").unwrap();
+    assert!(TokenStore::open(&dir.join("other.tokens")).is_none());
+    // the token cache's format before the store: u32 tokens
+    let mut legacy = b"MARCHTOK".to_vec();
+    legacy.extend(3u64.to_le_bytes());
+    for t in [5u32, 70_000, 9] {
+        legacy.extend(t.to_le_bytes());
+    }
+    std::fs::write(dir.join("legacy.tokens"), legacy).unwrap();
+    let s = TokenStore::open(&dir.join("legacy.tokens")).unwrap();
+    assert_eq!(s.get(0, 3).unwrap(), [5, 70_000, 9]);
+}
+
+/// Training chunks read from a store are the stream cut into chunks, less
+/// the held-out ones; their token counts are those of the chunks.
+#[test]
+fn training_chunks_read_from_the_store() {
+    use march_runtime::data::{cut, draw_ids, StoreWriter, TrainChunks};
+    use std::sync::Arc;
+    let dir = temp_dir("store-chunks");
+    let stream: Vec<u32> = (0..50_000u32).map(|i| (i * 31 + i / 7) % 1000).collect();
+    let mut w = StoreWriter::create(&dir.join("s.tokens"), 1000).unwrap();
+    w.push(&stream).unwrap();
+    let store = Arc::new(w.finish().unwrap());
+    let len = 64;
+    let all = cut(&stream, len);
+    let (_, rest) = draw_ids(all.len(), &[30, 20]);
+    let train = TrainChunks::new(store, len, rest.clone());
+    let expect: Vec<Vec<u32>> = rest.iter().map(|&i| all[i].clone()).collect();
+    assert_eq!(train.to_vecs().unwrap(), expect);
+    assert_eq!(train.get(5).unwrap(), expect[5]);
+    let mut counts = vec![0u64; 1000];
+    for c in &expect {
+        for &t in c {
+            counts[t as usize] += 1;
+        }
+    }
+    assert_eq!(train.token_counts(1000).unwrap(), counts);
+    assert!(
+        train.token_counts(500).is_err(),
+        "tokens outside the vocabulary"
+    );
 }

@@ -1,17 +1,21 @@
-//! A run's data: corpus → tokenizer → token streams (cached) → training
+//! A run's data: corpus → tokenizer → token store (cached) → training
 //! chunks and the held-out validation and test splits.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
 
 use super::config::TrainConfig;
-use super::progress::{progress_bar, say};
+use super::progress::{bytes_bar, interrupted, say};
 use crate::arch::thousands;
+use crate::data::chunks::read_chunks;
+use crate::data::corpus::Progress;
 use crate::data::{
-    cache_dir, corpus, cut, draw, fnv1a, read_cache, synthetic, write_cache, Chunks,
-    MarchTokenizer, SpanCorruption,
+    cache_dir, corpus, draw_ids, fnv1a, synthetic, Chunks, MarchTokenizer, SpanCorruption,
+    StoreWriter, TokenStore, TrainChunks,
 };
 
 /// The data a run trains and is evaluated on.
@@ -24,15 +28,18 @@ pub struct Prepared {
     pub unigram_entropy: f64,
 }
 
-/// A corpus whose documents are read once, when first needed (a token
-/// stream found in the cache needs none).
+/// A corpus: its files (or the built-in one), read a document at a time.
 struct Corpus<'a> {
     /// Files and directories; empty: the built-in corpus.
     files: &'a [PathBuf],
     builtin_documents: usize,
     name: String,
-    docs: Option<Vec<String>>,
 }
+
+/// Documents tokenized together (on all cores): at most this many bytes
+/// of text, so that a batch's encodings stay small beside the store.
+const BATCH_BYTES: usize = 8 << 20;
+const BATCH_DOCS: usize = 4096;
 
 impl<'a> Corpus<'a> {
     fn new(files: &'a [PathBuf], builtin_documents: usize) -> Self {
@@ -49,33 +56,49 @@ impl<'a> Corpus<'a> {
             files,
             builtin_documents,
             name,
-            docs: None,
         }
     }
 
-    fn docs(&mut self, progress: bool) -> Result<&[String]> {
-        if self.docs.is_none() {
-            let t0 = Instant::now();
-            let docs = if self.files.is_empty() {
-                synthetic::documents(0, self.builtin_documents)
-            } else {
-                corpus::read_documents(self.files)?
+    /// Every document in order, to `f` (which may stop the pass), with
+    /// where the pass is.
+    fn for_each(
+        &self,
+        mut f: impl FnMut(String, Progress) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        if !self.files.is_empty() {
+            return corpus::for_each_document(self.files, f);
+        }
+        let docs = synthetic::documents(0, self.builtin_documents);
+        let total = docs.len() as u64;
+        for (i, d) in docs.into_iter().enumerate() {
+            let at = Progress {
+                read: i as u64 + 1,
+                total,
             };
-            say(
-                progress,
-                format!(
-                    "data: {}: {} documents read in {:.1}s",
-                    self.name,
-                    thousands(docs.len() as u64),
-                    t0.elapsed().as_secs_f64()
-                ),
-            );
-            self.docs = Some(docs);
+            if f(d, at)?.is_break() {
+                break;
+            }
         }
-        Ok(self.docs.as_deref().expect("read"))
+        Ok(())
     }
 
-    /// What the token cache keys on: the name, and each file's path, size
+    /// The first documents, up to about `budget` bytes of text (the
+    /// document that crosses it included).
+    fn sample(&self, budget: usize) -> Result<Vec<String>> {
+        let mut left = budget;
+        let mut docs = Vec::new();
+        self.for_each(|d, _| {
+            if left == 0 {
+                return Ok(ControlFlow::Break(()));
+            }
+            left = left.saturating_sub(d.len());
+            docs.push(d);
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(docs)
+    }
+
+    /// What the token store keys on: the name, and each file's path, size
     /// and modification time.
     fn describe(&self) -> Result<String> {
         let mut desc = self.name.clone();
@@ -94,82 +117,163 @@ impl<'a> Corpus<'a> {
         Ok(desc)
     }
 
-    /// The corpus as one token stream (each document followed by `</s>`),
-    /// from the cache when it holds it (keyed by corpus, tokenizer and
-    /// chunk length).
-    fn stream(
-        &mut self,
+    /// The corpus as one token stream (each document followed by `</s>`)
+    /// in a token store, keyed by corpus, tokenizer and chunk length: the
+    /// one in the cache, or one written there now, streamed (a batch of
+    /// documents at a time, each batch tokenized on all cores). Where no
+    /// store can be created in the cache, the stream is kept in memory.
+    fn store(
+        &self,
         tokenizer: &MarchTokenizer,
         chunk_len: usize,
         progress: bool,
-    ) -> Result<Vec<u32>> {
+    ) -> Result<Arc<TokenStore>> {
         let tok_json = tokenizer.to_json()?;
         let key = fnv1a(&[
             self.describe()?.as_bytes(),
             tok_json.as_bytes(),
             &chunk_len.to_le_bytes(),
         ]);
-        let cache = cache_dir().join(format!("{key:016x}.tokens"));
-        if let Some(s) = read_cache(&cache) {
+        let path = cache_dir().join(format!("{key:016x}.tokens"));
+        if let Some(s) = TokenStore::open(&path) {
             say(
                 progress,
                 format!(
-                    "data: {}: {} tokens from the cache ({})",
+                    "data: {}: {} tokens from the token store {}",
                     self.name,
                     thousands(s.len() as u64),
-                    cache.display()
+                    path.display()
                 ),
             );
-            return Ok(s);
+            return Ok(Arc::new(s));
         }
-        let name = self.name.clone();
-        let docs = self.docs(progress)?;
-        let t0 = Instant::now();
-        // in batches, each tokenized on all cores, with progress
-        let bar = progress_bar(progress, docs.len() as u64, 0, "documents tokenized");
-        let mut stream = Vec::new();
-        let mut logged = 0;
-        for (i, batch) in docs.chunks(4096).enumerate() {
-            for d in tokenizer.encode_all(batch)? {
-                stream.extend_from_slice(&d);
-                stream.push(tokenizer.special.eos);
+        let mut sink = match StoreWriter::create(&path, tokenizer.vocab_size()) {
+            Ok(w) => Sink::Store(w),
+            Err(e) => {
+                say(
+                    progress,
+                    format!(
+                        "warning: cannot write the token store {}: {e}; tokenizing into memory (set MARCH_CACHE to a writable directory)",
+                        path.display()
+                    ),
+                );
+                Sink::Memory(Vec::new())
             }
-            let done = (i * 4096 + batch.len()) as u64;
-            match &bar {
-                Some(b) => b.set_position(done),
-                None if done * 4 >= (logged + 1) * docs.len() as u64
-                    && done < docs.len() as u64 =>
+        };
+        let t0 = Instant::now();
+        let mut docs = 0u64;
+        let mut batch: Vec<String> = Vec::new();
+        let mut batch_bytes = 0;
+        let mut bar: Option<indicatif::ProgressBar> = None;
+        let (mut tenth, mut last_line) = (0, Instant::now());
+        let store_err = |e: std::io::Error| {
+            anyhow::anyhow!(
+                "cannot write the token store {}: {e} (free space there or set MARCH_CACHE to another directory)",
+                path.display()
+            )
+        };
+        let flush = |batch: &mut Vec<String>, sink: &mut Sink| -> Result<()> {
+            for d in tokenizer.encode_all(batch)? {
+                sink.push(&d).map_err(store_err)?;
+                sink.push(&[tokenizer.special.eos]).map_err(store_err)?;
+            }
+            batch.clear();
+            Ok(())
+        };
+        self.for_each(|d, at| {
+            if interrupted() {
+                bail!(
+                    "interrupted while tokenizing {}: no token store written",
+                    self.name
+                );
+            }
+            docs += 1;
+            batch_bytes += d.len();
+            batch.push(d);
+            if batch.len() >= BATCH_DOCS || batch_bytes >= BATCH_BYTES {
+                flush(&mut batch, &mut sink)?;
+                batch_bytes = 0;
+                let bar = bar.get_or_insert_with(|| {
+                    bytes_bar(progress, at.total, "of the corpus tokenized")
+                        .unwrap_or_else(indicatif::ProgressBar::hidden)
+                });
+                bar.set_position(at.read);
+                // without a bar: a line at each tenth, at most every 10 s
+                if bar.is_hidden()
+                    && at.read * 10 >= (tenth + 1) * at.total.max(1)
+                    && last_line.elapsed().as_secs_f64() >= 10.0
                 {
-                    logged += 1;
+                    tenth = at.read * 10 / at.total.max(1);
+                    last_line = Instant::now();
                     say(
                         progress,
-                        format!("data: tokenized {done}/{} documents", docs.len()),
+                        format!(
+                            "data: tokenized {}% of {} ({} documents, {} tokens, {:.0} tokens/s)",
+                            at.read * 100 / at.total.max(1),
+                            self.name,
+                            thousands(docs),
+                            thousands(sink.len()),
+                            sink.len() as f64 / t0.elapsed().as_secs_f64().max(1e-9)
+                        ),
                     );
                 }
-                None => {}
             }
-        }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        flush(&mut batch, &mut sink)?;
         if let Some(b) = bar {
             b.finish_and_clear();
         }
+        let tokens = sink.len();
+        let secs = t0.elapsed().as_secs_f64();
+        let store = match sink {
+            Sink::Store(w) => w.finish().map_err(store_err)?,
+            Sink::Memory(v) => TokenStore::in_memory(v),
+        };
         say(
             progress,
             format!(
-                "data: {name}: tokenized {} tokens in {:.1}s",
-                thousands(stream.len() as u64),
-                t0.elapsed().as_secs_f64()
+                "data: {}: {} documents, {} tokens tokenized in {secs:.1}s ({:.0} tokens/s){}",
+                self.name,
+                thousands(docs),
+                thousands(tokens),
+                tokens as f64 / secs.max(1e-9),
+                match store.path() {
+                    Some(p) => format!(
+                        ", stored in {} ({} bytes a token)",
+                        p.display(),
+                        store.width()
+                    ),
+                    None => String::new(),
+                }
             ),
         );
-        if let Err(e) = write_cache(&cache, &stream) {
-            say(
-                progress,
-                format!(
-                    "warning: cannot write the token cache {}: {e}",
-                    cache.display()
-                ),
-            );
+        Ok(Arc::new(store))
+    }
+}
+
+/// Where tokenization writes: a token store, or memory.
+enum Sink {
+    Store(StoreWriter),
+    Memory(Vec<u32>),
+}
+
+impl Sink {
+    fn push(&mut self, tokens: &[u32]) -> std::io::Result<()> {
+        match self {
+            Sink::Store(w) => w.push(tokens),
+            Sink::Memory(v) => {
+                v.extend_from_slice(tokens);
+                Ok(())
+            }
         }
-        Ok(stream)
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            Sink::Store(w) => w.len(),
+            Sink::Memory(v) => v.len() as u64,
+        }
     }
 }
 
@@ -182,30 +286,21 @@ pub fn prepare_data(
     run_dir: &Path,
     progress: bool,
 ) -> Result<Prepared> {
-    let mut corpus = Corpus::new(&cfg.data, cfg.builtin_documents);
+    let corpus = Corpus::new(&cfg.data, cfg.builtin_documents);
     let saved = run_dir.join("tokenizer.json");
     let tokenizer = match (&cfg.tokenizer, saved.exists()) {
         (Some(path), _) => MarchTokenizer::load(path)?,
         (None, true) => MarchTokenizer::load(&saved)?,
         (None, false) => {
-            let docs = corpus.docs(progress)?;
             let t0 = Instant::now();
-            // a sample of up to ~20 MB of text is plenty for a BPE
-            let mut budget = 20_000_000usize;
-            let sample: Vec<String> = docs
-                .iter()
-                .take_while(|d| {
-                    let ok = budget > 0;
-                    budget = budget.saturating_sub(d.len());
-                    ok
-                })
-                .cloned()
-                .collect();
+            // the first ~20 MB of text are plenty for a BPE
+            let sample = corpus.sample(20_000_000)?;
             let t = MarchTokenizer::train(&sample, vocab)?;
             say(
                 progress,
                 format!(
-                    "tokenizer: trained a byte-fallback BPE of {vocab} tokens in {:.1}s",
+                    "tokenizer: trained a byte-fallback BPE of {vocab} tokens on {} documents in {:.1}s",
+                    thousands(sample.len() as u64),
                     t0.elapsed().as_secs_f64()
                 ),
             );
@@ -244,10 +339,11 @@ pub fn corpus_chunks(
     max_tokens: Option<usize>,
     progress: bool,
 ) -> Result<Vec<Vec<u32>>> {
-    let stream = Corpus::new(files, 0).stream(tokenizer, chunk_len, progress)?;
-    let all = cut(&stream, chunk_len);
-    let n = max_tokens.map_or(all.len(), |t| t.div_ceil(chunk_len).min(all.len()));
-    Ok(draw(all, &[n]).0.remove(0))
+    let store = Corpus::new(files, 0).store(tokenizer, chunk_len, progress)?;
+    let all = store.len() / chunk_len;
+    let n = max_tokens.map_or(all, |t| t.div_ceil(chunk_len).min(all));
+    let ids = draw_ids(all, &[n]).0.remove(0);
+    Ok(read_chunks(&store, chunk_len, &ids)?)
 }
 
 /// Cut the training corpus into chunks and take the held-out splits: from
@@ -256,17 +352,17 @@ pub fn corpus_chunks(
 fn split(
     cfg: &TrainConfig,
     tokenizer: MarchTokenizer,
-    mut corpus: Corpus,
+    corpus: Corpus,
     progress: bool,
 ) -> Result<Prepared> {
     let len = cfg.chunk_len;
-    let stream = corpus.stream(&tokenizer, len, progress)?;
+    let store = corpus.store(&tokenizer, len, progress)?;
     let per_split = cfg.held_out_chunks_per_split();
     let (chunks, held_out) = if let Some(n) = cfg.held_out_chunks {
         if !cfg.validation.is_empty() || !cfg.test.is_empty() {
             bail!("held_out_chunks (the first chunks held out) cannot be combined with validation or test files: leave it unset");
         }
-        let mut c = Chunks::from_stream(&stream, len, n);
+        let mut c = Chunks::leading(store.clone(), len, n)?;
         let what = if cfg.held_out_test_first {
             std::mem::swap(&mut c.validation, &mut c.test);
             format!(
@@ -283,9 +379,9 @@ fn split(
         };
         (c, what)
     } else {
-        let all = cut(&stream, len);
+        let all = store.len() / len;
         // a split drawn from the corpus takes at most a quarter of it
-        let cap = all.len() / 4;
+        let cap = all / 4;
         let want = |files: &[PathBuf]| {
             if files.is_empty() {
                 per_split.min(cap)
@@ -293,9 +389,9 @@ fn split(
                 0
             }
         };
-        let (mut drawn, train) = draw(all, &[want(&cfg.validation), want(&cfg.test)]);
-        let test_drawn = drawn.pop().expect("two splits");
-        let validation_drawn = drawn.pop().expect("two splits");
+        let (mut drawn, train) = draw_ids(all, &[want(&cfg.validation), want(&cfg.test)]);
+        let test_drawn = read_chunks(&store, len, &drawn.pop().expect("two splits"))?;
+        let validation_drawn = read_chunks(&store, len, &drawn.pop().expect("two splits"))?;
         let mut words = Vec::new();
         let mut held = |name: &str,
                         files: &[PathBuf],
@@ -336,7 +432,7 @@ fn split(
                 len,
                 validation,
                 test,
-                train,
+                train: TrainChunks::new(store.clone(), len, train),
             },
             words.join("; "),
         )
@@ -345,7 +441,7 @@ fn split(
     if chunks.train.is_empty() {
         bail!(
             "the corpus has {} tokens: too few for even one training chunk of {len} after the held-out splits",
-            stream.len(),
+            store.len(),
         );
     }
     let noise = SpanCorruption {
@@ -361,12 +457,7 @@ fn split(
     }
     // unigram entropy of the training tokens: the loss a model that ignores context reaches
     let vocab = tokenizer.vocab_size();
-    let mut counts = vec![0u64; vocab];
-    for c in &chunks.train {
-        for &t in c {
-            counts[t as usize] += 1;
-        }
-    }
+    let counts = chunks.train.token_counts(vocab)?;
     let n: u64 = counts.iter().sum();
     let unigram_entropy = -counts
         .iter()
@@ -379,7 +470,7 @@ fn split(
     Ok(Prepared {
         tokenizer,
         chunks,
-        data_name: corpus.name,
+        data_name: corpus.name.clone(),
         held_out,
         unigram_entropy,
     })

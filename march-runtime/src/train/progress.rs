@@ -63,3 +63,19 @@ pub(super) fn progress_bar(
     bar.set_position(at);
     Some(bar)
 }
+
+/// A progress bar over `total` bytes on a terminal (`None` elsewhere).
+pub(super) fn bytes_bar(progress: bool, total: u64, what: &str) -> Option<indicatif::ProgressBar> {
+    if !progress || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{spinner}} {{binary_bytes}}/{{binary_total_bytes}} {what} [{{bar:30}}] {{binary_bytes_per_sec}} eta {{eta}}"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    Some(bar)
+}

@@ -285,17 +285,22 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
             session.fill_param("embedding", f32::NAN);
         }
         let t0 = Instant::now();
-        let micro: Vec<_> = (0..cfg.grad_accum)
-            .map(|micro| {
+        let micro = (0..cfg.grad_accum)
+            .map(|micro| -> Result<_> {
                 let picks = stream.take(cfg.batch_size);
-                let seeded: Vec<(&[u32], u64)> = picks
+                let chunks = picks
                     .iter()
-                    .map(|&(c, s)| (data.chunks.train[c].as_slice(), s))
+                    .map(|&(c, _)| data.chunks.train.get(c))
+                    .collect::<std::io::Result<Vec<_>>>()?;
+                let seeded: Vec<(&[u32], u64)> = chunks
+                    .iter()
+                    .zip(&picks)
+                    .map(|(c, &(_, s))| (c.as_slice(), s))
                     .collect();
                 let dropout = derive_seed(cfg.seed, &[0x4452_4f50, step, micro as u64]);
-                (batcher.batch(&seeded), dropout)
+                Ok((batcher.batch(&seeded), dropout))
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let lr = cfg.schedule.lr(cfg.lr, step, cfg.warmup(), cfg.steps);
         let outcome = match train_step(session.as_mut(), &micro, lr, cfg.clip_grad_norm) {
             Ok(o) => o,
