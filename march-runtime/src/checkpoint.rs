@@ -110,11 +110,28 @@ pub fn save<E: Float, D: Ops<E>>(
             tensors_checksum: Some(format!("{sum:016x}")),
         })?,
     )]);
+    // written beside the last one, synced, then renamed over it: a kill or
+    // a full disk leaves the last checkpoint whole (and no temporary)
+    let path = dir.join(FILE);
     let tmp = dir.join(format!("{FILE}.tmp"));
-    safetensors::serialize_to_file(views, &Some(meta), &tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, dir.join(FILE))
-        .with_context(|| format!("replacing {}", dir.join(FILE).display()))?;
+    let written = safetensors::serialize_to_file(views, &Some(meta), &tmp)
+        .map_err(|e| match e {
+            // safetensors shows its I/O errors in Debug form
+            safetensors::SafeTensorError::IoError(e) => crate::files::io_error(e),
+            e => anyhow!("{e}"),
+        })
+        .and_then(|()| {
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(crate::files::io_error)
+        });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.context(format!("writing the checkpoint {}", path.display())));
+    }
+    std::fs::rename(&tmp, &path)
+        .map_err(crate::files::io_error)
+        .with_context(|| format!("replacing {}", path.display()))?;
     Ok(())
 }
 

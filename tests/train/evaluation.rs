@@ -213,3 +213,50 @@ fn a_finished_run_is_evaluated_whole_and_march_eval_agrees() {
     let after = read(&dir.join("metrics.jsonl")).unwrap();
     assert_eq!(after, records);
 }
+
+/// Peak memory does not grow with the corpus: a corpus of over 1 GB (the
+/// Gutenberg training books four times over, 1.12 GB of JSON Lines, 280M
+/// tokens) is tokenized into the token store and cut into chunks within
+/// 1 GiB of resident memory. Ignored by default (about six minutes of two
+/// cores, 1.7 GB of temporary disk): `cargo test --release --test train --
+/// --ignored peak_memory`.
+#[test]
+#[ignore]
+fn peak_memory_does_not_grow_with_the_corpus() {
+    use std::io::Write;
+    let dir = temp_dir("big-corpus");
+    let corpus = dir.join("gutenberg-x4.jsonl");
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&corpus).unwrap());
+        for _ in 0..4 {
+            let mut gz = flate2::read::MultiGzDecoder::new(
+                std::fs::File::open(shared_data().join("gutenberg/train.jsonl.gz")).unwrap(),
+            );
+            std::io::copy(&mut gz, &mut out).unwrap();
+        }
+        out.flush().unwrap();
+    }
+    assert!(std::fs::metadata(&corpus).unwrap().len() > 1_000_000_000);
+    // its own cache: the store is written, not found
+    std::env::set_var("MARCH_CACHE", dir.join("cache"));
+    let tokenizer = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/reproduction/gutenberg/tokenizer.json");
+    let cfg = TrainConfig {
+        data: vec![corpus],
+        tokenizer: Some(tokenizer),
+        ..TrainConfig::preset("cpu").unwrap()
+    };
+    let d = prepare_data(&cfg, 8192, &dir.join("run"), false).unwrap();
+    assert!(d.chunks.tokens() > 280_000_000, "{}", d.chunks.tokens());
+    // one batch's chunks, as training reads them
+    assert_eq!(d.chunks.train.get(12_345).unwrap().len(), 128);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let peak_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/self/status");
+    eprintln!("peak resident memory: {} MB", peak_kb / 1024);
+    assert!(peak_kb < 1 << 20, "peak resident memory {peak_kb} kB");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -530,3 +530,41 @@ fn warmup_follows_the_run_length_and_is_recorded() {
     let peak = lrs.iter().copied().fold(0.0, f64::max);
     assert_eq!(peak, lrs[1], "{lrs:?}");
 }
+
+/// A full disk while the checkpoint is written (its temporary file made a
+/// link to `/dev/full`, which refuses every write with ENOSPC): the error
+/// says so in words, not in Rust's Debug form; the temporary is gone; the
+/// last checkpoint is whole, and the run resumes from it to the same end.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_is_said_in_words_and_loses_nothing() {
+    let cfg = smoke();
+    let (full, dir) = (temp_dir("full-disk-whole"), temp_dir("full-disk"));
+    let whole = run::<Mini>(&options(&full, cfg.clone())).unwrap();
+    run::<Mini>(&RunOptions {
+        stop_after: Some(4),
+        ..options(&dir, cfg.clone())
+    })
+    .unwrap();
+    let tmp = dir.join("checkpoint.safetensors.tmp");
+    std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
+    let err = run::<Mini>(&RunOptions {
+        resume: true,
+        ..options(&dir, cfg.clone())
+    })
+    .expect_err("the disk is full");
+    let shown = format!("{err:#}");
+    assert!(shown.contains("No space left on device"), "{shown}");
+    assert!(
+        !shown.contains("StorageFull") && !shown.contains("Os {"),
+        "{shown}"
+    );
+    assert!(std::fs::symlink_metadata(&tmp).is_err(), "temporary left");
+    let resumed = run::<Mini>(&RunOptions {
+        resume: true,
+        ..options(&dir, cfg)
+    })
+    .unwrap();
+    assert_eq!(resumed.final_val_loss, whole.final_val_loss);
+    assert_eq!(losses(&full), losses(&dir));
+}

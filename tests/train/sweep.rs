@@ -519,3 +519,96 @@ fn controls_holm_and_a_reference_in_the_report() {
         5.785
     );
 }
+
+/// What a run directory's files can become (a kill during a write, two
+/// writers, a copy cut short, an edit): every byte-prefix of each file at a
+/// few lengths, each file twice over, every line twice, the lines
+/// reversed. `march report` reads them all without a panic: each run is
+/// either reported or named with what is wrong, and the report is written.
+#[test]
+fn the_report_survives_whatever_is_in_a_run_directory() {
+    let dir = temp_dir("report-fuzz");
+    for seed in 0..2 {
+        fake_run(&dir, "Base", seed, 4.0 + 0.1 * seed as f64, 4.0);
+        fake_run(&dir, "Wide", seed, 3.5 + 0.1 * seed as f64, 3.5);
+    }
+    let victim = dir.join("Wide-seed1");
+    let mut cases = 0;
+    for file in ["config.json", "metrics.jsonl", "summary.json"] {
+        let path = victim.join(file);
+        let original = std::fs::read(&path).unwrap();
+        let text = String::from_utf8(original.clone()).unwrap();
+        let n = original.len();
+        let mut variants: Vec<(String, Vec<u8>)> = [0, 1, n / 3, n / 2, n - 2, n - 1]
+            .into_iter()
+            .map(|k| (format!("first {k} of {n} bytes"), original[..k].to_vec()))
+            .collect();
+        variants.push(("twice over".into(), [&original[..], &original[..]].concat()));
+        let lines: Vec<&str> = text.lines().collect();
+        variants.push((
+            "every line twice".into(),
+            lines
+                .iter()
+                .flat_map(|l| [*l, *l])
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+                .into_bytes(),
+        ));
+        variants.push((
+            "lines reversed".into(),
+            lines
+                .iter()
+                .rev()
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+                .into_bytes(),
+        ));
+        variants.push(("not UTF-8".into(), vec![0xff, 0xfe, b'{', b'\n']));
+        for (what, bytes) in variants {
+            std::fs::write(&path, &bytes).unwrap();
+            let out = dir.join("report-out");
+            let _ = std::fs::remove_dir_all(&out);
+            let result = std::panic::catch_unwind(|| {
+                let cmp = report::compare(std::slice::from_ref(&dir), None, &[])?;
+                report::write(&cmp, &out, "march report")?;
+                anyhow::Ok(cmp)
+            });
+            let cmp = match result {
+                Ok(Ok(cmp)) => cmp,
+                Ok(Err(e)) => panic!("{file}, {what}: the report failed: {e:#}"),
+                Err(_) => panic!("{file}, {what}: the report panicked"),
+            };
+            // the other runs are always reported; the victim is reported
+            // or named
+            let seeds = |v: &str| {
+                cmp.variants
+                    .iter()
+                    .find(|r| r.variant == v)
+                    .map(|r| r.seeds.clone())
+                    .unwrap_or_default()
+            };
+            assert_eq!(seeds("Base"), [0, 1], "{file}, {what}");
+            let wide = seeds("Wide");
+            let named = cmp
+                .errors
+                .iter()
+                .any(|e| e.contains(&victim.display().to_string()));
+            assert!(
+                wide == [0, 1] || (wide == [0] && named),
+                "{file}, {what}: Wide seeds {wide:?}, errors {:?}",
+                cmp.errors
+            );
+            // reported, its curve is the run's: one point per evaluation,
+            // in order of tokens
+            if wide == [0, 1] {
+                let w = cmp.variants.iter().find(|r| r.variant == "Wide").unwrap();
+                let tokens: Vec<u64> = w.curve.iter().map(|p| p.tokens).collect();
+                assert_eq!(tokens, [0, 100, 200], "{file}, {what}");
+            }
+            assert!(out.join("report.md").exists() && out.join("val_loss.svg").exists());
+            cases += 1;
+        }
+        std::fs::write(&path, &original).unwrap();
+    }
+    assert_eq!(cases, 30);
+}

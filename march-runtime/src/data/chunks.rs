@@ -76,12 +76,14 @@ impl TrainChunks {
                 for &t in &block[(id - first) * self.len..(id - first + 1) * self.len] {
                     match counts.get_mut(t as usize) {
                         Some(c) => *c += 1,
-                        None => return Err(std::io::Error::new(
-                            std::io::ErrorKind::InvalidData,
-                            format!(
+                        None => {
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                format!(
                                 "token {t} in the token store is outside the vocabulary of {vocab}"
                             ),
-                        )),
+                            ))
+                        }
                     }
                 }
             }

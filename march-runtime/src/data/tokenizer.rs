@@ -152,16 +152,20 @@ impl MarchTokenizer {
         self.inner.get_vocab_size(true)
     }
 
-    /// Token ids of each document (no special tokens added), in parallel.
+    /// Token ids of each document (no special tokens added), in parallel
+    /// (rayon's pool). Each document's encoding (its tokens' strings and
+    /// offsets, tens of bytes a token) is dropped as soon as its ids are
+    /// out, so a batch of documents costs its ids, not its encodings.
     pub fn encode_all(&self, docs: &[String]) -> Result<Vec<Vec<u32>>, TokenizerError> {
-        let encodings = self
-            .inner
-            .encode_batch(docs.iter().map(String::as_str).collect::<Vec<_>>(), false)
-            .map_err(|e| TokenizerError::Encode(e.to_string()))?;
-        Ok(encodings
-            .into_iter()
-            .map(|e| e.get_ids().to_vec())
-            .collect())
+        use rayon::prelude::*;
+        docs.par_iter()
+            .map(|d| {
+                self.inner
+                    .encode_fast(d.as_str(), false)
+                    .map(|e| e.get_ids().to_vec())
+                    .map_err(|e| TokenizerError::Encode(e.to_string()))
+            })
+            .collect()
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String, TokenizerError> {

@@ -418,11 +418,12 @@ pub fn write(cmp: &Comparison, out: &Path, command: &str) -> Result<Written> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let plots = plot::write_all(cmp, out)?;
     let markdown = out.join("report.md");
-    std::fs::write(&markdown, markdown::render(cmp, command, &plots, out))
-        .with_context(|| format!("writing {}", markdown.display()))?;
+    crate::files::write_atomic(
+        &markdown,
+        markdown::render(cmp, command, &plots, out).as_bytes(),
+    )?;
     let json = out.join("report.json");
-    std::fs::write(&json, serde_json::to_string_pretty(cmp)?)
-        .with_context(|| format!("writing {}", json.display()))?;
+    crate::files::write_atomic(&json, serde_json::to_string_pretty(cmp)?.as_bytes())?;
     Ok(Written {
         markdown,
         json,

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -46,8 +46,9 @@ pub fn write_all(cmp: &Comparison, out: &Path) -> Result<Vec<PathBuf>> {
         .into_iter()
         .filter(|&n| compared || n != "delta_vs_control")
     {
-        let svg = out.join(format!("{name}.svg"));
-        let png = out.join(format!("{name}.png"));
+        // drawn into temporary files, renamed into place when whole
+        let svg = crate::files::tmp_path(&out.join(format!("{name}.svg")));
+        let png = out.join(format!(".{name}.{}.tmp.png", std::process::id()));
         let drawn = match name {
             "val_loss" => curves(SVGBackend::new(&svg, SIZE).into_drawing_area(), cmp)
                 .and_then(|()| curves(BitMapBackend::new(&png, SIZE).into_drawing_area(), cmp)),
@@ -57,9 +58,18 @@ pub fn write_all(cmp: &Comparison, out: &Path) -> Result<Vec<PathBuf>> {
                 |()| loss_vs_params(BitMapBackend::new(&png, SIZE).into_drawing_area(), cmp),
             ),
         };
-        drawn.map_err(|e| anyhow!("drawing {} in {}: {e}", name, out.display()))?;
-        written.push(svg);
-        written.push(png);
+        drawn.map_err(|e| {
+            let _ = std::fs::remove_file(&svg);
+            let _ = std::fs::remove_file(&png);
+            anyhow!("drawing {} in {}: {e}", name, out.display())
+        })?;
+        for (tmp, ext) in [(svg, "svg"), (png, "png")] {
+            let path = out.join(format!("{name}.{ext}"));
+            std::fs::rename(&tmp, &path)
+                .map_err(crate::files::io_error)
+                .with_context(|| format!("writing {}", path.display()))?;
+            written.push(path);
+        }
     }
     Ok(written)
 }
@@ -88,6 +98,10 @@ fn color(i: usize) -> RGBColor {
 }
 
 fn pad(lo: f64, hi: f64, frac: f64) -> std::ops::Range<f64> {
+    // nothing finite to show (plotters refuses a range that is not)
+    if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+        return 0.0..1.0;
+    }
     // a single value still gets a visible range around it
     let span = (hi - lo).max(hi.abs() * 0.05).max(1e-9);
     (lo - frac * span)..(hi + frac * span)

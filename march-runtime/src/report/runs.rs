@@ -122,15 +122,7 @@ pub fn read_run(dir: &Path) -> Result<RunData> {
             .with_context(|| format!("{}: unreadable summary.json", dir.display()))?,
     )
     .map_err(|e| anyhow!("{}: summary.json is corrupt: {e}", dir.display()))?;
-    let curve: Vec<(u64, f64)> = records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Eval {
-                tokens, val_loss, ..
-            } => Some((*tokens, *val_loss)),
-            _ => None,
-        })
-        .collect();
+    let curve = curve(dir, &records)?;
     if summary.final_val_loss.is_none() || curve.is_empty() {
         bail!("{}: the run has no validation loss", dir.display());
     }
@@ -140,4 +132,38 @@ pub fn read_run(dir: &Path) -> Result<RunData> {
         summary,
         curve,
     })
+}
+
+/// The validation curve of a run's records, in order of tokens: a record
+/// written twice (two writers, a file copied onto itself) counts once; two
+/// different losses at one point, or a loss that is not finite, are an
+/// error that names the run.
+fn curve(dir: &Path, records: &[Record]) -> Result<Vec<(u64, f64)>> {
+    let mut points: Vec<(u64, f64)> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Eval {
+                tokens, val_loss, ..
+            } => Some((*tokens, *val_loss)),
+            _ => None,
+        })
+        .collect();
+    if let Some(&(t, v)) = points.iter().find(|(_, v)| !v.is_finite()) {
+        bail!(
+            "{}: metrics.jsonl: validation loss {v} at {t} tokens",
+            dir.display()
+        );
+    }
+    points.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    points.dedup();
+    if let Some(w) = points.windows(2).find(|w| w[0].0 == w[1].0) {
+        bail!(
+            "{}: metrics.jsonl holds two validation losses at {} tokens ({} and {}): two processes wrote this run?",
+            dir.display(),
+            w[0].0,
+            w[0].1,
+            w[1].1
+        );
+    }
+    Ok(points)
 }

@@ -277,7 +277,7 @@ impl Sink {
     }
 }
 
-/// Corpus → tokenizer → token stream (cached) → chunks, for a run in
+/// Corpus → tokenizer → token store (cached) → chunks, for a run in
 /// `run_dir`: its tokenizer is `--tokenizer`, else the one saved there, else
 /// one trained on the corpus; it is saved there.
 pub fn prepare_data(
