@@ -1,9 +1,9 @@
-//! `march sweep`: variants × seeds under one configuration.
+//! `march sweep`: variants × settings × seeds under one configuration.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use march_runtime::sweep::{self, Slice, SweepOptions, SweepSpec, RUNS_FILE};
+use march_runtime::sweep::{self, Axis, Slice, SweepOptions, SweepSpec, RUNS_FILE};
 use march_runtime::train::DeviceKind;
 
 use super::train::ConfigArgs;
@@ -22,6 +22,12 @@ pub struct SweepArgs {
     /// Explicit seeds instead, e.g. 0,1,2,7.
     #[arg(long, value_delimiter = ',')]
     seed_list: Vec<u64>,
+    /// An axis of settings, KEY=V1,V2,… with a training key as in a TOML
+    /// configuration (lr, batch_size, warmup_fraction, adamw.weight_decay…):
+    /// every run trains one combination of the axes' values (repeatable:
+    /// `--grid lr=1e-3,3e-3 --grid batch_size=8,16` is 4 settings).
+    #[arg(long, value_name = "KEY=V1,V2,…")]
+    grid: Vec<Axis>,
     #[command(flatten)]
     config: ConfigArgs,
     /// Run only lines K, K+N, K+2N… of runs.txt (0 <= K < N): one slice per
@@ -64,18 +70,27 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         } else {
             args.seed_list.clone()
         };
-        Some(SweepSpec::new(&args.variants, seeds, cfg)?)
+        Some(SweepSpec::new(&args.variants, seeds, cfg)?.with_grid(args.grid.clone())?)
     };
+    if spec.is_none() && !args.grid.is_empty() {
+        bail!("--grid without variants: name the variants to start a sweep (continuing one takes its own grid)");
+    }
     let (spec, runs) = sweep::open(&args.out, spec)?;
     let say = |m: String| {
         if !args.quiet {
             eprintln!("{m}");
         }
     };
+    let settings = spec.settings().len();
     say(format!(
-        "sweep {}: {} variants × {} seeds = {} runs ({}), this slice {}: {} of them",
+        "sweep {}: {} variants{} × {} seeds = {} runs ({}), this slice {}: {} of them",
         args.out.display(),
         spec.variants.len(),
+        if spec.grid.is_empty() {
+            String::new()
+        } else {
+            format!(" × {settings} settings")
+        },
         spec.seeds.len(),
         runs.len(),
         args.out.join(RUNS_FILE).display(),
@@ -87,8 +102,12 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         for (i, r) in runs.iter().enumerate() {
             let state = sweep::run_state(&args.out.join(&r.dir));
             text += &format!(
-                "{i:>4} {} {} {} {:?}{}\n",
+                "{i:>4} {}{} {} {} {:?}{}\n",
                 r.variant,
+                r.settings
+                    .iter()
+                    .map(|(k, v)| format!(" {k}={v}"))
+                    .collect::<String>(),
                 r.seed,
                 r.dir,
                 state,

@@ -379,6 +379,9 @@ fn bad_optimizer_settings_are_refused() {
         .merge_toml("[adamw]\nbetas = [0.9, 0.95]\neps = 1e-8\nweight_decay = 0.1\nlr = 3\n")
         .unwrap_err();
     assert!(err.contains("lr"), "unknown key under [adamw]: {err}");
+    // a typo gets the nearest key
+    let err = base.merge_toml("stepz = 4\n").unwrap_err();
+    assert!(err.contains("did you mean `steps`?"), "{err}");
     for (toml, what) in [
         ("[adamw]\nbetas = [1.0, 1.0]\n", "adamw.betas"),
         ("[adamw]\neps = -1.0\n", "adamw.eps"),

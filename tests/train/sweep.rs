@@ -367,18 +367,11 @@ fn runs_of_different_settings_are_never_seeds_of_one_another() {
         .map(|v| (v.variant.as_str(), v.seeds.as_slice()))
         .collect();
     assert_eq!(rows.len(), 2, "{rows:?}");
-    // (the warmup, 10% of the run, differs with the length too)
-    let row = |prefix: &str| {
-        rows.iter()
-            .find(|(l, _)| l.starts_with(prefix))
-            .map(|r| r.1)
-    };
-    assert_eq!(
-        row("SmallBaseline (steps 2,"),
-        Some(&[0, 1][..]),
-        "{rows:?}"
-    );
-    assert_eq!(row("SmallBaseline (steps 120,"), Some(&[0][..]), "{rows:?}");
+    // (the warmup, 10% of the run, follows from the length: not a setting
+    // of its own)
+    let row = |label: &str| rows.iter().find(|(l, _)| *l == label).map(|r| r.1);
+    assert_eq!(row("SmallBaseline (steps 2)"), Some(&[0, 1][..]), "{rows:?}");
+    assert_eq!(row("SmallBaseline (steps 120)"), Some(&[0][..]), "{rows:?}");
     assert!(
         cmp.differences.contains(&"steps: 120 / 2".to_string()),
         "{:?}",
@@ -387,6 +380,23 @@ fn runs_of_different_settings_are_never_seeds_of_one_another() {
     // the baseline is the first group of the baseline variant; the other
     // group has one seed, so no interval against it
     assert_eq!(cmp.baseline.as_deref(), rows.first().map(|r| r.0));
+
+    // any training setting tells runs apart, a nested one too
+    let dir = temp_dir("report-settings-nested");
+    fake_run(&dir.join("a"), "Base", 0, 6.0, 6.0);
+    let other = fake_run(&dir.join("b"), "Base", 1, 6.2, 6.1);
+    let path = other.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["train"]["adamw"]["weight_decay"] = 0.5.into();
+    std::fs::write(&path, config.to_string()).unwrap();
+    let cmp = report::compare(&[dir], None, &[]).unwrap();
+    let labels: Vec<&str> = cmp.variants.iter().map(|v| v.variant.as_str()).collect();
+    assert_eq!(labels.len(), 2, "{labels:?}");
+    assert!(
+        labels.contains(&"Base (adamw.weight_decay 0.5)"),
+        "{labels:?}"
+    );
 }
 
 #[test]
@@ -611,4 +621,111 @@ fn the_report_survives_whatever_is_in_a_run_directory() {
         std::fs::write(&path, &original).unwrap();
     }
     assert_eq!(cases, 30);
+}
+
+/// A sweep over settings as well as variants: 2 variants × 2 learning
+/// rates × 2 seeds, each run trained and recorded with its own settings;
+/// the report's rows are (variant, lr), seeds never mixed across settings,
+/// and it names each variant's best lr, picked on validation and compared
+/// on test.
+#[test]
+fn a_grid_sweep_reports_each_variant_at_its_best_setting() {
+    use march_runtime::sweep::Axis;
+    let dir = temp_dir("sweep-grid");
+    let variants = ["Mini".to_string(), "MiniUnitPositions".to_string()];
+    let grid = |g: &str| vec![g.parse::<Axis>().unwrap()];
+    let spec = SweepSpec::new(&variants, vec![0, 1], smoke())
+        .unwrap()
+        .with_grid(grid("lr=3e-4,3e-3"))
+        .unwrap();
+    let (spec, runs) = sweep::open(&dir, Some(spec)).unwrap();
+    assert_eq!(runs.len(), 8);
+    assert_eq!(runs[1].dir, "Mini-lr3e-3-seed0");
+    assert_eq!(runs[1].settings, [("lr".to_string(), "3e-3".to_string())]);
+    let out = sweep::run(&spec, &runs, &options(&dir, None)).unwrap();
+    assert_eq!(
+        (out.trained.len(), out.failed.len()),
+        (8, 0),
+        "{:?}",
+        out.failed
+    );
+    for r in &runs {
+        let c: RunConfig =
+            serde_json::from_slice(&std::fs::read(dir.join(&r.dir).join("config.json")).unwrap())
+                .unwrap();
+        let lr: f64 = r.settings[0].1.parse().unwrap();
+        assert_eq!((c.train.lr, c.train.seed), (lr, r.seed), "{}", r.dir);
+    }
+    // reopened from its files alone: the same sweep and runs; another grid
+    // in the same directory is refused
+    let (again, again_runs) = sweep::open(&dir, None).unwrap();
+    assert_eq!((&again, &again_runs), (&spec, &runs));
+    let other = SweepSpec::new(&variants, vec![0, 1], smoke())
+        .unwrap()
+        .with_grid(grid("lr=1e-3"))
+        .unwrap();
+    assert!(sweep::open(&dir, Some(other)).is_err());
+
+    let cmp = report::compare(std::slice::from_ref(&dir), None, &[]).unwrap();
+    assert!(cmp.errors.is_empty(), "{:?}", cmp.errors);
+    assert_eq!(cmp.variants.len(), 4, "rows: (variant, lr)");
+    for v in &cmp.variants {
+        assert_eq!(v.seeds, [0, 1], "{}", v.variant);
+        assert!(v.variant.contains("(lr "), "{}", v.variant);
+    }
+    assert_eq!(cmp.best_settings.len(), 2);
+    for (b, name) in cmp.best_settings.iter().zip(&variants) {
+        assert_eq!(&b.variant, name);
+        let rows: Vec<_> = cmp
+            .variants
+            .iter()
+            .filter(|v| v.variant.starts_with(&format!("{name} (")))
+            .collect();
+        assert_eq!(rows.len(), 2);
+        let best = rows
+            .iter()
+            .min_by(|a, b| a.final_val_loss.mean.total_cmp(&b.final_val_loss.mean))
+            .unwrap();
+        assert_eq!(b.row, best.variant, "picked on validation");
+        assert_eq!(b.test_loss, best.test_loss, "reported on test");
+    }
+    assert!(
+        cmp.best_settings[0].vs_baseline_test.is_none(),
+        "Mini is the baseline"
+    );
+    assert!(cmp.best_settings[1].vs_baseline_test.is_some());
+    let out = dir.join("report");
+    report::write(&cmp, &out, "march report").unwrap();
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("Picked on validation"), "{md}");
+    for b in &cmp.best_settings {
+        let lr = b.row.split("(lr ").nth(1).unwrap().trim_end_matches(')');
+        assert!(
+            md.contains(&format!("| {} | lr {lr} | 2 |", b.variant)),
+            "{md}"
+        );
+    }
+
+    // a bad axis is refused before anything trains, saying what to write
+    assert!("lr".parse::<Axis>().unwrap_err().contains("KEY=V1,V2"));
+    assert!("seed=1,2".parse::<Axis>().unwrap_err().contains("--seeds"));
+    assert!("lr=1e-3,1e-3"
+        .parse::<Axis>()
+        .unwrap_err()
+        .contains("twice"));
+    let refused = |g: &str| {
+        format!(
+            "{:#}",
+            SweepSpec::new(&variants, vec![0], smoke())
+                .unwrap()
+                .with_grid(grid(g))
+                .unwrap_err()
+        )
+    };
+    assert!(
+        refused("lrr=1e-3").contains("lrr"),
+        "{}",
+        refused("lrr=1e-3")
+    );
+    assert!(refused("batch_size=0").contains("batch_size"));
 }

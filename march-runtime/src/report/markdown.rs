@@ -111,6 +111,42 @@ pub fn render(cmp: &Comparison, command: &str, plots: &[PathBuf], out: &Path) ->
             "\nRank agreement with {r}: undefined (fewer than 3 variants in both, or a constant side)."
         );
     }
+    if !cmp.best_settings.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n## Each variant at its best setting\n\nPicked on validation (each variant's row of lowest mean final val loss among its settings), compared on test (the split the choice never saw): Δ test = its test loss minus the baseline variant's chosen row's, with Welch's 95% interval.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| variant | best setting | of | final val loss | test loss | Δ test vs baseline [95% CI] | p |"
+        );
+        let _ = writeln!(md, "|---|---|--:|--:|--:|--:|--:|");
+        for b in &cmp.best_settings {
+            let setting = b
+                .row
+                .strip_prefix(b.variant.as_str())
+                .map(|r| r.trim().trim_start_matches('(').trim_end_matches(')'))
+                .filter(|r| !r.is_empty())
+                .unwrap_or("-");
+            let (delta, p) = match &b.vs_baseline_test {
+                Some(w) => (
+                    format!("{:+.4} [{:+.4}, {:+.4}]", w.diff, w.ci_low, w.ci_high),
+                    format!("{:.3}", w.p),
+                ),
+                None => ("-".to_string(), "-".to_string()),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {setting} | {} | {:.4} | {} | {delta} | {p} |",
+                b.variant,
+                b.candidates.len(),
+                b.val_loss,
+                b.test_loss
+                    .as_ref()
+                    .map_or_else(|| "-".to_string(), |t| mean_std(t, 4)),
+            );
+        }
+    }
     if !plots.is_empty() {
         let _ = writeln!(md);
         for p in plots

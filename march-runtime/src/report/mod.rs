@@ -107,6 +107,26 @@ pub struct Comparison {
     /// reference's values, with its bootstrap interval over seeds.
     #[serde(default)]
     pub rank_agreement: Option<RankAgreement>,
+    /// Each variant at its best setting, where the runs hold several
+    /// settings of it (picked on validation, compared on test).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub best_settings: Vec<BestSetting>,
+}
+
+/// A variant's best setting among its rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BestSetting {
+    pub variant: String,
+    /// The row chosen: the lowest mean final validation loss.
+    pub row: String,
+    /// Every row of the variant that was considered.
+    pub candidates: Vec<String>,
+    pub val_loss: f64,
+    pub test_loss: Option<Summary>,
+    /// Its test loss minus the baseline variant's chosen row's, with
+    /// Welch's 95% interval (`None` for the baseline, or without test
+    /// losses of two seeds each).
+    pub vs_baseline_test: Option<Welch>,
 }
 
 /// What to compare, and against what.
@@ -278,6 +298,7 @@ pub fn compare_with(roots: &[PathBuf], opts: &CompareOptions) -> Result<Comparis
         rank_agreement_ = rank_agreement(&seeds, &values, RANK_RESAMPLES, 0x5241_4e4b);
     }
     Ok(Comparison {
+        best_settings: best_settings(&variants, baseline.as_deref()),
         baseline,
         variants,
         differences,
@@ -344,32 +365,42 @@ fn summarize(runs: &[RunData]) -> VariantResult {
     }
 }
 
-/// The training settings a comparison looks at (the seed aside), by name.
-fn settings(r: &RunData) -> [(&'static str, String); 10] {
-    let t = &r.config.train;
-    [
-        ("data", r.config.data.clone()),
-        ("held_out", r.config.held_out.clone()),
-        ("tokenizer", r.config.tokenizer.clone()),
-        ("steps", t.steps.to_string()),
-        ("batch_size", t.batch_size.to_string()),
-        ("grad_accum", t.grad_accum.to_string()),
-        ("chunk_len", t.chunk_len.to_string()),
-        ("lr", t.lr.to_string()),
-        (
-            "schedule",
-            format!("{:?} warmup {}", t.schedule, t.warmup()),
-        ),
-        ("device", format!("{:?}", r.config.device)),
-    ]
+/// The settings a comparison looks at, by name: the data, the held-out
+/// splits, the tokenizer and the device as the run recorded them, and
+/// every training setting but the seed (`adamw.weight_decay` for nested
+/// ones), so that runs of any two settings are told apart.
+fn settings(r: &RunData) -> Vec<(String, String)> {
+    let mut out = vec![
+        ("data".to_string(), r.config.data.clone()),
+        ("held_out".to_string(), r.config.held_out.clone()),
+        ("tokenizer".to_string(), r.config.tokenizer.clone()),
+        ("device".to_string(), format!("{:?}", r.config.device)),
+    ];
+    if let Ok(table) = toml::Table::try_from(&r.config.train) {
+        let mut train = Vec::new();
+        flatten("", &table, &mut train);
+        // the seed is what seeds differ in; the files are named above
+        train.retain(|(k, _)| !matches!(k.as_str(), "seed" | "data" | "tokenizer"));
+        out.extend(train);
+    }
+    out
+}
+
+fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)>) {
+    for (k, v) in table {
+        let key = format!("{prefix}{k}");
+        match v {
+            toml::Value::Table(t) => flatten(&format!("{key}."), t, out),
+            toml::Value::String(s) => out.push((key, s.clone())),
+            v => out.push((key, v.to_string())),
+        }
+    }
 }
 
 /// Each setting that is not the same in every run, with its values in
 /// the order found.
-fn varying_settings<'a>(
-    runs: impl Iterator<Item = &'a RunData>,
-) -> BTreeMap<&'static str, Vec<String>> {
-    let mut seen: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+fn varying_settings<'a>(runs: impl Iterator<Item = &'a RunData>) -> BTreeMap<String, Vec<String>> {
+    let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for r in runs {
         for (k, v) in settings(r) {
             let vals = seen.entry(k).or_default();
@@ -384,7 +415,7 @@ fn varying_settings<'a>(
 
 /// A run's row in the report: its variant, and its value of each varying
 /// setting (`SmallBaseline (lr 0.003, steps 40)`).
-fn group_label(r: &RunData, varying: &BTreeMap<&'static str, Vec<String>>) -> String {
+fn group_label(r: &RunData, varying: &BTreeMap<String, Vec<String>>) -> String {
     let own: Vec<String> = settings(r)
         .into_iter()
         .filter(|(k, _)| varying.contains_key(k))
@@ -395,6 +426,58 @@ fn group_label(r: &RunData, varying: &BTreeMap<&'static str, Vec<String>>) -> St
     } else {
         format!("{} ({})", r.config.variant, own.join(", "))
     }
+}
+
+/// For each variant with several rows (a sweep over settings), the row of
+/// its lowest mean final validation loss, and that row's test loss
+/// compared with the baseline variant's chosen row (Welch over seeds).
+/// Choosing on validation and comparing on test keeps the choice from
+/// flattering the number it is judged by.
+fn best_settings(variants: &[VariantResult], baseline: Option<&str>) -> Vec<BestSetting> {
+    let name_of = |label: &str| label.split(" (").next().unwrap_or(label).to_string();
+    let mut names: Vec<String> = Vec::new();
+    for v in variants {
+        let n = name_of(&v.variant);
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    if names.len() == variants.len() {
+        return Vec::new();
+    }
+    let best_of = |name: &str| -> Option<&VariantResult> {
+        variants
+            .iter()
+            .filter(|v| name_of(&v.variant) == name)
+            .min_by(|a, b| a.final_val_loss.mean.total_cmp(&b.final_val_loss.mean))
+    };
+    let base_name = baseline.map(name_of);
+    let base_best = base_name.as_deref().and_then(best_of);
+    names
+        .iter()
+        .filter_map(|n| {
+            let best = best_of(n)?;
+            let vs_baseline_test = match (base_best, &base_name) {
+                (Some(b), Some(bn)) if bn != n => match (&best.test_loss, &b.test_loss) {
+                    (Some(t), Some(bt)) => welch(t, bt),
+                    _ => None,
+                },
+                _ => None,
+            };
+            Some(BestSetting {
+                variant: n.clone(),
+                row: best.variant.clone(),
+                candidates: variants
+                    .iter()
+                    .filter(|v| name_of(&v.variant) == *n)
+                    .map(|v| v.variant.clone())
+                    .collect(),
+                val_loss: best.final_val_loss.mean,
+                test_loss: best.test_loss,
+                vs_baseline_test,
+            })
+        })
+        .collect()
 }
 
 /// The training settings (besides the seed) that are not the same in every run.

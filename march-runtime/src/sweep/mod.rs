@@ -1,9 +1,13 @@
-//! Sweeps: a set of variants × seeds trained under one configuration, each
-//! (variant, seed) in its own run directory.
+//! Sweeps: a set of variants × settings × seeds trained under one
+//! configuration, each (variant, setting, seed) in its own run directory.
+//! Settings are a grid of training keys (`--grid lr=1e-3,3e-3`): every
+//! combination of the axes' values, applied to the configuration as TOML.
 //!
 //! A sweep directory holds
-//! - `sweep.json`: the variants, the seeds and the full training configuration;
-//! - `runs.txt`: the list of runs, one per line (`variant seed directory`), a
+//! - `sweep.json`: the variants, the seeds, the grid and the full training
+//!   configuration;
+//! - `runs.txt`: the list of runs, one per line (`variant seed directory`,
+//!   then the run's settings as `key=value`), a
 //!   plain file that several machines (or a scheduler's job array) share: each
 //!   runs a disjoint slice of its lines (`--slice K/N` takes the lines whose
 //!   index is K modulo N);
@@ -34,8 +38,95 @@ pub const RUNS_FILE: &str = "runs.txt";
 pub struct SweepSpec {
     pub variants: Vec<String>,
     pub seeds: Vec<u64>,
-    /// Every run's configuration, but for its seed.
+    /// Every run's configuration, but for its seed and its settings.
     pub config: TrainConfig,
+    /// Axes of settings: every run trains one combination of their values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grid: Vec<Axis>,
+}
+
+/// One axis of a grid: a training key (as in a TOML configuration, e.g.
+/// `lr` or `adamw.weight_decay`) and its values (TOML value text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Axis {
+    pub key: String,
+    pub values: Vec<String>,
+}
+
+impl FromStr for Axis {
+    type Err = String;
+    /// `KEY=V1,V2,…`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = |why: &str| {
+            format!("--grid `{s}`: {why}; write KEY=V1,V2,… with a training key, e.g. lr=1e-3,3e-3")
+        };
+        let (key, values) = s.split_once('=').ok_or_else(|| bad("no `=`"))?;
+        let key = key.trim();
+        if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        {
+            return Err(bad("the key is not a training key"));
+        }
+        if key == "seed" {
+            return Err(format!(
+                "--grid `{s}`: seeds are not a setting; use --seeds N or --seed-list"
+            ));
+        }
+        let values: Vec<String> = values.split(',').map(|v| v.trim().to_string()).collect();
+        if values.iter().any(String::is_empty) {
+            return Err(bad("an empty value"));
+        }
+        let mut unique = values.clone();
+        unique.sort();
+        unique.dedup();
+        if unique.len() != values.len() {
+            return Err(bad("a value listed twice"));
+        }
+        Ok(Axis {
+            key: key.to_string(),
+            values,
+        })
+    }
+}
+
+/// `key = value` as TOML: the value as written when it is a TOML value
+/// (`1e-3`, `true`, `[0.9, 0.99]`), else as a string (`cosine`).
+fn toml_line(key: &str, value: &str) -> String {
+    let line = format!("{key} = {value}");
+    if line.parse::<toml::Table>().is_ok() {
+        line
+    } else {
+        format!("{key} = {}", toml::Value::String(value.to_string()))
+    }
+}
+
+/// `config` with `settings` applied (each a key and its value).
+pub fn apply(config: &TrainConfig, settings: &[(String, String)]) -> Result<TrainConfig> {
+    let text: String = settings
+        .iter()
+        .map(|(k, v)| toml_line(k, v) + "\n")
+        .collect();
+    config.merge_toml(&text).map_err(|e| {
+        let what: Vec<String> = settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        anyhow::anyhow!("the setting {}: {e}", what.join(" "))
+    })
+}
+
+/// A setting as a part of a directory name: `lr3e-3`, `adamw.weight_decay0.1`.
+fn dir_part(key: &str, value: &str) -> String {
+    let v: String = value
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+-.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{key}{v}")
 }
 
 impl SweepSpec {
@@ -69,20 +160,66 @@ impl SweepSpec {
             variants: names,
             seeds,
             config,
+            grid: Vec::new(),
         })
     }
 
-    /// Seed-major: all variants of the first seed come first, so a sweep cut
-    /// short still compares every variant.
+    /// The same sweep over a grid of settings: every combination must give
+    /// a valid configuration (checked here, before anything trains).
+    pub fn with_grid(mut self, grid: Vec<Axis>) -> Result<Self> {
+        for (i, a) in grid.iter().enumerate() {
+            if grid[..i].iter().any(|b| b.key == a.key) {
+                bail!("--grid: the key `{}` is given twice", a.key);
+            }
+        }
+        self.grid = grid;
+        for settings in self.settings() {
+            let cfg = apply(&self.config, &settings)?;
+            cfg.validate().map_err(|e| {
+                let what: Vec<String> = settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                anyhow::anyhow!("the setting {}: {e}", what.join(" "))
+            })?;
+        }
+        Ok(self)
+    }
+
+    /// Every combination of the grid's values (one empty one without a
+    /// grid), the first axis slowest.
+    pub fn settings(&self) -> Vec<Vec<(String, String)>> {
+        let mut combos = vec![Vec::new()];
+        for axis in &self.grid {
+            combos = combos
+                .into_iter()
+                .flat_map(|c: Vec<(String, String)>| {
+                    axis.values.iter().map(move |v| {
+                        let mut c = c.clone();
+                        c.push((axis.key.clone(), v.clone()));
+                        c
+                    })
+                })
+                .collect();
+        }
+        combos
+    }
+
+    /// Seed-major: all variants and settings of the first seed come first,
+    /// so a sweep cut short still compares every variant.
     pub fn runs(&self) -> Vec<PlannedRun> {
         let mut runs = Vec::new();
         for &seed in &self.seeds {
             for v in &self.variants {
-                runs.push(PlannedRun {
-                    variant: v.clone(),
-                    seed,
-                    dir: format!("{v}-seed{seed}"),
-                });
+                for settings in self.settings() {
+                    let parts: String = settings
+                        .iter()
+                        .map(|(k, x)| format!("-{}", dir_part(k, x)))
+                        .collect();
+                    runs.push(PlannedRun {
+                        variant: v.clone(),
+                        seed,
+                        dir: format!("{v}{parts}-seed{seed}"),
+                        settings,
+                    });
+                }
             }
         }
         runs
@@ -96,15 +233,31 @@ pub struct PlannedRun {
     pub seed: u64,
     /// Relative to the sweep directory.
     pub dir: String,
+    /// The run's settings (keys and values of the sweep's grid).
+    pub settings: Vec<(String, String)>,
+}
+
+impl PlannedRun {
+    /// The run's configuration: the sweep's, its settings applied, its seed.
+    pub fn config(&self, spec: &SweepSpec) -> Result<TrainConfig> {
+        Ok(TrainConfig {
+            seed: self.seed,
+            ..apply(&spec.config, &self.settings)?
+        })
+    }
 }
 
 /// Write `runs.txt`.
 pub fn write_runs(path: &Path, runs: &[PlannedRun]) -> Result<()> {
     let mut text = String::from(
-        "# march sweep: one run per line: variant seed directory (relative to this file)\n",
+        "# march sweep: one run per line: variant seed directory (relative to this file) [key=value…]\n",
     );
     for r in runs {
-        text.push_str(&format!("{} {} {}\n", r.variant, r.seed, r.dir));
+        text.push_str(&format!("{} {} {}", r.variant, r.seed, r.dir));
+        for (k, v) in &r.settings {
+            text.push_str(&format!(" {k}={v}"));
+        }
+        text.push('\n');
     }
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
@@ -122,14 +275,22 @@ pub fn read_runs(path: &Path) -> Result<Vec<PlannedRun>> {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let bad = || {
             anyhow::anyhow!(
-                "{}:{}: expected `variant seed directory`, found `{line}`",
+                "{}:{}: expected `variant seed directory [key=value…]`, found `{line}`",
                 path.display(),
                 i + 1
             )
         };
-        let [variant, seed, dir] = fields[..] else {
+        let [variant, seed, dir, ref rest @ ..] = fields[..] else {
             return Err(bad());
         };
+        let settings = rest
+            .iter()
+            .map(|f| {
+                f.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .ok_or_else(bad)
+            })
+            .collect::<Result<Vec<_>>>()?;
         let seed = seed.parse().map_err(|_| bad())?;
         if Path::new(dir).is_absolute() || dir.contains("..") {
             bail!(
@@ -142,6 +303,7 @@ pub fn read_runs(path: &Path) -> Result<Vec<PlannedRun>> {
             variant: variant.to_string(),
             seed,
             dir: dir.to_string(),
+            settings,
         });
     }
     Ok(runs)
@@ -297,7 +459,16 @@ pub fn run(spec: &SweepSpec, runs: &[PlannedRun], opts: &SweepOptions) -> Result
     let mut started = 0usize;
     for (i, r) in mine.iter().enumerate() {
         let dir = opts.dir.join(&r.dir);
-        let label = format!("{} seed {} ({})", r.variant, r.seed, dir.display());
+        let label = format!(
+            "{}{} seed {} ({})",
+            r.variant,
+            r.settings
+                .iter()
+                .map(|(k, v)| format!(" {k}={v}"))
+                .collect::<String>(),
+            r.seed,
+            dir.display()
+        );
         let state = run_state(&dir);
         if state == RunState::Done {
             out.skipped.push(label);
@@ -338,11 +509,15 @@ pub fn run(spec: &SweepSpec, runs: &[PlannedRun], opts: &SweepOptions) -> Result
             _ => None,
         };
         started += 1;
+        let cfg = match r.config(spec) {
+            Ok(c) => c,
+            Err(e) => {
+                out.failed.push((label, format!("{e:#}")));
+                continue;
+            }
+        };
         let run_opts = RunOptions {
-            cfg: TrainConfig {
-                seed: r.seed,
-                ..spec.config.clone()
-            },
+            cfg,
             out: dir.clone(),
             resume,
             resume_steps: None,

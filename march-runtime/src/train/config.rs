@@ -196,7 +196,7 @@ impl TrainConfig {
         merge(&mut base, over);
         toml::Value::Table(base)
             .try_into()
-            .map_err(|e: toml::de::Error| e.to_string())
+            .map_err(|e: toml::de::Error| with_suggestion(&e.to_string()))
     }
 
     /// Check the values; the message says what to change.
@@ -280,5 +280,21 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
                 base.insert(k, v);
             }
         }
+    }
+}
+
+/// serde's "unknown field `lrr`, expected one of `a`, `b`, …" with the
+/// nearest field suggested ("did you mean `lr`?").
+fn with_suggestion(message: &str) -> String {
+    let Some(rest) = message.split("unknown field `").nth(1) else {
+        return message.to_string();
+    };
+    let Some((typed, expected)) = rest.split_once('`') else {
+        return message.to_string();
+    };
+    let fields: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    match crate::names::nearest(typed, fields.iter().copied()) {
+        Some(n) => format!("{}; did you mean `{n}`?", message.trim_end()),
+        None => message.to_string(),
     }
 }
