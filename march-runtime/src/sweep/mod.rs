@@ -104,6 +104,9 @@ fn toml_line(key: &str, value: &str) -> String {
 
 /// `config` with `settings` applied (each a key and its value).
 pub fn apply(config: &TrainConfig, settings: &[(String, String)]) -> Result<TrainConfig> {
+    if settings.is_empty() {
+        return Ok(config.clone());
+    }
     let text: String = settings
         .iter()
         .map(|(k, v)| toml_line(k, v) + "\n")
