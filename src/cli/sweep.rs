@@ -132,12 +132,17 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         },
     )?;
     println!(
-        "sweep {} slice {}: {} trained, {} resumed, {} already finished, {} failed{}",
+        "sweep {} slice {}: {} trained, {} resumed, {} already finished, {}{} failed{}",
         args.out.display(),
         args.slice,
         outcome.trained.len(),
         outcome.resumed.len(),
         outcome.skipped.len(),
+        if outcome.held.is_empty() {
+            String::new()
+        } else {
+            format!("{} left to the process training them, ", outcome.held.len())
+        },
         outcome.failed.len(),
         if outcome.stopped {
             " (interrupted: run the same command to continue)"

@@ -370,7 +370,11 @@ fn runs_of_different_settings_are_never_seeds_of_one_another() {
     // (the warmup, 10% of the run, follows from the length: not a setting
     // of its own)
     let row = |label: &str| rows.iter().find(|(l, _)| *l == label).map(|r| r.1);
-    assert_eq!(row("SmallBaseline (steps 2)"), Some(&[0, 1][..]), "{rows:?}");
+    assert_eq!(
+        row("SmallBaseline (steps 2)"),
+        Some(&[0, 1][..]),
+        "{rows:?}"
+    );
     assert_eq!(row("SmallBaseline (steps 120)"), Some(&[0][..]), "{rows:?}");
     assert!(
         cmp.differences.contains(&"steps: 120 / 2".to_string()),
@@ -728,4 +732,21 @@ fn a_grid_sweep_reports_each_variant_at_its_best_setting() {
         refused("lrr=1e-3")
     );
     assert!(refused("batch_size=0").contains("batch_size"));
+}
+
+/// A run another process holds (a second slice started twice, a run
+/// started by hand) is left to it, counted as held, and its directory
+/// untouched; the next call trains it.
+#[test]
+fn a_sweep_leaves_a_held_run_to_its_holder() {
+    let dir = temp_dir("sweep-held");
+    let (spec, runs) = sweep::open(&dir, Some(spec())).unwrap();
+    let held_dir = dir.join(&runs[0].dir);
+    let held = march_runtime::files::DirLock::acquire(&held_dir, "run").unwrap();
+    let out = sweep::run(&spec, &runs, &options(&dir, None)).unwrap();
+    assert_eq!((out.held.len(), out.trained.len()), (1, 3));
+    assert!(!held_dir.join("config.json").exists(), "left untouched");
+    drop(held);
+    let out = sweep::run(&spec, &runs, &options(&dir, None)).unwrap();
+    assert_eq!((out.trained.len(), out.skipped.len()), (1, 3));
 }

@@ -439,6 +439,8 @@ pub struct SweepOutcome {
     pub trained: Vec<String>,
     pub resumed: Vec<String>,
     pub skipped: Vec<String>,
+    /// Runs another process holds (trains) now: left to it.
+    pub held: Vec<String>,
     /// Runs that failed, with why; the others still ran.
     pub failed: Vec<(String, String)>,
     /// Stopped early by `stop_after`.
@@ -490,7 +492,7 @@ pub fn run(spec: &SweepSpec, runs: &[PlannedRun], opts: &SweepOptions) -> Result
             Ok(l) => std::sync::Arc::new(l),
             Err(e) => {
                 say(format!("skipping {label}: {e:#}"));
-                out.skipped.push(label);
+                out.held.push(label);
                 continue;
             }
         };

@@ -140,6 +140,15 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
     };
     if opts.resume {
         state = session.load(&ckpt_path)?;
+        if state.step >= cfg.steps && new_length.is_some() {
+            bail!(
+                "{} has trained {} steps: --steps {} would end it where it already is; give more than {}",
+                dir.display(),
+                state.step,
+                cfg.steps,
+                state.step
+            );
+        }
         if state.step >= cfg.steps {
             bail!(
                 "{} is finished ({} of {} steps): to train it further, resume with a larger --steps",
