@@ -571,3 +571,35 @@ fn a_full_disk_is_said_in_words_and_loses_nothing() {
     assert_eq!(resumed.final_val_loss, whole.final_val_loss);
     assert_eq!(losses(&full), losses(&dir));
 }
+
+/// A tokenizer trained for a corpus is kept in the cache: the next run on
+/// the same corpus and vocabulary takes it instead of training again, and
+/// it is the tokenizer training would give (the same file, the same run).
+#[test]
+fn a_trained_tokenizer_is_trained_once_per_corpus() {
+    let dir = temp_dir("tokenizer-once");
+    // a copy made now: a corpus the cache has not seen
+    let corpus = dir.join("valid.txt");
+    std::fs::copy(shared_data().join("wikitext-2/valid.txt"), &corpus).unwrap();
+    let cfg = TrainConfig {
+        data: vec![corpus],
+        ..smoke()
+    };
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    run::<Mini>(&options(&a, cfg.clone())).unwrap();
+    let trained = std::fs::read(a.join("tokenizer.json")).unwrap();
+    let cached: Vec<_> = std::fs::read_dir(march_runtime::data::cache_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".tokenizer.json"))
+        .filter(|p| std::fs::read(p).unwrap() == trained)
+        .collect();
+    assert_eq!(cached.len(), 1, "kept in the cache");
+    run::<Mini>(&options(&b, cfg)).unwrap();
+    assert_eq!(std::fs::read(b.join("tokenizer.json")).unwrap(), trained);
+    let config = |d: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(d.join("config.json")).unwrap()).unwrap()
+    };
+    assert_eq!(config(&a)["tokenizer"], config(&b)["tokenizer"]);
+    assert_eq!(losses(&a), losses(&b));
+}

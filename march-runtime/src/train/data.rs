@@ -291,21 +291,7 @@ pub fn prepare_data(
     let tokenizer = match (&cfg.tokenizer, saved.exists()) {
         (Some(path), _) => MarchTokenizer::load(path)?,
         (None, true) => MarchTokenizer::load(&saved)?,
-        (None, false) => {
-            let t0 = Instant::now();
-            // the first ~20 MB of text are plenty for a BPE
-            let sample = corpus.sample(20_000_000)?;
-            let t = MarchTokenizer::train(&sample, vocab)?;
-            say(
-                progress,
-                format!(
-                    "tokenizer: trained a byte-fallback BPE of {vocab} tokens on {} documents in {:.1}s",
-                    thousands(sample.len() as u64),
-                    t0.elapsed().as_secs_f64()
-                ),
-            );
-            t
-        }
+        (None, false) => trained_tokenizer(&corpus, vocab, progress)?,
     };
     if tokenizer.vocab_size() != vocab {
         bail!(
@@ -317,6 +303,51 @@ pub fn prepare_data(
     }
     tokenizer.save(&saved)?;
     split(cfg, tokenizer, corpus, progress)
+}
+
+/// The tokenizer trained on `corpus` for `vocab` tokens: the one trained
+/// before on the same corpus (files, sizes, times) and vocabulary, kept in
+/// the cache beside the token stores (training is deterministic: the same
+/// tokenizer), else one trained now on the corpus's first ~20 MB of text
+/// and kept there.
+fn trained_tokenizer(corpus: &Corpus, vocab: usize, progress: bool) -> Result<MarchTokenizer> {
+    let key = fnv1a(&[
+        b"tokenizer",
+        corpus.describe()?.as_bytes(),
+        &vocab.to_le_bytes(),
+    ]);
+    let path = cache_dir().join(format!("{key:016x}.tokenizer.json"));
+    if let Ok(mut t) = MarchTokenizer::load(&path) {
+        if t.vocab_size() == vocab {
+            say(
+                progress,
+                format!(
+                    "tokenizer: the BPE of {vocab} tokens trained on this corpus before ({})",
+                    path.display()
+                ),
+            );
+            // the same tokenizer as one trained now, and said so
+            t.source = "trained".to_string();
+            return Ok(t);
+        }
+    }
+    let t0 = Instant::now();
+    // the first ~20 MB of text are plenty for a BPE
+    let sample = corpus.sample(20_000_000)?;
+    let t = MarchTokenizer::train(&sample, vocab)?;
+    say(
+        progress,
+        format!(
+            "tokenizer: trained a byte-fallback BPE of {vocab} tokens on {} documents in {:.1}s",
+            thousands(sample.len() as u64),
+            t0.elapsed().as_secs_f64()
+        ),
+    );
+    if std::fs::create_dir_all(cache_dir()).is_ok() {
+        // a cache that cannot be written only costs the next run a retraining
+        let _ = t.save(&path);
+    }
+    Ok(t)
 }
 
 /// The chunks of a finished run's data, with its saved `tokenizer`, as the
