@@ -104,10 +104,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
             text += &format!(
                 "{i:>4} {}{} {} {} {:?}{}\n",
                 r.variant,
-                r.settings
-                    .iter()
-                    .map(|(k, v)| format!(" {k}={v}"))
-                    .collect::<String>(),
+                r.settings_text(),
                 r.seed,
                 r.dir,
                 state,

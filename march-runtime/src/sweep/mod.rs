@@ -241,6 +241,15 @@ pub struct PlannedRun {
 }
 
 impl PlannedRun {
+    /// The settings as they are typed: ` lr=1e-3 batch_size=8` (empty
+    /// without a grid).
+    pub fn settings_text(&self) -> String {
+        self.settings
+            .iter()
+            .map(|(k, v)| format!(" {k}={v}"))
+            .collect()
+    }
+
     /// The run's configuration: the sweep's, its settings applied, its seed.
     pub fn config(&self, spec: &SweepSpec) -> Result<TrainConfig> {
         Ok(TrainConfig {
@@ -256,11 +265,13 @@ pub fn write_runs(path: &Path, runs: &[PlannedRun]) -> Result<()> {
         "# march sweep: one run per line: variant seed directory (relative to this file) [key=value…]\n",
     );
     for r in runs {
-        text.push_str(&format!("{} {} {}", r.variant, r.seed, r.dir));
-        for (k, v) in &r.settings {
-            text.push_str(&format!(" {k}={v}"));
-        }
-        text.push('\n');
+        text.push_str(&format!(
+            "{} {} {}{}\n",
+            r.variant,
+            r.seed,
+            r.dir,
+            r.settings_text()
+        ));
     }
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
@@ -467,10 +478,7 @@ pub fn run(spec: &SweepSpec, runs: &[PlannedRun], opts: &SweepOptions) -> Result
         let label = format!(
             "{}{} seed {} ({})",
             r.variant,
-            r.settings
-                .iter()
-                .map(|(k, v)| format!(" {k}={v}"))
-                .collect::<String>(),
+            r.settings_text(),
             r.seed,
             dir.display()
         );
