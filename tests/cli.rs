@@ -340,3 +340,61 @@ fn eval_reports_a_runs_splits_with_perplexity() {
         "{stderr}"
     );
 }
+
+/// A signal while a corpus is tokenized (minutes at scale) stops it at
+/// once: exit 130, a message that says nothing was saved, and neither a
+/// store nor its temporary file left in the cache.
+#[test]
+fn sigterm_while_tokenizing_stops_cleanly() {
+    let dir = temp_dir("sig-tokenizing");
+    let cache = dir.join("cache");
+    let shared = common::shared_data();
+    let child = march()
+        .env("MARCH_CACHE", &cache)
+        .args([
+            "train",
+            "SmallBaseline",
+            "--preset",
+            "smoke",
+            "--data",
+            shared.join("gutenberg/train.jsonl.gz").to_str().unwrap(),
+            "--tokenizer",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/docs/reproduction/gutenberg/tokenizer.json"
+            ),
+            "--out",
+            dir.join("run").to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let files = || -> Vec<String> {
+        std::fs::read_dir(&cache)
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // wait until the store is being written
+    let start = Instant::now();
+    while !files().iter().any(|f| f.ends_with(".tmp")) {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no tokenization"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let result = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted while tokenizing"), "{stderr}");
+    assert!(files().is_empty(), "left in the cache: {:?}", files());
+}

@@ -32,11 +32,13 @@ enum Command {
     List(list::ListArgs),
     /// Train a variant (default: SmallBaseline on the built-in corpus, CPU preset).
     Train(Box<train::TrainArgs>),
-    /// Train variants × seeds under one configuration, each in its own run
-    /// directory; resumable, and sliceable across machines (--slice).
+    /// Train variants × settings (--grid) × seeds under one configuration,
+    /// each in its own run directory; resumable, and sliceable across
+    /// machines (--slice).
     Sweep(Box<sweep::SweepArgs>),
     /// Compare run directories: a Markdown table (mean ± std over seeds,
-    /// Welch's 95% interval against the baseline), plots and JSON.
+    /// Welch's 95% interval against the baseline or a control, Holm), each
+    /// variant at its best setting, plots and JSON.
     Report(report::ReportArgs),
     /// Measure a variant's throughput on a synthetic batch: ms/step, tokens/s,
     /// GFLOP/s against the measured matmul ceiling, peak memory.
@@ -92,20 +94,4 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
-/// A run or sweep stopped by SIGINT, SIGTERM or SIGHUP after saving its
-/// checkpoint and metrics.
-#[derive(Debug)]
-pub struct Interrupted(pub String);
-
-impl Interrupted {
-    /// 128 + SIGINT, as a shell reports a process stopped by Ctrl-C.
-    pub const EXIT_CODE: u8 = 130;
-}
-
-impl std::fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Interrupted {}
+pub use march_runtime::train::Interrupted;

@@ -551,10 +551,23 @@ pub fn run(spec: &SweepSpec, runs: &[PlannedRun], opts: &SweepOptions) -> Result
             }
             Ok(_) if resume => out.resumed.push(label),
             Ok(_) => out.trained.push(label),
+            Err(e) if e.downcast_ref::<crate::train::Interrupted>().is_some() => {
+                out.stopped = true;
+                say(format!(
+                    "sweep stopped in {label} ({e}): continue it with `march sweep --out {}`",
+                    opts.dir.display()
+                ));
+                return Ok(out);
+            }
             Err(e) => {
                 say(format!("run failed: {label}: {e:#}"));
                 out.failed.push((label, format!("{e:#}")));
             }
+        }
+        // a signal between two runs stops the sweep before the next
+        if crate::train::progress::interrupted() {
+            out.stopped = true;
+            return Ok(out);
         }
     }
     Ok(out)

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 
 use super::config::TrainConfig;
-use super::progress::{bytes_bar, interrupted, say};
+use super::progress::{bytes_bar, interrupted, say, Interrupted};
 use crate::arch::thousands;
 use crate::data::chunks::read_chunks;
 use crate::data::corpus::Progress;
@@ -69,12 +69,11 @@ impl<'a> Corpus<'a> {
             return corpus::for_each_document(self.files, f);
         }
         let docs = synthetic::documents(0, self.builtin_documents);
-        let total = docs.len() as u64;
-        for (i, d) in docs.into_iter().enumerate() {
-            let at = Progress {
-                read: i as u64 + 1,
-                total,
-            };
+        let total = docs.iter().map(|d| d.len() as u64).sum();
+        let mut read = 0;
+        for d in docs {
+            read += d.len() as u64;
+            let at = Progress { read, total };
             if f(d, at)?.is_break() {
                 break;
             }
@@ -182,10 +181,11 @@ impl<'a> Corpus<'a> {
         };
         self.for_each(|d, at| {
             if interrupted() {
-                bail!(
-                    "interrupted while tokenizing {}: no token store written",
+                return Err(Interrupted(format!(
+                    "interrupted while tokenizing {}: no token store written, nothing to resume (start the run again)",
                     self.name
-                );
+                ))
+                .into());
             }
             docs += 1;
             batch_bytes += d.len();

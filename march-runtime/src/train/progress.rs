@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-pub(super) fn install_ctrl_c() {
+pub(crate) fn install_ctrl_c() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let _ = ctrlc::set_handler(|| {
@@ -21,13 +21,31 @@ pub(super) fn install_ctrl_c() {
     });
 }
 
+/// A run or sweep stopped by SIGINT, SIGTERM or SIGHUP, with what was saved
+/// and how to continue (the command exits 130, not 0 and not 1).
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl Interrupted {
+    /// 128 + SIGINT, as a shell reports a process stopped by Ctrl-C.
+    pub const EXIT_CODE: u8 = 130;
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
 /// Whether a signal asked the run to stop after this step.
-pub(super) fn interrupted() -> bool {
+pub(crate) fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
 /// Forget an earlier signal (a new run in this process).
-pub(super) fn clear_interrupt() {
+pub(crate) fn clear_interrupt() {
     INTERRUPTED.store(false, Ordering::SeqCst);
 }
 

@@ -105,6 +105,9 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
         .map_err(|e| anyhow!("--matmul {}: {e}", cfg.matmul))?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
 
+    // signals are heard from here on: a long tokenization stops cleanly too
+    install_ctrl_c();
+    clear_interrupt();
     let data = prepare_data(&cfg, arch.vocab, dir, opts.progress)?;
     let noise = SpanCorruption {
         noise_density: cfg.noise_density,
@@ -247,9 +250,6 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
             data.unigram_entropy
         ),
     );
-    install_ctrl_c();
-    clear_interrupt();
-
     let started = Instant::now();
     let tokens_at_start = state.tokens;
     // a resumed run's summary covers the whole run: its earlier evaluations
