@@ -177,6 +177,19 @@ fn sighup_saves_a_checkpoint_and_exits_130() {
     stopped_by_signal_saves_and_resumes("HUP");
 }
 
+/// Send `signal` (`TERM`, `INT`…) to `child` and wait for it: its output
+/// and its standard error as text.
+fn stop_with(child: std::process::Child, signal: &str) -> (std::process::Output, String) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let result = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
+    (result, stderr)
+}
+
 fn stopped_by_signal_saves_and_resumes(signal: &str) {
     let dir = temp_dir(&format!("sig{signal}"));
     let out = dir.join("run");
@@ -207,13 +220,7 @@ fn stopped_by_signal_saves_and_resumes(signal: &str) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let status = Command::new("kill")
-        .args([&format!("-{signal}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let result = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&result.stderr);
+    let (result, stderr) = stop_with(child, signal);
     // not a success: the run is unfinished
     assert_eq!(result.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("checkpoint saved"), "{stderr}");
@@ -387,13 +394,7 @@ fn sigterm_while_tokenizing_stops_cleanly() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let result = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&result.stderr);
+    let (result, stderr) = stop_with(child, "TERM");
     assert_eq!(result.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted while tokenizing"), "{stderr}");
     assert!(files().is_empty(), "left in the cache: {:?}", files());
