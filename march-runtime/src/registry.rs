@@ -98,11 +98,11 @@ fn open<V: Variant>(arch: &'static Arch, opts: &SessionOptions) -> Result<Box<dy
     match opts.device {
         DeviceKind::Cpu => Ok(Box::new(ModelSession::<V::Model<f32, Cpu>, Cpu>::new(
             arch, opts,
-        ))),
+        )?)),
         #[cfg(feature = "cuda")]
         DeviceKind::Cuda => Ok(Box::new(ModelSession::<V::Model<f32, Cuda>, Cuda>::new(
             arch, opts,
-        ))),
+        )?)),
         #[cfg(not(feature = "cuda"))]
         DeviceKind::Cuda => anyhow::bail!(
             "this march was built without CUDA: rebuild with `cargo build --release --features cuda`"

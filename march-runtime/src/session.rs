@@ -22,8 +22,8 @@ use crate::model::{Seq2Seq, Seq2SeqBatch};
 use crate::ops::{Matmul, Ops};
 use crate::optim::{grad_norm, AdamW, AdamWConfig};
 use crate::params::{
-    alloc_grads, for_each_param, grad_magnitudes, num_params, set_params, zero_grads, Build,
-    ParamInfo, Params,
+    alloc_grads, for_each_grad_slice, for_each_param, grad_magnitudes, num_params, set_params,
+    zero_grads, Build, ParamInfo, Params,
 };
 
 /// Where to train.
@@ -145,6 +145,9 @@ pub trait Session {
     /// Every parameter tensor with the sum of absolute values of its
     /// accumulated gradient.
     fn grad_magnitudes(&mut self) -> Vec<(ParamInfo, f64)>;
+    /// Every trainable tensor's gradient, copied to the host, in the
+    /// module's order (tests compare devices with it).
+    fn gradients(&mut self) -> Vec<(String, Vec<f32>)>;
     /// Write the checkpoint (model, optimizer, `state`) into `dir`, atomically.
     fn save(&self, dir: &Path, state: &TrainState) -> Result<()>;
     /// Load a checkpoint (model and optimizer); returns its state.
@@ -185,21 +188,21 @@ where
 
     /// Build `M` on a device seeded with `opts.seed` and initialise it from
     /// the same seed as `arch` says.
-    pub fn new(arch: &'static Arch, opts: &SessionOptions) -> Self {
-        let dev = D::seeded(opts.seed);
+    pub fn new(arch: &'static Arch, opts: &SessionOptions) -> Result<Self> {
+        let dev = D::seeded(opts.seed)?;
         let mut model = <M as Build<f32, D>>::build(&dev);
         model.init(&Ctx::eval(arch), opts.seed);
         let params: &dyn Params<f32, D> = &model;
         let opt = opts.adamw.map(|cfg| AdamW::new(cfg, params));
         let grads = Some(alloc_grads(params));
-        ModelSession {
+        Ok(ModelSession {
             arch,
             matmul: opts.matmul,
             dev,
             model,
             opt,
             grads,
-        }
+        })
     }
 }
 
@@ -284,6 +287,16 @@ where
         out
     }
 
+    fn gradients(&mut self) -> Vec<(String, Vec<f32>)> {
+        let mut g = self.grads.take().expect("gradients");
+        let mut out = Vec::new();
+        for_each_grad_slice(self.params(), &mut g, |name, v| {
+            out.push((name.to_string(), v.to_vec()))
+        });
+        self.grads = Some(g);
+        out
+    }
+
     fn save(&self, dir: &Path, state: &TrainState) -> Result<()> {
         let opt = self
             .opt
@@ -341,20 +354,36 @@ pub fn tape_into<E: Float, D: Device<E>>(dev: &D, grads: Gradients<E, D>) -> Own
 
 /// Devices that can be created from a seed (the CPU, and the first CUDA device).
 pub trait SeedableDevice: Sized + 'static {
-    fn seeded(seed: u64) -> Self;
+    /// The device, or why there is none (no GPU, no driver).
+    fn seeded(seed: u64) -> Result<Self>;
 }
 
 impl SeedableDevice for Cpu {
-    fn seeded(seed: u64) -> Self {
-        Cpu::seed_from_u64(seed)
+    fn seeded(seed: u64) -> Result<Self> {
+        Ok(Cpu::seed_from_u64(seed))
     }
 }
 
 #[cfg(feature = "cuda")]
 impl SeedableDevice for Cuda {
-    fn seeded(seed: u64) -> Self {
-        Cuda::seed_from_u64(seed)
+    fn seeded(seed: u64) -> Result<Self> {
+        cuda_devices()?;
+        Cuda::try_seed_from_u64(seed).map_err(|e| anyhow::anyhow!("opening CUDA device 0: {e:?}"))
     }
+}
+
+/// How many CUDA devices the driver sees, or why there is none in words
+/// (cudarc panics where there is no driver or no GPU, so this asks first).
+#[cfg(feature = "cuda")]
+pub fn cuda_devices() -> Result<usize> {
+    use cudarc::driver::result;
+    result::init().map_err(|e| anyhow::anyhow!("no CUDA device: the driver says {e}"))?;
+    let n = result::device::get_count()
+        .map_err(|e| anyhow::anyhow!("no CUDA device: the driver says {e}"))?;
+    if n < 1 {
+        anyhow::bail!("no CUDA device: the driver sees no GPU");
+    }
+    Ok(n as usize)
 }
 
 /// Opens a variant's model (its architecture and options) as a session:

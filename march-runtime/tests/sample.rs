@@ -63,6 +63,9 @@ impl Session for Scripted {
     fn grad_magnitudes(&mut self) -> Vec<(ParamInfo, f64)> {
         unreachable!()
     }
+    fn gradients(&mut self) -> Vec<(String, Vec<f32>)> {
+        unreachable!()
+    }
     fn save(&self, _: &Path, _: &TrainState) -> anyhow::Result<()> {
         unreachable!()
     }

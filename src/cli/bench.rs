@@ -6,7 +6,8 @@ use march_runtime::bench::{self, Mode};
 use march_runtime::kernels::simd::{set_isa, Isa};
 use march_runtime::machine::Machine;
 use march_runtime::ops::Matmul;
-use march_runtime::registry::find_or_suggest;
+use march_runtime::registry::{find_or_suggest, Entry};
+use march_runtime::session::DeviceKind;
 use march_runtime::workload::Workload;
 
 #[derive(clap::Args)]
@@ -43,6 +44,10 @@ pub struct BenchArgs {
     /// (default: the best this CPU runs), to compare them on one machine.
     #[arg(long, value_parser = parse_isa)]
     loops: Option<Isa>,
+    /// cpu, or cuda (a build with --features cuda): the GPU's step, with
+    /// its MFU against the GPU's measured f32, TF32 and bf16 peaks.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceKind,
 }
 
 fn parse_isa(s: &str) -> Result<Isa, String> {
@@ -85,6 +90,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     } else {
         Mode::Train
     };
+    if args.device == DeviceKind::Cuda {
+        if args.matmul != Matmul::F32 {
+            bail!("--matmul bf16 is the CPU's AMX path: on CUDA the products run in f32 (dfdx 0.13 has no bf16)");
+        }
+        if args.loops.is_some() {
+            bail!("--loops chooses the CPU's element-wise loops: it has no meaning with --device cuda");
+        }
+        return run_cuda(args, entry, w, mode);
+    }
     if let Some(isa) = args.loops {
         set_isa(isa).map_err(|e| anyhow!("--loops: {e}"))?;
     }
@@ -109,12 +123,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     eprintln!("  on {}", machine.summary());
     let (ceiling, at) = bench::matmul_ceiling(&bench::step_products(arch, w), 3, args.matmul)
         .map_err(|e| anyhow!("--matmul {}: {e}", args.matmul))?;
-    let mut step = entry.bench(
-        march_runtime::session::DeviceKind::Cpu,
-        w,
-        mode,
-        args.matmul,
-    )?;
+    let mut step = entry.bench(DeviceKind::Cpu, w, mode, args.matmul)?;
     let m = bench::measure(&mut step, args.warmup, args.steps, |i| {
         eprint!("\r  step {i}/{}", args.steps)
     });
@@ -141,16 +150,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         ),
         _ => "n/a".into(),
     };
-    let ph = m.median_phases();
-    let phases = match mode {
-        Mode::Train => format!(
-            "forward {:.1}, backward {:.1}, optimizer {:.1} (gradient norm + AdamW) ms, medians",
-            ph.forward * 1e3,
-            ph.backward * 1e3,
-            ph.optimizer * 1e3
-        ),
-        Mode::Forward => format!("forward {:.1} ms, median", ph.forward * 1e3),
-    };
+    let phases = phases_text(mode, &m);
     super::list::emit(&format!(
         "{name} {mode}\n  ms/step    {ms:.1} (median; min {min:.1}, max {max:.1})\n  phases     {phases}\n  tokens/s   {tps:.0}\n  GFLOP/s    {gflops:.1} ({gf:.1} GFLOP of matrix products per step)\n  ceiling    {pct:.0}% of this machine's measured {prec} matmul ceiling: {ceiling:.0} GFLOP/s, the best of march's product over the step's shapes (at {am}×{ak}·{ak}×{an}), {threads} thread(s){fma}\n  floor      {floor_ms:.1} ms (the step's products at the ceiling): the step is {ratio:.2}× its floor\n  machine    {machine}\n  memory     peak resident {peak}; {growth}\n",
         name = arch.name,
@@ -170,4 +170,71 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         ratio = median / floor,
         machine = machine.summary(),
     ))
+}
+
+fn phases_text(mode: Mode, m: &bench::Measured) -> String {
+    let ph = m.median_phases();
+    match mode {
+        Mode::Train => format!(
+            "forward {:.1}, backward {:.1}, optimizer {:.1} (gradient norm + AdamW) ms, medians",
+            ph.forward * 1e3,
+            ph.backward * 1e3,
+            ph.optimizer * 1e3
+        ),
+        Mode::Forward => format!("forward {:.1} ms, median", ph.forward * 1e3),
+    }
+}
+
+/// `march bench --device cuda`: the step on the GPU, and its MFU against
+/// the GPU's own measured peaks.
+#[cfg(feature = "cuda")]
+fn run_cuda(args: &BenchArgs, entry: &Entry, w: Workload, mode: Mode) -> Result<()> {
+    let arch = entry.arch;
+    eprintln!(
+        "{} {} on CUDA: batch {} × (encoder {}, decoder {}) = {} tokens per step, f32 matmuls; {} warm-up + {} measured steps",
+        arch.name,
+        mode.name(),
+        w.batch,
+        w.enc_len,
+        w.dec_len,
+        thousands(w.tokens() as u64),
+        args.warmup,
+        args.steps
+    );
+    const N: usize = 8192;
+    let peaks = bench::cuda::peaks(N, 5)?;
+    let mut step = entry.bench(DeviceKind::Cuda, w, mode, Matmul::F32)?;
+    let m = bench::measure(&mut step, args.warmup, args.steps, |i| {
+        eprint!("\r  step {i}/{}", args.steps)
+    });
+    eprintln!();
+    let median = m.median_s();
+    let min = m.step_s.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = m.step_s.iter().copied().fold(0.0, f64::max);
+    let flops = bench::flops_per_step(arch, w, mode);
+    let gflops = flops / median / 1e9;
+    super::list::emit(&format!(
+        "{name} {mode} on CUDA\n  ms/step    {ms:.2} (median; min {min:.2}, max {max:.2})\n  phases     {phases}\n  tokens/s   {tps:.0}\n  GFLOP/s    {gflops:.0} ({gf:.1} GFLOP of matrix products per step)\n  MFU        {f:.1}% of the GPU's measured f32 peak ({pf:.0} GFLOP/s: cuBLAS sgemm, {N}³, what dfdx runs); {t:.1}% of its TF32 peak ({pt:.0}); {b:.1}% of its bf16 peak ({pb:.0})\n  device     {device}\n  host       peak resident {peak}\n",
+        name = arch.name,
+        mode = mode.name(),
+        ms = median * 1e3,
+        min = min * 1e3,
+        max = max * 1e3,
+        phases = phases_text(mode, &m),
+        tps = w.tokens() as f64 / median,
+        gf = flops / 1e9,
+        f = 100.0 * gflops / peaks.f32,
+        pf = peaks.f32,
+        t = 100.0 * gflops / peaks.tf32,
+        pt = peaks.tf32,
+        b = 100.0 * gflops / peaks.bf16,
+        pb = peaks.bf16,
+        device = peaks.device,
+        peak = mb(m.peak_rss),
+    ))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn run_cuda(_: &BenchArgs, _: &Entry, _: Workload, _: Mode) -> Result<()> {
+    bail!("this march was built without CUDA: rebuild with `cargo build --release --features cuda`")
 }

@@ -5,6 +5,9 @@
 
 use std::time::Instant;
 
+#[cfg(feature = "cuda")]
+pub mod cuda;
+
 use crate::arch::Arch;
 use crate::ops::Matmul;
 use crate::optim::AdamWConfig;
