@@ -17,11 +17,13 @@ pub struct Machine {
     pub gemm: &'static str,
     /// The first core's clock now (`cpu MHz` of `/proc/cpuinfo`), in MHz.
     pub mhz: Option<f64>,
+    /// `vendor_id`, `cpu family` and `model` of `/proc/cpuinfo`, e.g.
+    /// ("AuthenticAMD", 25, 17): Zen 4; the model name alone may be just
+    /// "AMD EPYC" under a hypervisor.
+    pub vendor: String,
+    pub family: Option<u32>,
+    pub model: Option<u32>,
 }
-
-/// FMA units per core assumed for the peak: two on every x86-64 server
-/// core march is measured on (Zen 2–4, Skylake-SP and later Xeons).
-pub const FMA_UNITS: usize = 2;
 
 impl Machine {
     pub fn here() -> Machine {
@@ -38,6 +40,23 @@ impl Machine {
             loops: simd::isa(),
             gemm: gemm_kernel(),
             mhz: field("cpu MHz").and_then(|v| v.parse().ok()),
+            vendor: field("vendor_id").unwrap_or_default(),
+            family: field("cpu family").and_then(|v| v.parse().ok()),
+            model: field("model").and_then(|v| v.parse().ok()),
+        }
+    }
+
+    /// FMA instructions of gemm's width each core issues per cycle: two on
+    /// the x86-64 server cores march is measured on (Zen 2–3 at 256 bits,
+    /// Skylake-SP and later Xeons at 512), but one at 512 bits on Zen 4
+    /// (family 25 with AVX-512), which runs a 512-bit FMA as two 256-bit
+    /// halves on its two FMA pipes.
+    pub fn fma_units(&self) -> usize {
+        let zen4 = self.vendor == "AuthenticAMD" && self.family == Some(25);
+        if zen4 && self.gemm == "avx512f" {
+            1
+        } else {
+            2
         }
     }
 
@@ -50,17 +69,22 @@ impl Machine {
         }
     }
 
-    /// threads × [`FMA_UNITS`] × lanes × 2 FLOP × clock, in GFLOP/s; `None`
-    /// without a clock reading.
+    /// threads × [`Machine::fma_units`] × lanes × 2 FLOP × clock, in
+    /// GFLOP/s; `None` without a clock reading.
     pub fn fma_peak_gflops(&self) -> Option<f64> {
         let ghz = self.mhz? / 1e3;
-        Some((self.threads * FMA_UNITS * self.lanes() * 2) as f64 * ghz)
+        Some((self.threads * self.fma_units() * self.lanes() * 2) as f64 * ghz)
     }
 
-    /// One line: CPU, threads, loops, gemm kernel.
+    /// One line: CPU (with its family and model), threads, loops, gemm
+    /// kernel.
     pub fn summary(&self) -> String {
+        let id = match (self.family, self.model) {
+            (Some(f), Some(m)) => format!(", family {f} model {m}"),
+            _ => String::new(),
+        };
         format!(
-            "{} ({} thread(s)); march's loops: {}; gemm's f32 microkernels: {}",
+            "{}{id} ({} thread(s)); march's loops: {}; gemm's f32 microkernels: {}",
             self.cpu_model, self.threads, self.loops, self.gemm
         )
     }
@@ -80,4 +104,33 @@ fn gemm_kernel() -> &'static str {
         }
     }
     "scalar"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(vendor: &str, family: u32, gemm: &'static str) -> Machine {
+        Machine {
+            cpu_model: "test".into(),
+            threads: 2,
+            loops: Isa::Baseline,
+            gemm,
+            mhz: Some(2600.0),
+            vendor: vendor.into(),
+            family: Some(family),
+            model: Some(17),
+        }
+    }
+
+    #[test]
+    fn zen4_issues_one_512_bit_fma_per_cycle() {
+        let zen4 = machine("AuthenticAMD", 25, "avx512f");
+        assert_eq!(zen4.fma_units(), 1);
+        // 2 threads × 1 × 16 lanes × 2 FLOP × 2.6 GHz
+        assert!((zen4.fma_peak_gflops().unwrap() - 166.4).abs() < 1e-9);
+        assert_eq!(machine("AuthenticAMD", 25, "fma").fma_units(), 2);
+        assert_eq!(machine("AuthenticAMD", 26, "avx512f").fma_units(), 2);
+        assert_eq!(machine("GenuineIntel", 6, "avx512f").fma_units(), 2);
+    }
 }

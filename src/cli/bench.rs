@@ -137,7 +137,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let fma = match machine.fma_peak_gflops() {
         Some(p) => format!(
             "; theoretical FMA peak {p:.0} GFLOP/s ({threads} × {} FMA units × {} lanes × 2 at {:.2} GHz)",
-            march_runtime::machine::FMA_UNITS,
+            machine.fma_units(),
             machine.lanes(),
             machine.mhz.unwrap_or(0.0) / 1e3
         ),
