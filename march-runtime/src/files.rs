@@ -28,13 +28,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("replacing {}", path.display()))
 }
 
-/// `dir/.name.tmp` for `dir/name`.
+/// `dir/.name.PID-N.tmp` for `dir/name` (see [`unique`]).
 pub fn tmp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp"))
+    path.with_file_name(format!(".{name}.{}.tmp", unique()))
+}
+
+/// `PID-N`, N counting this process's temporary files: two writers of one
+/// file, in two processes or in two threads of one (tests; a shared
+/// cache), never write or rename each other's temporary.
+pub fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// An I/O error as a person reads it (not Rust's Debug form).

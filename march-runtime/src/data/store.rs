@@ -212,7 +212,7 @@ impl StoreWriter {
             std::fs::create_dir_all(dir)?;
         }
         let mut name = path.file_name().unwrap_or_default().to_os_string();
-        name.push(format!(".{}.tmp", std::process::id()));
+        name.push(format!(".{}.tmp", crate::files::unique()));
         let tmp = path.with_file_name(name);
         let width = width_for(vocab);
         let mut writer = StoreWriter {
