@@ -30,7 +30,8 @@ start=$SECONDS
 say() { printf 'cuda-bundle: %s\n' "$*" >&2; }
 
 if ! command -v nvcc > /dev/null 2>&1 || [[ -z "${CUDA_ROOT:-}" ]]; then
-  eval "$(scripts/cuda-toolkit.sh)"
+  cuda_env=$(scripts/cuda-toolkit.sh)
+  eval "$cuda_env"
 fi
 export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
 out=target/cuda-bundle

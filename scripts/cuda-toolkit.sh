@@ -3,7 +3,7 @@
 # `--features cuda` where no toolkit is installed (CI, a build machine
 # without a GPU). No root, no GPU, no NVIDIA driver needed.
 #
-#   eval "$(scripts/cuda-toolkit.sh)"     # installs once, prints the exports
+#   env=$(scripts/cuda-toolkit.sh) && eval "$env"   # installs once, prints the exports
 #   cargo build --release --features cuda
 #
 # Installs into $MARCH_CUDA_HOME (default ${XDG_CACHE_HOME:-~/.cache}/march/cuda-13.0):
@@ -55,8 +55,8 @@ if [[ ! -f "$home/toolkit/.complete-$stamp" ]]; then
     file=$(ls "$home/wheels/${name//-/_}-$version-"*.whl 2> /dev/null | head -n 1 || true)
     if [[ -z "$file" ]]; then
       say "downloading $spec"
+      # the wheels are py3-none-manylinux_x86_64: any CPython 3 on x86-64 Linux
       python3 -m pip download --quiet --no-deps --only-binary=:all: \
-        --platform manylinux_2_27_x86_64 --python-version 3.11 \
         --dest "$home/wheels" "$spec" >&2 || die "pip could not download $spec"
       file=$(ls "$home/wheels/${name//-/_}-$version-"*.whl | head -n 1)
     fi
