@@ -124,13 +124,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let (ceiling, at) = bench::matmul_ceiling(&bench::step_products(arch, w), 3, args.matmul)
         .map_err(|e| anyhow!("--matmul {}: {e}", args.matmul))?;
     let mut step = entry.bench(DeviceKind::Cpu, w, mode, args.matmul)?;
-    let m = bench::measure(&mut step, args.warmup, args.steps, |i| {
-        eprint!("\r  step {i}/{}", args.steps)
-    });
-    eprintln!();
-    let median = m.median_s();
-    let min = m.step_s.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = m.step_s.iter().copied().fold(0.0, f64::max);
+    let (m, median, min, max) = measure_steps(args, &mut step);
     let flops = bench::flops_per_step(arch, w, mode);
     let gflops = flops / median / 1e9;
     let floor = flops / (ceiling * 1e9);
@@ -172,6 +166,19 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     ))
 }
 
+/// The measured steps, with a progress line; the measurement and its
+/// median, shortest and longest step in seconds.
+fn measure_steps(args: &BenchArgs, step: &mut bench::Step) -> (bench::Measured, f64, f64, f64) {
+    let m = bench::measure(step, args.warmup, args.steps, |i| {
+        eprint!("\r  step {i}/{}", args.steps)
+    });
+    eprintln!();
+    let median = m.median_s();
+    let min = m.step_s.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = m.step_s.iter().copied().fold(0.0, f64::max);
+    (m, median, min, max)
+}
+
 fn phases_text(mode: Mode, m: &bench::Measured) -> String {
     let ph = m.median_phases();
     match mode {
@@ -204,13 +211,7 @@ fn run_cuda(args: &BenchArgs, entry: &Entry, w: Workload, mode: Mode) -> Result<
     const N: usize = 8192;
     let peaks = bench::cuda::peaks(N, 5)?;
     let mut step = entry.bench(DeviceKind::Cuda, w, mode, Matmul::F32)?;
-    let m = bench::measure(&mut step, args.warmup, args.steps, |i| {
-        eprint!("\r  step {i}/{}", args.steps)
-    });
-    eprintln!();
-    let median = m.median_s();
-    let min = m.step_s.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = m.step_s.iter().copied().fold(0.0, f64::max);
+    let (m, median, min, max) = measure_steps(args, &mut step);
     let flops = bench::flops_per_step(arch, w, mode);
     let gflops = flops / median / 1e9;
     super::list::emit(&format!(
