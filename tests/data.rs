@@ -109,6 +109,49 @@ fn span_corruption_lengths_match_the_collator() {
     assert_eq!(noise.chunk_for_encoder_len(230), Some(254));
 }
 
+/// The original's own format of April 2023 (its `span_corrupt_utils.py`):
+/// the same spans from the same draws, the encoder input without `</s>`
+/// (ending with the last span's sentinel), the labels ending with one
+/// sentinel more instead of `</s>`; its doctest's shape: 50 tokens, 8 noise
+/// in 3 spans, inputs of 45 and labels of 12.
+#[test]
+fn span_corruption_in_the_original_april_format() {
+    let t5 = SpanCorruption::default();
+    let april = SpanCorruption {
+        format: march_runtime::data::SpanFormat::April2023,
+        ..t5
+    };
+    assert_eq!(april.counts(50), (8, 3));
+    assert_eq!(april.lengths(50), (45, 12));
+    assert_eq!(april.lengths(1024), (1024 - 154 + 51, 154 + 51 + 1));
+    let special = march_runtime::data::SpecialIds {
+        eos: 0,
+        sentinels: (1..=100).collect(),
+    };
+    for len in [5usize, 16, 50, 128] {
+        let chunk: Vec<u32> = (0..len as u32).map(|i| 200 + i).collect();
+        let (a, b) = (
+            t5.corrupt(&chunk, &special, &mut StdRng::seed_from_u64(len as u64)),
+            april.corrupt(&chunk, &special, &mut StdRng::seed_from_u64(len as u64)),
+        );
+        let spans = t5.counts(len).1;
+        assert_eq!(
+            &b.inputs[..],
+            &a.inputs[..a.inputs.len() - 1],
+            "length {len}"
+        );
+        assert_eq!(*b.inputs.last().unwrap(), special.sentinels[spans - 1]);
+        assert_eq!(
+            &b.labels[..b.labels.len() - 1],
+            &a.labels[..a.labels.len() - 1]
+        );
+        assert_eq!(*b.labels.last().unwrap(), special.sentinels[spans]);
+        assert_eq!(b.decoder_inputs, a.decoder_inputs);
+        assert_eq!(reconstruct(&b, &special), chunk, "length {len}");
+        assert_eq!((b.inputs.len(), b.labels.len()), april.lengths(len));
+    }
+}
+
 #[test]
 fn span_corruption_edge_cases() {
     let noise = SpanCorruption::default();

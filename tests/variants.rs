@@ -68,6 +68,44 @@ fn original_experiments_have_the_original_counts() {
     assert_eq!(base.params.dead(), 2_622_464);
 }
 
+/// The original's logged `train/num_params` of its README-era runs (the
+/// TensorBoard event files in its 97234f0 tree; f32 scalars), and each
+/// as-run variant's true count: 15,360,000 (tied embedding) + 524,288
+/// (position table) + the layers + one gain per RMS norm (7 in the encoder,
+/// `3·layers + 1` in the decoder; `2·layers + 1` + `3·layers + 1` with 2+2
+/// layers).
+const AS_RUN: &[(&str, u64, f32)] = &[
+    ("AsRunBaseline", 36_331_537, 36_331_536.0),
+    ("AsRunMoreHeadsLessLayers", 34_758_668, 34_758_668.0),
+    ("AsRunReLUGatedLinearUnit", 36_328_465, 36_328_464.0),
+    ("AsRunGELUGatedLinearUnit", 36_328_465, 36_328_464.0),
+    ("AsRunSiLUGatedLinearUnit", 36_328_465, 36_328_464.0),
+    (
+        "AsRunMoreHeadsLessQKVDimLessLayers",
+        32_137_228,
+        32_137_228.0,
+    ),
+];
+
+#[test]
+fn as_run_variants_have_the_original_logged_counts() {
+    march_models::link();
+    for &(name, count, logged) in AS_RUN {
+        let e = find(name).unwrap_or_else(|| panic!("{name} is not registered"));
+        assert_eq!(e.arch.params.total, count, "{name}");
+        // TensorBoard keeps f32: above 2^25 its spacing is 4
+        assert_eq!(count as f32, logged, "{name}: the logged count");
+        assert!(find(&format!("Small{name}")).is_some(), "Small{name}");
+    }
+    // shared decoder norms: layers 1 and 2 read the previous feed-forward
+    // norm, so their own self-attention gains (one element each) are dead,
+    // beside the baseline's dead weights (its last encoder layer's w_q, w_o,
+    // FFN and FFN norm, and the final encoder norm: 1 element each here)
+    let base = find("AsRunBaseline").unwrap().arch;
+    let intended_dead = 2 * 512 * 512 + 2 * 512 * 2048;
+    assert_eq!(base.params.dead(), intended_dead + 2 + 2);
+}
+
 #[test]
 fn compile_time_count_equals_the_built_module() {
     for e in variants() {
@@ -128,11 +166,15 @@ fn budgets_hold_unless_declared_exempt() {
     assert_eq!(
         exempt,
         [
+            "AsRunMoreHeadsLessLayers",
+            "AsRunMoreHeadsLessQKVDimLessLayers",
             "CrossAttentionKvWeights",
             "MoreHeadsLessLayers",
             "MoreHeadsLessQKVDimLessLayers",
             "NoFeedForward",
             "NoPositionEncoding",
+            "SmallAsRunMoreHeadsLessLayers",
+            "SmallAsRunMoreHeadsLessQKVDimLessLayers",
             "SmallCrossAttentionKvWeights",
             "SmallMoreHeadsLessLayers",
             "SmallMoreHeadsLessQKVDimLessLayers",

@@ -266,6 +266,32 @@ impl NormGain {
 }
 
 names! {
+    /// How the projection matrices (attention and feed-forward) start.
+    pub enum WeightInit {
+        /// N(0, σ²) with each matrix's σ from T5 / Mesh TensorFlow (the
+        /// original's `init_weights()`).
+        Paper = "paper",
+        /// PyTorch's `nn.Linear` default, U(−1/√fan_in, 1/√fan_in): what the
+        /// original's README-era runs trained, whose blocks' `init_weights()`
+        /// was never called (until its commit 1fd3afe).
+        TorchDefault = "torch_default",
+    }
+}
+
+names! {
+    /// Which norm each decoder sub-layer reads.
+    pub enum DecoderNorms {
+        /// Every sub-layer its own norm (T5).
+        Own = "own",
+        /// The original's indexing at 97234f0: decoder layer i reads norms
+        /// `2i, 2i+1, 2i+2` of a list of `3·layers + 1`, so layer i+1's
+        /// self-attention reads layer i's feed-forward norm and `layers − 1`
+        /// gains are never used (here: layer i+1's own self-attention norm).
+        Shared = "shared",
+    }
+}
+
+names! {
     /// Where the decoder's cross-attention gets its keys and values.
     pub enum CrossAttention {
         /// Decoder layer i reuses the (key, value) tensors of encoder layer i's
@@ -476,6 +502,10 @@ record! {
         pub tie_embeddings: bool,
         /// The gain of every RMS norm: a vector (T5) or a scalar.
         pub norm_gain: NormGain,
+        /// How the projection matrices start.
+        pub init: WeightInit,
+        /// Which norm each decoder sub-layer reads.
+        pub decoder_norms: DecoderNorms,
         pub params: ParamCount,
         pub budget: Budget,
     }
@@ -516,6 +546,8 @@ impl Arch {
         attention_scale: AttentionScale::None,
         tie_embeddings: true,
         norm_gain: NormGain::Vector,
+        init: WeightInit::Paper,
+        decoder_norms: DecoderNorms::Own,
         params: ParamCount { total: 0, live: 0 },
         budget: Budget {
             params: None,
@@ -654,7 +686,13 @@ impl fmt::Display for Arch {
                 "its own (untied)"
             }
         )?;
-        writeln!(f, "norm gain        {}", self.norm_gain.name())?;
+        writeln!(
+            f,
+            "norms            gain {}, decoder {}",
+            self.norm_gain.name(),
+            self.decoder_norms.name()
+        )?;
+        writeln!(f, "init             {}", self.init.name())?;
         writeln!(f, "dropout          {}", self.dropout)?;
         writeln!(f, "vocab / max_len  {} / {}", self.vocab, self.max_len)?;
         writeln!(

@@ -1,7 +1,7 @@
 //! Checks of a complete declaration, independent of how it was written, and
 //! the budget check.
 
-use crate::arch::{thousands, Arch, BudgetOn, PerLayer, PositionKind};
+use crate::arch::{thousands, Arch, BudgetOn, DecoderNorms, PerLayer, PositionKind};
 
 /// A problem with the declaration as a whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +44,9 @@ pub fn check(arch: &Arch, derived: bool) -> Vec<Inconsistency> {
                 list.len()
             ));
         }
+    }
+    if arch.decoder_norms == DecoderNorms::Shared && !arch.ffn.present() {
+        add(&["decoder_norms", "ffn"], "`decoder_norms = shared` lets a decoder layer's self-attention read the previous layer's feed-forward norm, but `ffn = none` has no such norm: write `decoder_norms = own`".into());
     }
     if arch.cross_attention.pairs_layers() && enc != dec {
         add(LAYER_KEYS, format!(

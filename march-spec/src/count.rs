@@ -5,7 +5,7 @@
 //! [`Arch`]), the macro counts with [`Arch::tensors`], and the FLOPs count
 //! only the products of live weights.
 
-use crate::arch::{Arch, AttentionKind, CrossAttention, PositionKind};
+use crate::arch::{Arch, AttentionKind, CrossAttention, DecoderNorms, PositionKind};
 
 /// Which tokens a weight multiplies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +62,12 @@ impl Arch {
         self.encoder_side_softmax() && (self.encoder_layers > 1 || !self.encoder_kv_only(0))
     }
 
+    /// Decoder layer `i`'s self-attention reads the previous layer's
+    /// feed-forward norm instead of its own (`decoder_norms = shared`).
+    pub const fn reads_previous_ffn_norm(&self, i: usize) -> bool {
+        matches!(self.decoder_norms, DecoderNorms::Shared) && i > 0 && self.ffn.present()
+    }
+
     /// Every trainable tensor, in the model's order, with its liveness.
     pub fn tensors(&self) -> Vec<ParamTensor> {
         let m = self.dim_model as u64;
@@ -111,7 +117,12 @@ impl Arch {
             let l = self.decoder(i);
             let (inner, ff) = (l.inner() as u64, (self.ffn.matrices() * l.dim_ff) as u64);
             let p = |t: &str| format!("decoder.{i}.{t}");
-            add(p("self_attn_norm"), g, true, Side::None);
+            add(
+                p("self_attn_norm"),
+                g,
+                !self.reads_previous_ffn_norm(i),
+                Side::None,
+            );
             for w in ["w_q", "w_k", "w_v", "w_o"] {
                 add(p(&format!("self_attn.{w}")), m * inner, true, Side::Decoder);
             }

@@ -13,6 +13,7 @@
 #[macro_use]
 extern crate march_runtime;
 
+mod as_run;
 mod baseline;
 mod cross_attention;
 mod feed_forward;
@@ -22,6 +23,7 @@ mod position;
 mod recipes;
 mod residual;
 
+pub use as_run::*;
 pub use baseline::{Baseline, SmallBaseline, SmallBaselineVocab30k};
 pub use cross_attention::*;
 pub use feed_forward::*;

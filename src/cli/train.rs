@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Context, Result};
+use march_runtime::data::SpanFormat;
 use march_runtime::kernels::Matmul;
 use march_runtime::registry::find_or_suggest;
 use march_runtime::train::{DeviceKind, RunOptions, TrainConfig};
@@ -64,6 +65,12 @@ pub struct ConfigArgs {
     /// everywhere else).
     #[arg(long)]
     matmul: Option<Matmul>,
+    /// How span-corrupted examples end: t5 (inputs and labels end with
+    /// `</s>`), or april_2023 (the original's own format of April 2023:
+    /// inputs end with a sentinel, labels with one sentinel more) [cpu
+    /// preset: t5; original: april_2023].
+    #[arg(long)]
+    span_format: Option<SpanFormat>,
 }
 
 impl ConfigArgs {
@@ -90,6 +97,7 @@ impl ConfigArgs {
         flag(self.eval_every.is_some(), "--eval-every");
         flag(self.checkpoint_every.is_some(), "--checkpoint-every");
         flag(self.matmul.is_some(), "--matmul");
+        flag(self.span_format.is_some(), "--span-format");
         given
     }
 
@@ -127,7 +135,8 @@ impl ConfigArgs {
             held_out_tokens,
             eval_every,
             checkpoint_every,
-            matmul
+            matmul,
+            span_format
         );
         if let Some(seed) = seed {
             cfg.seed = seed;

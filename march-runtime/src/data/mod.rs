@@ -15,7 +15,7 @@ use rand::SeedableRng;
 
 use crate::session::HostBatch;
 pub use chunks::{cut, draw, draw_ids, Chunks, TrainChunks};
-pub use span_corruption::{Example, SpanCorruption, SpecialIds};
+pub use span_corruption::{Example, SpanCorruption, SpanFormat, SpecialIds};
 pub use store::{StoreWriter, TokenStore};
 pub use tokenizer::MarchTokenizer;
 

@@ -8,15 +8,71 @@
 //! (`<extra_id_0>`, `<extra_id_1>`, …); the labels are the sentinel-delimited
 //! noise spans. Both end with `</s>`; the decoder input is `</s>` followed by
 //! the labels without their last token.
+//!
+//! [`SpanFormat::April2023`] is the original's own format of April 2023
+//! (`march/datasets/span_corrupt_utils.py`, 3a631b0 to 97234f0), which its
+//! README-era runs trained on: the same spans, but the encoder input ends
+//! with the last span's sentinel (no `</s>`) and the labels end with one
+//! sentinel more instead of `</s>`.
 
 use rand::seq::SliceRandom;
 use rand::Rng;
+
+/// How an example ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum SpanFormat {
+    /// T5's (Hugging Face's `run_t5_mlm_flax`): inputs and labels end with `</s>`.
+    #[default]
+    #[serde(rename = "t5")]
+    T5,
+    /// The original's of April 2023: inputs end with the last span's
+    /// sentinel, labels with one sentinel more (`<extra_id_n>` after n spans).
+    #[serde(rename = "april_2023")]
+    April2023,
+}
+
+impl SpanFormat {
+    pub fn is_t5(&self) -> bool {
+        *self == SpanFormat::T5
+    }
+
+    /// Sentinels an example with `spans` noise spans uses.
+    pub fn sentinels(self, spans: usize) -> usize {
+        match self {
+            SpanFormat::T5 => spans,
+            SpanFormat::April2023 => spans + 1,
+        }
+    }
+}
+
+impl std::str::FromStr for SpanFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "t5" => Ok(SpanFormat::T5),
+            "april_2023" | "april-2023" => Ok(SpanFormat::April2023),
+            other => Err(format!(
+                "unknown span format `{other}`: t5, or april_2023 (the original's of April 2023)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for SpanFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SpanFormat::T5 => "t5",
+            SpanFormat::April2023 => "april_2023",
+        })
+    }
+}
 
 /// Noise settings. The original: density 0.15, mean span 3.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SpanCorruption {
     pub noise_density: f64,
     pub mean_noise_span: f64,
+    pub format: SpanFormat,
 }
 
 impl Default for SpanCorruption {
@@ -24,6 +80,7 @@ impl Default for SpanCorruption {
         SpanCorruption {
             noise_density: 0.15,
             mean_noise_span: 3.0,
+            format: SpanFormat::T5,
         }
     }
 }
@@ -59,7 +116,11 @@ impl SpanCorruption {
     /// Encoder and decoder lengths for chunks of `length` tokens.
     pub fn lengths(&self, length: usize) -> (usize, usize) {
         let (noise, spans) = self.counts(length);
-        (length - noise + spans + 1, noise + spans + 1)
+        let eos = match self.format {
+            SpanFormat::T5 => 1,
+            SpanFormat::April2023 => 0,
+        };
+        (length - noise + spans + eos, noise + spans + 1)
     }
 
     /// The chunk length whose encoder input has exactly `enc_len` tokens
@@ -90,20 +151,22 @@ impl SpanCorruption {
         let mask = self.noise_mask(chunk.len(), rng);
         let mut inputs = Vec::with_capacity(chunk.len());
         let mut labels = Vec::new();
+        let sentinel = |span: usize| {
+            *ids.sentinels.get(span).unwrap_or_else(|| {
+                panic!(
+                    "a chunk of {} tokens needs more than {} sentinels",
+                    chunk.len(),
+                    ids.sentinels.len()
+                )
+            })
+        };
         let mut span = 0;
         for (i, (&tok, &noise)) in chunk.iter().zip(&mask).enumerate() {
             let starts = noise && (i == 0 || !mask[i - 1]);
             if noise {
                 if starts {
-                    let sentinel = *ids.sentinels.get(span).unwrap_or_else(|| {
-                        panic!(
-                            "a chunk of {} tokens needs more than {} sentinels",
-                            chunk.len(),
-                            ids.sentinels.len()
-                        )
-                    });
-                    inputs.push(sentinel);
-                    labels.push(sentinel);
+                    inputs.push(sentinel(span));
+                    labels.push(sentinel(span));
                     span += 1;
                 }
                 labels.push(tok);
@@ -111,8 +174,13 @@ impl SpanCorruption {
                 inputs.push(tok);
             }
         }
-        inputs.push(ids.eos);
-        labels.push(ids.eos);
+        match self.format {
+            SpanFormat::T5 => {
+                inputs.push(ids.eos);
+                labels.push(ids.eos);
+            }
+            SpanFormat::April2023 => labels.push(sentinel(span)),
+        }
         let mut decoder_inputs = Vec::with_capacity(labels.len());
         decoder_inputs.push(ids.eos);
         decoder_inputs.extend_from_slice(&labels[..labels.len() - 1]);
@@ -147,8 +215,15 @@ fn random_segmentation(items: usize, segments: usize, rng: &mut impl Rng) -> Vec
 /// `inputs`. The inverse of [`SpanCorruption::corrupt`] (used by tests).
 pub fn reconstruct(example: &Example, ids: &SpecialIds) -> Vec<u32> {
     let is_sentinel = |t: u32| ids.sentinels.contains(&t);
-    let body = |v: &[u32]| v[..v.len() - 1].to_vec();
-    let labels = body(&example.labels);
+    // without the closing `</s>` (T5) or the closing sentinel (April 2023)
+    let body = |v: &[u32]| match v.last() {
+        Some(&t) if t == ids.eos => v[..v.len() - 1].to_vec(),
+        _ => v.to_vec(),
+    };
+    let mut labels = body(&example.labels);
+    if example.inputs.last() != Some(&ids.eos) {
+        labels.pop();
+    }
     let mut spans: Vec<Vec<u32>> = Vec::new();
     for &t in &labels {
         if is_sentinel(t) {

@@ -256,10 +256,10 @@ pub struct SelfAttention<
 module! {
     init impl[const M: usize, const H: usize, const DQK: usize, const I: usize]
     SelfAttention<M, H, DQK, I> {
-        w_q: normal(inv_sqrt(M * DQK)),
-        w_k: normal(inv_sqrt(M)),
-        w_v: normal(inv_sqrt(M)),
-        w_o: normal(inv_sqrt(I)),
+        w_q: linear(inv_sqrt(M * DQK)),
+        w_k: linear(inv_sqrt(M)),
+        w_v: linear(inv_sqrt(M)),
+        w_o: linear(inv_sqrt(I)),
     }
 }
 
@@ -341,8 +341,8 @@ pub struct CrossAttentionReuseKv<
 module! {
     init impl[const M: usize, const H: usize, const DQK: usize, const I: usize]
     CrossAttentionReuseKv<M, H, DQK, I> {
-        w_q: normal(inv_sqrt(M * DQK)),
-        w_o: normal(inv_sqrt(I)),
+        w_q: linear(inv_sqrt(M * DQK)),
+        w_o: linear(inv_sqrt(I)),
     }
 }
 
@@ -388,10 +388,10 @@ pub struct CrossAttentionProjectKv<
 module! {
     init impl[const M: usize, const H: usize, const DQK: usize, const I: usize]
     CrossAttentionProjectKv<M, H, DQK, I> {
-        w_q: normal(inv_sqrt(M * DQK)),
-        w_k: normal(inv_sqrt(I)),
-        w_v: normal(inv_sqrt(I)),
-        w_o: normal(inv_sqrt(I)),
+        w_q: linear(inv_sqrt(M * DQK)),
+        w_k: linear(inv_sqrt(I)),
+        w_v: linear(inv_sqrt(I)),
+        w_o: linear(inv_sqrt(I)),
     }
 }
 

@@ -11,13 +11,15 @@
 /// ```ignore
 /// module! {
 ///     init impl[const M: usize, const F: usize] DenseFfn<M, F> {
-///         up: normal(inv_sqrt(M)),
-///         down: normal(inv_sqrt(F)),
+///         up: linear(inv_sqrt(M)),
+///         down: linear(inv_sqrt(F)),
 ///     }
 /// }
 /// ```
 ///
-/// Field kinds: `normal(std)` (a tensor drawn from N(0, std²)), `ones` (a
+/// Field kinds: `normal(std)` (a tensor drawn from N(0, std²)), `linear(std)`
+/// (a projection matrix `[fan_in, fan_out]`: N(0, std²), or PyTorch's
+/// default with `init = torch_default`; see `ParamInit::linear`), `ones` (a
 /// tensor of ones), `tensor` (a tensor initialised by the module's owner;
 /// not with `init`), `module` (a sub-module, with its own `InitParams`).
 /// `where [...]` bounds the impls; `to <...>` gives the parameters of the
@@ -185,6 +187,9 @@ macro_rules! module {
     };
     (@init $s:ident, $init:ident, $field:ident: normal($std:expr)) => {
         $init.normal(&mut $s.$field, $std)
+    };
+    (@init $s:ident, $init:ident, $field:ident: linear($std:expr)) => {
+        $init.linear(&mut $s.$field, $std)
     };
 }
 

@@ -51,8 +51,8 @@ pub struct DenseFfn<const M: usize, const F: usize, E: Dtype, D: Storage<E>> {
 
 module! {
     init impl[const M: usize, const F: usize] DenseFfn<M, F> {
-        up: normal(inv_sqrt(M)),
-        down: normal(inv_sqrt(F)),
+        up: linear(inv_sqrt(M)),
+        down: linear(inv_sqrt(F)),
     }
 }
 
@@ -78,9 +78,9 @@ pub struct GluFfn<const M: usize, const F: usize, E: Dtype, D: Storage<E>> {
 
 module! {
     init impl[const M: usize, const F: usize] GluFfn<M, F> {
-        gate: normal(inv_sqrt(M)),
-        up: normal(inv_sqrt(M)),
-        down: normal(inv_sqrt(F)),
+        gate: linear(inv_sqrt(M)),
+        up: linear(inv_sqrt(M)),
+        down: linear(inv_sqrt(F)),
     }
 }
 
@@ -113,9 +113,9 @@ pub struct MixedActFfn<const M: usize, const F: usize, E: Dtype, D: Storage<E>> 
 
 module! {
     init impl[const M: usize, const F: usize] MixedActFfn<M, F> {
-        up_slow: normal(inv_sqrt(M)),
-        up_fast: normal(inv_sqrt(M)),
-        down: normal(inv_sqrt(F)),
+        up_slow: linear(inv_sqrt(M)),
+        up_fast: linear(inv_sqrt(M)),
+        down: linear(inv_sqrt(F)),
     }
 }
 

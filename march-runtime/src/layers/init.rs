@@ -2,8 +2,9 @@
 
 use dfdx::prelude::*;
 
+use crate::arch::WeightInit;
 use crate::ops::Ops;
-use rand::{rngs::StdRng, SeedableRng};
+use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
 use super::Float;
@@ -14,13 +15,42 @@ use crate::params::{Build, Params};
 #[derive(Debug)]
 pub struct ParamInit {
     rng: StdRng,
+    /// How [`ParamInit::linear`] draws the projection matrices.
+    scheme: WeightInit,
 }
 
 impl ParamInit {
-    pub fn new(seed: u64) -> Self {
+    pub fn new(seed: u64, scheme: WeightInit) -> Self {
         ParamInit {
             rng: StdRng::seed_from_u64(seed),
+            scheme,
         }
+    }
+
+    /// Fill a projection matrix `[fan_in, fan_out]` (applied as `x · W`) by
+    /// the variant's `init`: N(0, `paper_std`²), or PyTorch's `nn.Linear`
+    /// default U(−1/√fan_in, 1/√fan_in) (`kaiming_uniform_(a = √5)`).
+    pub fn linear<const IN: usize, const OUT: usize, E: Float, D: Ops<E>>(
+        &mut self,
+        t: &mut Tensor<Rank2<IN, OUT>, E, D>,
+        paper_std: f64,
+    ) {
+        match self.scheme {
+            WeightInit::Paper => self.normal(t, paper_std),
+            WeightInit::TorchDefault => self.uniform(t, 1.0 / (IN as f64).sqrt()),
+        }
+    }
+
+    /// Fill `t` from U(−bound, bound).
+    pub fn uniform<S: Shape, E: Float, D: Ops<E>>(&mut self, t: &mut Tensor<S, E, D>, bound: f64) {
+        let n = t.shape().num_elements();
+        let values: Vec<E> = (0..n)
+            .map(|_| {
+                let u: f64 = self.rng.gen();
+                E::from_f64((2.0 * u - 1.0) * bound).unwrap()
+            })
+            .collect();
+        t.copy_from(&values);
     }
 
     /// Fill `t` from N(0, std²).
@@ -60,4 +90,32 @@ impl<E: Float, D: Ops<E>, M> Block<E, D> for M where
         + Build<E, D>
         + InitParams<E, D>
 {
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `torch_default` is PyTorch's `nn.Linear` default: U(±1/√fan_in),
+    /// variance 1/(3·fan_in); `paper` draws N(0, std²) as before.
+    #[test]
+    fn linear_init_follows_the_scheme() {
+        let dev = Cpu::default();
+        let mut w: Tensor<Rank2<256, 64>, f32, Cpu> = dev.zeros();
+        ParamInit::new(7, WeightInit::TorchDefault).linear(&mut w, 0.5);
+        let v = w.as_vec();
+        let bound = 1.0 / 16.0;
+        assert!(v.iter().all(|x| x.abs() <= bound));
+        let var = v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / v.len() as f64;
+        let expected = 1.0 / (3.0 * 256.0);
+        assert!(
+            (var / expected - 1.0).abs() < 0.03,
+            "variance {var} vs {expected}"
+        );
+        let mut p: Tensor<Rank2<256, 64>, f32, Cpu> = dev.zeros();
+        ParamInit::new(7, WeightInit::Paper).linear(&mut p, 0.5);
+        let mut n: Tensor<Rank2<256, 64>, f32, Cpu> = dev.zeros();
+        ParamInit::new(7, WeightInit::Paper).normal(&mut n, 0.5);
+        assert_eq!(p.as_vec(), n.as_vec());
+    }
 }

@@ -64,3 +64,23 @@ impl<const M: usize, E: Float, D: Ops<E>> Norm<M, E, D> for NoNorm {
         x
     }
 }
+
+/// The [`RmsNorm`] a [`Norm`] is, if it is one: what a decoder layer hands
+/// the next with `decoder_norms = shared`.
+pub trait AsRmsNorm<const M: usize, const G: usize, E: Dtype, D: Storage<E>> {
+    fn as_rms_norm(&self) -> Option<&RmsNorm<M, G, E, D>>;
+}
+
+impl<const M: usize, const G: usize, E: Dtype, D: Storage<E>> AsRmsNorm<M, G, E, D>
+    for RmsNorm<M, G, E, D>
+{
+    fn as_rms_norm(&self) -> Option<&RmsNorm<M, G, E, D>> {
+        Some(self)
+    }
+}
+
+impl<const M: usize, const G: usize, E: Dtype, D: Storage<E>> AsRmsNorm<M, G, E, D> for NoNorm {
+    fn as_rms_norm(&self) -> Option<&RmsNorm<M, G, E, D>> {
+        None
+    }
+}

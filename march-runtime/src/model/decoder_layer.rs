@@ -7,9 +7,10 @@ use crate::layers::{module, Norm};
 use crate::ops::Ops;
 
 use super::{sublayer, Masks};
+use crate::arch::DecoderNorms;
 use crate::layers::{
-    AnyTape, CrossAttentionSublayer, Ctx, FeedForwardSublayer, Float, Hidden, KeyValue, RmsNorm,
-    SelfAttention,
+    AnyTape, AsRmsNorm, CrossAttentionSublayer, Ctx, FeedForwardSublayer, Float, Hidden, KeyValue,
+    RmsNorm, SelfAttention,
 };
 
 /// One pre-norm decoder layer (norm gains of `G` elements): causal self-attention (`H` heads of `DQK`,
@@ -70,33 +71,41 @@ impl<
 where
     X: CrossAttentionSublayer<M, E, D>,
     F: FeedForwardSublayer<M, E, D>,
-    Nf: Norm<M, E, D>,
+    Nf: Norm<M, E, D> + AsRmsNorm<M, G, E, D>,
 {
     /// `kv`: the paired encoder layer's keys and values; `memory`: the final
-    /// encoder output (tape-free; its history is on `x`'s tape).
-    pub fn forward<T: AnyTape<E, D>>(
-        &self,
+    /// encoder output (tape-free; its history is on `x`'s tape); `previous`:
+    /// the previous layer's feed-forward norm, which this layer's
+    /// self-attention reads with `decoder_norms = shared`. Returns this
+    /// layer's feed-forward norm for the next.
+    pub fn forward<'a, T: AnyTape<E, D>>(
+        &'a self,
         x: Hidden<M, E, D, T>,
         masks: &Masks<E, D>,
         ctx: &Ctx,
         kv: Option<&KeyValue<E, D>>,
         memory: Option<&Hidden<M, E, D>>,
-    ) -> Hidden<M, E, D, T> {
+        previous: Option<&'a RmsNorm<M, G, E, D>>,
+    ) -> super::DecoderOutput<'a, M, G, E, D, T> {
         let residual = ctx.arch.residual;
+        let self_attn_norm = match (ctx.arch.decoder_norms, previous) {
+            (DecoderNorms::Shared, Some(norm)) => norm,
+            _ => &self.self_attn_norm,
+        };
         let (x, _) = sublayer(x, residual.self_attn, ctx, |x| {
             self.self_attn
-                .forward(self.self_attn_norm.forward(x), masks.decoder_self, ctx)
+                .forward(self_attn_norm.forward(x), masks.decoder_self, ctx)
         });
         let (x, ()) = sublayer(x, residual.cross_attn, ctx, |x| {
             let h = self.cross_attn_norm.forward(x);
             (self.cross_attn.forward(h, kv, memory, masks.cross, ctx), ())
         });
         if !F::PRESENT {
-            return x;
+            return (x, None);
         }
         let (x, ()) = sublayer(x, residual.ffn, ctx, |x| {
             (self.ffn.forward(self.ffn_norm.norm(x), ctx), ())
         });
-        x
+        (x, self.ffn_norm.as_rms_norm())
     }
 }

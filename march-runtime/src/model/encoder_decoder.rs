@@ -121,13 +121,13 @@ impl<
 where
     R: PositionBias<E, D>,
     Enc: EncoderStack<M, E, D>,
-    Dec: DecoderStack<M, E, D>,
+    Dec: DecoderStack<M, G, E, D>,
     Hd: OutputHead<V, M, E, D>,
 {
     type Vocab = Const<V>;
 
     fn init(&mut self, ctx: &Ctx, seed: u64) {
-        let mut init = ParamInit::new(seed);
+        let mut init = ParamInit::new(seed, ctx.arch.init);
         init.normal(&mut self.embedding, 1.0);
         let std = match ctx.arch.position.init {
             PositionInit::Scaled => (M as f64).powf(-0.5),
@@ -221,9 +221,9 @@ where
         );
         let (y, y_tape) = y.split_tape();
         let y = y.put_tape(y_tape.merge(enc_tape));
-        let y = self
+        let (y, _) = self
             .decoder
-            .forward(y, &masks, ctx, &mut kvs.iter(), memory.as_ref());
+            .forward(y, &masks, ctx, &mut kvs.iter(), memory.as_ref(), None);
         self.lm_head
             .logits(self.decoder_norm.forward(y), &self.embedding, ctx)
     }

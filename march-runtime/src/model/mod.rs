@@ -12,7 +12,7 @@ mod stack;
 pub use decoder_layer::DecoderLayer;
 pub use encoder_decoder::{EncoderDecoder, Logits, Seq2Seq, Seq2SeqBatch};
 pub use encoder_layer::EncoderLayer;
-pub use stack::{DecoderStack, EncoderStack};
+pub use stack::{DecoderOutput, DecoderStack, EncoderStack};
 
 use dfdx::prelude::*;
 

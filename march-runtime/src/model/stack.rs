@@ -8,8 +8,8 @@ use crate::ops::Ops;
 
 use super::{DecoderLayer, EncoderLayer, Masks};
 use crate::layers::{
-    AnyTape, CrossAttentionSublayer, Ctx, FeedForwardSublayer, Float, Hidden, InitParams, KeyValue,
-    Norm, ParamInit,
+    AnyTape, AsRmsNorm, CrossAttentionSublayer, Ctx, FeedForwardSublayer, Float, Hidden,
+    InitParams, KeyValue, Norm, ParamInit, RmsNorm,
 };
 
 /// Encoder layers run in order.
@@ -29,18 +29,26 @@ pub trait EncoderStack<const M: usize, E: Float, D: Ops<E>>: Block<E, D> {
     ) -> Hidden<M, E, D, T>;
 }
 
-/// Decoder layers run in order; layer i reads the i-th encoder keys and values.
-pub trait DecoderStack<const M: usize, E: Float, D: Ops<E>>: Block<E, D> {
+/// What a decoder layer (or stack) returns: its output, and its
+/// feed-forward norm for the next layer.
+pub type DecoderOutput<'a, const M: usize, const G: usize, E, D, T> =
+    (Hidden<M, E, D, T>, Option<&'a RmsNorm<M, G, E, D>>);
+
+/// Decoder layers run in order; layer i reads the i-th encoder keys and
+/// values, and hands its feed-forward norm (gains of `G`) to layer i+1
+/// (which reads it with `decoder_norms = shared`).
+pub trait DecoderStack<const M: usize, const G: usize, E: Float, D: Ops<E>>: Block<E, D> {
     const LAYERS: usize;
 
-    fn forward<T: AnyTape<E, D>>(
-        &self,
+    fn forward<'a, T: AnyTape<E, D>>(
+        &'a self,
         x: Hidden<M, E, D, T>,
         masks: &Masks<E, D>,
         ctx: &Ctx,
         kvs: &mut std::slice::Iter<KeyValue<E, D>>,
         memory: Option<&Hidden<M, E, D>>,
-    ) -> Hidden<M, E, D, T>;
+        previous: Option<&'a RmsNorm<M, G, E, D>>,
+    ) -> DecoderOutput<'a, M, G, E, D, T>;
 }
 
 impl<
@@ -85,23 +93,24 @@ impl<
         Nf,
         E: Float,
         D: Ops<E>,
-    > DecoderStack<M, E, D> for DecoderLayer<M, G, H, DQK, I, X, F, Nf, E, D>
+    > DecoderStack<M, G, E, D> for DecoderLayer<M, G, H, DQK, I, X, F, Nf, E, D>
 where
     X: CrossAttentionSublayer<M, E, D>,
     F: FeedForwardSublayer<M, E, D>,
-    Nf: Norm<M, E, D>,
+    Nf: Norm<M, E, D> + AsRmsNorm<M, G, E, D>,
 {
     const LAYERS: usize = 1;
 
-    fn forward<T: AnyTape<E, D>>(
-        &self,
+    fn forward<'a, T: AnyTape<E, D>>(
+        &'a self,
         x: Hidden<M, E, D, T>,
         masks: &Masks<E, D>,
         ctx: &Ctx,
         kvs: &mut std::slice::Iter<KeyValue<E, D>>,
         memory: Option<&Hidden<M, E, D>>,
-    ) -> Hidden<M, E, D, T> {
-        DecoderLayer::forward(self, x, masks, ctx, kvs.next(), memory)
+        previous: Option<&'a RmsNorm<M, G, E, D>>,
+    ) -> DecoderOutput<'a, M, G, E, D, T> {
+        DecoderLayer::forward(self, x, masks, ctx, kvs.next(), memory, previous)
     }
 }
 
@@ -131,21 +140,22 @@ macro_rules! tuple_stacks {
             }
         }
 
-        impl<const M: usize, E: Float, D: Ops<E>, $($name: DecoderStack<M, E, D>),+>
-            DecoderStack<M, E, D> for ($($name,)+)
+        impl<const M: usize, const GN: usize, E: Float, D: Ops<E>, $($name: DecoderStack<M, GN, E, D>),+>
+            DecoderStack<M, GN, E, D> for ($($name,)+)
         {
             const LAYERS: usize = 0 $(+ $name::LAYERS)+;
 
-            fn forward<T: AnyTape<E, D>>(
-                &self,
+            fn forward<'a, T: AnyTape<E, D>>(
+                &'a self,
                 x: Hidden<M, E, D, T>,
                 masks: &Masks<E, D>,
                 ctx: &Ctx,
                 kvs: &mut std::slice::Iter<KeyValue<E, D>>,
                 memory: Option<&Hidden<M, E, D>>,
-            ) -> Hidden<M, E, D, T> {
-                $(let x = self.$idx.forward(x, masks, ctx, kvs, memory);)+
-                x
+                previous: Option<&'a RmsNorm<M, GN, E, D>>,
+            ) -> DecoderOutput<'a, M, GN, E, D, T> {
+                $(let (x, previous) = self.$idx.forward(x, masks, ctx, kvs, memory, previous);)+
+                (x, previous)
             }
         }
     )+};

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::schedule::Schedule;
+use crate::data::{SpanCorruption, SpanFormat};
 use crate::kernels::Matmul;
 use crate::optim::AdamWConfig;
 
@@ -46,6 +47,10 @@ pub struct TrainConfig {
     pub held_out_test_first: bool,
     pub noise_density: f64,
     pub mean_noise_span: f64,
+    /// How span-corrupted examples end: `t5`, or `april_2023` (the
+    /// original's own format of April 2023).
+    #[serde(skip_serializing_if = "SpanFormat::is_t5")]
+    pub span_format: SpanFormat,
     /// Optimizer steps.
     pub steps: u64,
     /// Examples per micro-batch.
@@ -93,6 +98,15 @@ pub const PRESETS: &[(&str, &str)] = &[
 ];
 
 impl TrainConfig {
+    /// The span corruption this configuration trains and evaluates with.
+    pub fn span_corruption(&self) -> SpanCorruption {
+        SpanCorruption {
+            noise_density: self.noise_density,
+            mean_noise_span: self.mean_noise_span,
+            format: self.span_format,
+        }
+    }
+
     pub fn preset(name: &str) -> Result<Self, String> {
         let cpu = TrainConfig {
             preset: "cpu".into(),
@@ -107,6 +121,7 @@ impl TrainConfig {
             held_out_test_first: false,
             noise_density: 0.15,
             mean_noise_span: 3.0,
+            span_format: SpanFormat::T5,
             steps: 300,
             batch_size: 16,
             grad_accum: 1,
@@ -151,6 +166,8 @@ impl TrainConfig {
                 eval_batches: 16,
                 checkpoint_every: 100,
                 seed: 42,
+                // its own span corruption of April 2023 (span_corrupt_utils.py)
+                span_format: SpanFormat::April2023,
                 ..cpu
             }),
             "smoke" => Ok(TrainConfig {

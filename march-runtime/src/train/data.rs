@@ -14,8 +14,8 @@ use crate::arch::thousands;
 use crate::data::chunks::read_chunks;
 use crate::data::corpus::Progress;
 use crate::data::{
-    cache_dir, corpus, draw_ids, fnv1a, synthetic, Chunks, MarchTokenizer, SpanCorruption,
-    StoreWriter, TokenStore, TrainChunks,
+    cache_dir, corpus, draw_ids, fnv1a, synthetic, Chunks, MarchTokenizer, StoreWriter, TokenStore,
+    TrainChunks,
 };
 
 /// The data a run trains and is evaluated on.
@@ -475,11 +475,8 @@ fn split(
             store.len(),
         );
     }
-    let noise = SpanCorruption {
-        noise_density: cfg.noise_density,
-        mean_noise_span: cfg.mean_noise_span,
-    };
-    let spans = noise.counts(len).1;
+    let noise = cfg.span_corruption();
+    let spans = noise.format.sentinels(noise.counts(len).1);
     if spans > tokenizer.special.sentinels.len() {
         bail!(
             "chunks of {len} tokens need {spans} sentinels but the tokenizer has {}: use shorter chunks",

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::data::{corpus_chunks, load_data};
 use super::run_dir::RunConfig;
 use crate::checkpoint::{self, TrainState};
-use crate::data::{derive_seed, Batcher, MarchTokenizer, SpanCorruption};
+use crate::data::{derive_seed, Batcher, MarchTokenizer};
 use crate::layers::IGNORE_INDEX;
 use crate::session::{DeviceKind, HostBatch, Opener, Session, SessionOptions};
 
@@ -169,10 +169,7 @@ pub fn evaluate_run(
     let cfg = &config.train;
     let tokenizer = MarchTokenizer::load(&dir.join("tokenizer.json"))?;
     let batcher = Batcher::new(
-        SpanCorruption {
-            noise_density: cfg.noise_density,
-            mean_noise_span: cfg.mean_noise_span,
-        },
+        cfg.span_corruption(),
         tokenizer.special.clone(),
         cfg.chunk_len,
     );

@@ -15,7 +15,7 @@ use super::run_dir::{code_version, configure, last_good, RunConfig};
 use super::step::{train_step, StepError};
 use crate::arch::Arch;
 use crate::checkpoint::{self, TrainState};
-use crate::data::{derive_seed, Batcher, DataPosition, SpanCorruption, TrainStream};
+use crate::data::{derive_seed, Batcher, DataPosition, TrainStream};
 use crate::files::{write_atomic, DirLock};
 use crate::ops::Matmul;
 pub use crate::session::DeviceKind;
@@ -109,10 +109,7 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
     install_ctrl_c();
     clear_interrupt();
     let data = prepare_data(&cfg, arch.vocab, dir, opts.progress)?;
-    let noise = SpanCorruption {
-        noise_density: cfg.noise_density,
-        mean_noise_span: cfg.mean_noise_span,
-    };
+    let noise = cfg.span_corruption();
     let batcher = Batcher::new(noise, data.tokenizer.special.clone(), cfg.chunk_len);
     if batcher.enc_len > arch.max_len || batcher.dec_len > arch.max_len {
         bail!(

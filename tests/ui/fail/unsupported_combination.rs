@@ -14,4 +14,8 @@ pub struct SigmoidDense;
 #[march_model(base = Baseline, position_combine *= 2)]
 pub struct ScaledChoice;
 
+// the shared decoder norm is the previous layer's feed-forward norm
+#[march_model(base = Baseline, decoder_norms = shared, ffn = none, budget_exempt = "attention only")]
+pub struct SharedNormsWithoutFeedForward;
+
 fn main() {}
