@@ -8,9 +8,8 @@
 //! together; its backward again allocates and walks each intermediate.
 //! Here the heads are read in place from the `[batch, seq, heads·dim_qkv]`
 //! projections (a head is a strided sub-matrix), each (batch, head) pair is
-//! one task on the rayon pool, and only the softmax probabilities are kept
-//! for the backward (the dropout mask is redrawn from its counter-based
-//! hash). The mask is element for element the one [`Ctx::dropout`] draws
+//! one task on the rayon pool, and only the softmax probabilities and the
+//! dropout's draws (a byte each) are kept for the backward. The mask is element for element the one [`Ctx::dropout`] draws
 //! over `[batch, heads, seq_q, seq_k]`, so both paths compute the same
 //! function (tested in `march-runtime/tests/kernels.rs`).
 //!
@@ -19,7 +18,7 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::DropMask;
+use super::{apply_kept, apply_kept_in_place, DropMask};
 use super::{cpu_grad, f32s, f32s_mut, gemm_into, simd, view, SendPtr};
 use crate::tensor::Float;
 
@@ -92,6 +91,11 @@ where
     let mut probs = vec![E::zero(); b * heads * sq * sk];
     let mut out = vec![E::zero(); b * sq * i];
     let out_ptr = SendPtr(out.as_mut_ptr());
+    // under a tape, the dropout's draws (a byte per probability), read
+    // back by the backward instead of hashing twice more
+    let record = T::OWNS_TAPE && dropout.is_some();
+    let mut kept = vec![0u8; if record { probs.len() } else { 0 }];
+    let kept_ptr = SendPtr(kept.as_mut_ptr());
     probs.par_chunks_mut(sq * sk).enumerate().for_each_init(
         || vec![E::zero(); sq * sk],
         |scratch, (task, p)| {
@@ -125,6 +129,14 @@ where
             }
             let pd: &[E] = match &dropout {
                 None => p,
+                Some(m) if record => {
+                    // SAFETY: this task's own chunk of `kept`
+                    let k = unsafe {
+                        std::slice::from_raw_parts_mut(kept_ptr.get().add(task * sq * sk), sq * sk)
+                    };
+                    m.apply_recording(p, scratch, k, (task * sq * sk) as u64);
+                    scratch
+                }
                 Some(m) => {
                     m.apply(p, scratch, (task * sq * sk) as u64);
                     scratch
@@ -187,10 +199,13 @@ where
             |(pd, dp), (task, p)| {
                 let (bi, hi) = (task / heads, task % heads);
                 let (qo, ko) = (bi * sq * i + hi * dqk, bi * sk * i + hi * dqk);
+                let kept = kept
+                    .get(task * sq * sk..(task + 1) * sq * sk)
+                    .unwrap_or(&[]);
                 let pd: &[E] = match &dropout {
                     None => p,
                     Some(m) => {
-                        m.apply(p, pd, (task * sq * sk) as u64);
+                        apply_kept(kept, m.scale, p, pd);
                         pd
                     }
                 };
@@ -224,7 +239,7 @@ where
                     );
                 }
                 if let Some(m) = &dropout {
-                    m.apply_in_place(dp, (task * sq * sk) as u64);
+                    apply_kept_in_place(kept, m.scale, dp);
                 }
                 // dS = P ⊙ (dP − ⟨dP, P⟩ per row)
                 for (dp_row, p_row) in dp.chunks_mut(sk).zip(p.chunks(sk)) {

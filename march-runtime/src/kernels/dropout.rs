@@ -1,18 +1,20 @@
-//! Dropout as one parallel op whose backward redraws the mask.
+//! Dropout as one parallel op.
 //!
 //! The composition builds the `{0, 1/(1−p)}` mask as a tensor on one thread,
 //! multiplies by it and keeps it for the backward's multiply: ~28 ns per
 //! element forward + backward at 8 × 230 × 2048 (`cargo bench --bench
 //! kernels -- dropout`). The mask is a hash of the element's index
-//! ([`DropMask`]), so here forward and backward apply it chunk by chunk on
-//! the rayon pool and nothing is stored. Same mask, same values as
+//! ([`DropMask`]), so here the forward draws it chunk by chunk on the rayon
+//! pool; under a tape it records the draws, one byte per element, and the
+//! backward reads them instead of hashing again (the hash's two 64-bit
+//! multiplies have no AVX2 instruction). Same mask, same values as
 //! [`Ctx::dropout`](crate::layers::Ctx::dropout)'s composition.
 
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::DropMask;
-use super::{cpu_grad, f32s, f32s_mut, simd, view};
+use super::{apply_kept_add, DropMask};
+use super::{cpu_grad, view};
 use crate::tensor::Float;
 
 const CHUNK: usize = 1 << 14;
@@ -30,15 +32,22 @@ where
     let (t, tape) = t.split_tape();
     let xs = view(&t);
     let mut y = vec![E::zero(); xs.len()];
+    if !T::OWNS_TAPE {
+        y.par_chunks_mut(CHUNK)
+            .zip(xs.par_chunks(CHUNK))
+            .enumerate()
+            .for_each(|(c, (y, x))| mask.apply(x, y, (c * CHUNK) as u64));
+        drop(xs);
+        return t.device().tensor_from_vec(y, shape).put_tape(tape);
+    }
+    let mut kept = vec![0u8; xs.len()];
     y.par_chunks_mut(CHUNK)
         .zip(xs.par_chunks(CHUNK))
+        .zip(kept.par_chunks_mut(CHUNK))
         .enumerate()
-        .for_each(|(c, (y, x))| mask.apply(x, y, (c * CHUNK) as u64));
+        .for_each(|(c, ((y, x), k))| mask.apply_recording(x, y, k, (c * CHUNK) as u64));
     drop(xs);
     let out = t.device().tensor_from_vec(y, shape);
-    if !T::OWNS_TAPE {
-        return out.put_tape(tape);
-    }
     let mut tape = tape;
     let out_id = out.clone();
     tape.add_backward_op(move |grads| {
@@ -54,21 +63,10 @@ where
                 std::slice::from_raw_parts_mut(gx, nx),
             )
         };
-        let scale = E::from_f64(mask.scale).unwrap();
         gx.par_chunks_mut(CHUNK)
             .zip(gy.par_chunks(CHUNK))
-            .enumerate()
-            .for_each(|(c, (gx, gy))| {
-                let offset = (c * CHUNK) as u64;
-                if let (Some(gx), Some(gy)) = (f32s_mut(gx), f32s(gy)) {
-                    return simd::dropout_backward(&mask, gx, gy, offset);
-                }
-                for (j, (gx, &gy)) in gx.iter_mut().zip(gy).enumerate() {
-                    if mask.keep(offset + j as u64) {
-                        *gx += gy * scale;
-                    }
-                }
-            });
+            .zip(kept.par_chunks(CHUNK))
+            .for_each(|((gx, gy), k)| apply_kept_add(k, mask.scale, gx, gy));
         Ok(())
     });
     out.put_tape(tape)

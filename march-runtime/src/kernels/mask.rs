@@ -55,6 +55,25 @@ impl DropMask {
         }
     }
 
+    /// [`DropMask::apply`], also recording each element's draw in `kept`
+    /// (1 kept, 0 dropped) for [`apply_kept`] and friends in the backward.
+    pub fn apply_recording<E: Float>(
+        &self,
+        src: &[E],
+        dst: &mut [E],
+        kept: &mut [u8],
+        offset: u64,
+    ) {
+        if let (Some(src), Some(dst)) = (f32s(src), f32s_mut(dst)) {
+            return simd::dropout_keep(self, src, dst, kept, offset);
+        }
+        assert_eq!(kept.len(), dst.len());
+        for (k, j) in kept.iter_mut().zip(0..) {
+            *k = self.keep(offset + j) as u8;
+        }
+        apply_kept(kept, self.scale, src, dst);
+    }
+
     /// `x[j] ← x[j] · mask(offset + j)`.
     pub fn apply_in_place<E: Float>(&self, x: &mut [E], offset: u64) {
         if let Some(x) = f32s_mut(x) {
@@ -67,6 +86,45 @@ impl DropMask {
             } else {
                 E::zero()
             };
+        }
+    }
+}
+
+/// `dst[j] = src[j] · scale` where `kept[j]` (as [`DropMask::apply_recording`]
+/// recorded), else 0: the same values as [`DropMask::apply`].
+pub fn apply_kept<E: Float>(kept: &[u8], scale: f64, src: &[E], dst: &mut [E]) {
+    if let (Some(src), Some(dst)) = (f32s(src), f32s_mut(dst)) {
+        return simd::kept_scale(kept, scale as f32, src, dst);
+    }
+    assert!(src.len() == dst.len() && kept.len() == dst.len());
+    let scale = E::from_f64(scale).unwrap();
+    for ((d, &s), &k) in dst.iter_mut().zip(src).zip(kept) {
+        *d = if k != 0 { s * scale } else { E::zero() };
+    }
+}
+
+/// `x[j] ← x[j] · scale` where `kept[j]`, else 0.
+pub fn apply_kept_in_place<E: Float>(kept: &[u8], scale: f64, x: &mut [E]) {
+    if let Some(x) = f32s_mut(x) {
+        return simd::kept_scale_in_place(kept, scale as f32, x);
+    }
+    assert_eq!(kept.len(), x.len());
+    let scale = E::from_f64(scale).unwrap();
+    for (v, &k) in x.iter_mut().zip(kept) {
+        *v = if k != 0 { *v * scale } else { E::zero() };
+    }
+}
+
+/// `gx[j] += gy[j] · scale` where `kept[j]`: dropout's backward.
+pub fn apply_kept_add<E: Float>(kept: &[u8], scale: f64, gx: &mut [E], gy: &[E]) {
+    if let (Some(gx), Some(gy)) = (f32s_mut(gx), f32s(gy)) {
+        return simd::kept_scale_add(kept, scale as f32, gx, gy);
+    }
+    assert!(gx.len() == gy.len() && kept.len() == gx.len());
+    let scale = E::from_f64(scale).unwrap();
+    for ((g, &y), &k) in gx.iter_mut().zip(gy).zip(kept) {
+        if k != 0 {
+            *g += y * scale;
         }
     }
 }

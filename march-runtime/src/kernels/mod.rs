@@ -21,7 +21,7 @@ pub mod rms_norm;
 pub mod rope;
 pub mod simd;
 
-pub use mask::{mix64, DropMask};
+pub use mask::{apply_kept, apply_kept_add, apply_kept_in_place, mix64, DropMask};
 
 use std::any::TypeId;
 use std::borrow::Cow;

@@ -441,6 +441,46 @@ multiversion! {
         }
     }
 
+    /// [`dropout`], also writing each element's draw into `kept` (1 kept,
+    /// 0 dropped) for the backward's [`kept_scale`]s: the hash is taken
+    /// once per element, not once per pass (on AVX2, without 64-bit lane
+    /// multiplies, it costs more than the rest of the op).
+    pub fn dropout_keep(mask: &DropMask, src: &[f32], dst: &mut [f32], kept: &mut [u8], offset: u64) {
+        assert!(src.len() == dst.len() && kept.len() == dst.len());
+        let s = mask.scale as f32;
+        for (j, ((d, &x), k)) in dst.iter_mut().zip(src).zip(kept.iter_mut()).enumerate() {
+            let keep = mask.keep(offset + j as u64);
+            *k = keep as u8;
+            *d = if keep { x * s } else { 0.0 };
+        }
+    }
+
+    /// `dst[j] ← src[j] · s` where `kept[j]`, else 0: [`dropout`] with the
+    /// draws [`dropout_keep`] recorded.
+    pub fn kept_scale(kept: &[u8], s: f32, src: &[f32], dst: &mut [f32]) {
+        assert!(src.len() == dst.len() && kept.len() == dst.len());
+        for ((d, &x), &k) in dst.iter_mut().zip(src).zip(kept) {
+            *d = if k != 0 { x * s } else { 0.0 };
+        }
+    }
+
+    /// `x[j] ← x[j] · s` where `kept[j]`, else 0.
+    pub fn kept_scale_in_place(kept: &[u8], s: f32, x: &mut [f32]) {
+        assert_eq!(kept.len(), x.len());
+        for (v, &k) in x.iter_mut().zip(kept) {
+            *v = if k != 0 { *v * s } else { 0.0 };
+        }
+    }
+
+    /// `gx[j] += gy[j] · s` where `kept[j]`, else `+= 0`: [`dropout_backward`]
+    /// with the recorded draws.
+    pub fn kept_scale_add(kept: &[u8], s: f32, gx: &mut [f32], gy: &[f32]) {
+        assert!(gx.len() == gy.len() && kept.len() == gx.len());
+        for ((g, &y), &k) in gx.iter_mut().zip(gy).zip(kept) {
+            *g += if k != 0 { y * s } else { 0.0 };
+        }
+    }
+
     /// `x[j] ← x[j] · mask(offset + j)`.
     pub fn dropout_in_place(mask: &DropMask, x: &mut [f32], offset: u64) {
         let s = mask.scale as f32;
@@ -628,6 +668,28 @@ mod tests {
             (bits(&ya), bits(&ga), bits(&da)),
             (bits(&yb), bits(&gb), bits(&db))
         );
+        // the recorded draws: the same values as the hash's, in every build
+        let (mut ka, mut kb) = (vec![7u8; n], vec![7u8; n]);
+        dropout_keep(&mask, &x, &mut ya, &mut ka, 77);
+        portable::dropout_keep(&mask, &x, &mut yb, &mut kb, 77);
+        assert_eq!((bits(&ya), &ka), (bits(&yb), &kb));
+        let mut want = vec![0.0; n];
+        portable::dropout(&mask, &x, &mut want, 77);
+        assert_eq!(bits(&ya), bits(&want));
+        let s = mask.scale as f32;
+        kept_scale(&ka, s, &x, &mut ya);
+        portable::kept_scale(&kb, s, &x, &mut yb);
+        assert_eq!((bits(&ya), bits(&yb)), (bits(&want), bits(&want)));
+        let (mut ga, mut gb, mut gw) = (y.clone(), y.clone(), y.clone());
+        kept_scale_in_place(&ka, s, &mut ga);
+        portable::kept_scale_in_place(&kb, s, &mut gb);
+        portable::dropout_in_place(&mask, &mut gw, 77);
+        assert_eq!((bits(&ga), bits(&gb)), (bits(&gw), bits(&gw)));
+        let (mut da, mut db, mut dw) = (w.clone(), w.clone(), w.clone());
+        kept_scale_add(&ka, s, &mut da, &y);
+        portable::kept_scale_add(&kb, s, &mut db, &y);
+        portable::dropout_backward(&mask, &mut dw, &y, 77);
+        assert_eq!((bits(&da), bits(&db)), (bits(&dw), bits(&dw)));
         let sc = AdamWScalars {
             beta1: 0.9,
             one_minus_beta1: 0.1,

@@ -49,15 +49,32 @@ pub fn write_all(cmp: &Comparison, out: &Path) -> Result<Vec<PathBuf>> {
         // drawn into temporary files, renamed into place when whole
         let svg = crate::files::tmp_path(&out.join(format!("{name}.svg")));
         let png = out.join(format!(".{name}.{}.tmp.png", std::process::id()));
+        let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
         let drawn = match name {
-            "val_loss" => curves(SVGBackend::new(&svg, SIZE).into_drawing_area(), cmp)
-                .and_then(|()| curves(BitMapBackend::new(&png, SIZE).into_drawing_area(), cmp)),
+            "val_loss" => {
+                curves(SVGBackend::new(&svg, SIZE).into_drawing_area(), cmp).and_then(|()| {
+                    curves(
+                        BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area(),
+                        cmp,
+                    )
+                })
+            }
             "delta_vs_control" => forest(SVGBackend::new(&svg, SIZE).into_drawing_area(), cmp)
-                .and_then(|()| forest(BitMapBackend::new(&png, SIZE).into_drawing_area(), cmp)),
+                .and_then(|()| {
+                    forest(
+                        BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area(),
+                        cmp,
+                    )
+                }),
             _ => loss_vs_params(SVGBackend::new(&svg, SIZE).into_drawing_area(), cmp).and_then(
-                |()| loss_vs_params(BitMapBackend::new(&png, SIZE).into_drawing_area(), cmp),
+                |()| {
+                    let area = BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area();
+                    loss_vs_params(area, cmp)
+                },
             ),
-        };
+        }
+        .map_err(|e| e.to_string())
+        .and_then(|()| write_png(&png, &pixels).map_err(|e| e.to_string()));
         drawn.map_err(|e| {
             let _ = std::fs::remove_file(&svg);
             let _ = std::fs::remove_file(&png);
@@ -72,6 +89,24 @@ pub fn write_all(cmp: &Comparison, out: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(written)
+}
+
+/// Encode an RGB image of [`SIZE`] as PNG (8 bits per channel, fast
+/// deflate, an adaptive filter per row: the settings plotters' own encoder,
+/// through the `image` crate, used; the `png` crate alone builds in a
+/// fraction of the time).
+fn write_png(path: &Path, rgb: &[u8]) -> Result<(), png::EncodingError> {
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, SIZE.0, SIZE.1);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Fast);
+    encoder.set_filter(png::FilterType::Sub);
+    encoder.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(rgb)?;
+    writer.finish()?;
+    Ok(std::fs::write(path, bytes)?)
 }
 
 fn color(i: usize) -> RGBColor {
