@@ -151,6 +151,11 @@ def main():
         action="store_true",
         help="bf16 autocast (torch.autocast on the CPU: linear layers and matmuls in bf16)",
     )
+    ap.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model (inductor; the warm-up steps include the compilation)",
+    )
     a = ap.parse_args()
     if a.small:
         small_scale()
@@ -158,6 +163,7 @@ def main():
     torch.manual_seed(0)
     model = Baseline().train()
     n = sum(p.numel() for p in model.parameters())
+    step_model = torch.compile(model) if a.compile else model
     decay = [p for name, p in model.named_parameters() if "norm" not in name]
     no_decay = [p for name, p in model.named_parameters() if "norm" in name]
     opt = torch.optim.AdamW(
@@ -173,7 +179,7 @@ def main():
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
-            loss = model(enc, dec, labels)
+            loss = step_model(enc, dec, labels)
         loss.item()
         t1 = time.perf_counter()
         loss.backward()
@@ -188,7 +194,7 @@ def main():
     fwd, bwd, optim = (statistics.median(p[k] for p in phases) * 1e3 for k in range(3))
     tokens = a.batch * a.chunk_tokens
     print(
-        f"PyTorch {torch.__version__} eager {'bf16 autocast' if a.bf16 else 'f32'}, {a.threads} thread(s): {n:,} parameters, "
+        f"PyTorch {torch.__version__} {'compiled' if a.compile else 'eager'} {'bf16 autocast' if a.bf16 else 'f32'}, {a.threads} thread(s): {n:,} parameters, "
         f"batch {a.batch} × ({a.enc_len}, {a.dec_len}): {ms:.0f} ms/step (median of {a.steps}; "
         f"min {min(times) * 1e3:.0f}), {tokens / (ms / 1e3):.0f} tokens/s; "
         f"phases: forward {fwd:.0f}, backward {bwd:.0f}, optimizer {optim:.0f} ms (medians)"

@@ -9,7 +9,9 @@
 #
 # PYTHON: an interpreter with `torch` installed (a scratch virtual
 # environment; torch is not a march dependency). Threads: the machine's
-# cores, for both (RAYON_NUM_THREADS, --threads).
+# cores, for both (RAYON_NUM_THREADS, --threads). COMPILE=1 adds
+# torch.compile f32 rows (inductor: needs a C compiler; the first warm-up
+# steps compile, so those runs take minutes).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-5}
@@ -40,6 +42,10 @@ for r in $(seq 1 "$rounds"); do
     torch "Baseline f32" --steps 8
     march "SmallBaseline f32" SmallBaseline --batch 16 --steps 10 --warmup 2
     torch "SmallBaseline f32" --small --batch 16 --steps 10
+    if [ "${COMPILE:-0}" = 1 ]; then
+        torch "Baseline compile f32" --compile --steps 8 --warmup 3
+        torch "SmallBaseline compile f32" --compile --small --batch 16 --steps 10 --warmup 3
+    fi
     march "Baseline bf16" Baseline --matmul bf16 --steps 8 --warmup 2
     torch "Baseline bf16" --bf16 --steps 8
 done

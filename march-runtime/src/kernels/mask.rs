@@ -73,21 +73,6 @@ impl DropMask {
         }
         apply_kept(kept, self.scale, src, dst);
     }
-
-    /// `x[j] ← x[j] · mask(offset + j)`.
-    pub fn apply_in_place<E: Float>(&self, x: &mut [E], offset: u64) {
-        if let Some(x) = f32s_mut(x) {
-            return simd::dropout_in_place(self, x, offset);
-        }
-        let scale = E::from_f64(self.scale).unwrap();
-        for (j, v) in x.iter_mut().enumerate() {
-            *v = if self.keep(offset + j as u64) {
-                *v * scale
-            } else {
-                E::zero()
-            };
-        }
-    }
 }
 
 /// `dst[j] = src[j] · scale` where `kept[j]` (as [`DropMask::apply_recording`]
