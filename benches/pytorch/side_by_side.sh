@@ -26,6 +26,10 @@ march() { # LABEL ARGS...
     if out=$(RAYON_NUM_THREADS=$threads target/release/march bench "$@" 2>&1); then
         grep -E "ms/step|phases" <<<"$out" | tr -s ' ' | tr '\n' ' '
         echo
+        if [ -z "${machine_shown:-}" ]; then # where march's figures come from, once
+            grep -E "^ *machine" <<<"$out" | tr -s ' ' | sed 's/^ /  march /'
+            machine_shown=1
+        fi
     else
         tail -1 <<<"$out"
     fi
@@ -36,6 +40,8 @@ torch() { # LABEL ARGS...
     "$python" benches/pytorch/baseline_step.py --threads "$threads" "$@" 2>/dev/null | tail -1
 }
 
+echo "CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $threads thread(s)"
+"$python" -c 'import torch; print("PyTorch", torch.__version__, "CPU capability", torch.backends.cpu.get_cpu_capability())' 2>/dev/null
 for r in $(seq 1 "$rounds"); do
     echo "== round $r"
     march "Baseline f32" Baseline --steps 8 --warmup 2
