@@ -399,6 +399,64 @@ where
     assert_eq!(dropout(x.clone(), mask).as_vec(), (x * m).as_vec());
 }
 
+/// The fused `dropout(t) + x` and `dropout(relu(t))` against their dfdx
+/// compositions ([`march_runtime::ops::composed`]) in `E`: the same values
+/// and the same gradients with respect to `t` and to `x`, exactly.
+fn fused_dropouts_match_their_compositions_in<E: march_runtime::layers::Float>()
+where
+    Cpu: Device<E>,
+{
+    use march_runtime::kernels::dropout::{dropout_add, relu_dropout};
+    use march_runtime::layers::Ctx;
+    use march_runtime::ops::composed;
+    let dev = Cpu::default();
+    let n = 3 * 40_005; // several chunks and a partial one
+    let shape = (3, n / 3);
+    let t: Tensor<(usize, usize), E, Cpu> = dev.tensor_from_vec(values(n, 31, 1.0), shape);
+    let x: Tensor<(usize, usize), E, Cpu> = dev.tensor_from_vec(values(n, 32, 1.0), shape);
+    let r = dev.tensor_from_vec(values::<E>(n, 33, 1.0), shape);
+    let mask = Ctx::train_seeded(&ARCH, 4).dropout_mask(0.3).unwrap();
+    // Σ f(t, x) ⊙ R: its value and the gradients of t and x
+    let run = |fused: bool, relu: bool| {
+        let tt = t.leaky_trace();
+        let y = match (fused, relu) {
+            (true, false) => dropout_add(tt, x.clone(), mask),
+            (false, false) => composed::dropout_add(tt, x.clone(), mask),
+            (true, true) => relu_dropout(tt, mask),
+            (false, true) => composed::relu_dropout(tt, mask),
+        };
+        let values = y.as_vec();
+        let g = (y * r.clone()).sum::<Rank0, _>().backward();
+        let gx = (!relu).then(|| g.get(&x).as_vec());
+        (values, g.get(&t).as_vec(), gx)
+    };
+    for relu in [false, true] {
+        let (got, want) = (run(true, relu), run(false, relu));
+        assert_eq!(got, want, "relu {relu}");
+        assert!(got.1.iter().any(|&g| g != E::zero()), "no gradient");
+        let zeros = got.1.iter().filter(|&&g| g == E::zero()).count() as f64 / n as f64;
+        // dropped (0.3), and with the ReLU also the non-positive half
+        let expected = if relu { 1.0 - 0.7 * 0.5 } else { 0.3 };
+        assert!((zeros - expected).abs() < 0.02, "relu {relu}: {zeros}");
+    }
+    // tape-free
+    assert_eq!(
+        dropout_add(t.clone(), x.clone(), mask).as_vec(),
+        composed::dropout_add(t.clone(), x.clone(), mask).as_vec()
+    );
+    assert_eq!(
+        relu_dropout(t.clone(), mask).as_vec(),
+        composed::relu_dropout(t.clone(), mask).as_vec()
+    );
+}
+
+#[test]
+fn fused_dropout_add_and_relu_dropout_match_their_compositions() {
+    fused_dropouts_match_their_compositions_in::<f64>();
+    // f32: the vectorised loops
+    fused_dropouts_match_their_compositions_in::<f32>();
+}
+
 #[test]
 fn parallel_dropout_matches_the_mask_composition() {
     dropout_matches_the_mask_composition_in::<f64>();

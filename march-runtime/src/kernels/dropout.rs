@@ -9,12 +9,16 @@
 //! backward reads them instead of hashing again (the hash's two 64-bit
 //! multiplies have no AVX2 instruction). Same mask, same values as
 //! [`Ctx::dropout`](crate::layers::Ctx::dropout)'s composition.
+//!
+//! Two fusions take the single-threaded dfdx op next to a dropout into the
+//! same pass: [`dropout_add`] (every pre-norm sub-layer's `x + dropout(f(x))`)
+//! and [`relu_dropout`] (the dense feed-forward's `dropout(relu(up(x)))`).
 
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
 use super::{apply_kept_add, DropMask};
-use super::{cpu_grad, view};
+use super::{cpu_grad, f32s, f32s_mut, simd, view};
 use crate::tensor::Float;
 
 const CHUNK: usize = 1 << 14;
@@ -31,8 +35,8 @@ where
     let shape = *t.shape();
     let (t, tape) = t.split_tape();
     let xs = view(&t);
-    let mut y = vec![E::zero(); xs.len()];
     if !T::OWNS_TAPE {
+        let mut y = vec![E::zero(); xs.len()];
         y.par_chunks_mut(CHUNK)
             .zip(xs.par_chunks(CHUNK))
             .enumerate()
@@ -40,22 +44,105 @@ where
         drop(xs);
         return t.device().tensor_from_vec(y, shape).put_tape(tape);
     }
-    let mut kept = vec![0u8; xs.len()];
-    y.par_chunks_mut(CHUNK)
-        .zip(xs.par_chunks(CHUNK))
-        .zip(kept.par_chunks_mut(CHUNK))
-        .enumerate()
-        .for_each(|(c, ((y, x), k))| mask.apply_recording(x, y, k, (c * CHUNK) as u64));
+    let (y, kept) = recorded(xs.len(), |c, y, k| {
+        let at = c * CHUNK..c * CHUNK + y.len();
+        mask.apply_recording(&xs[at], y, k, (c * CHUNK) as u64)
+    });
     drop(xs);
     let out = t.device().tensor_from_vec(y, shape);
-    let mut tape = tape;
+    kept_backward(out, tape, t, None, kept, mask.scale)
+}
+
+/// `t ⊙ mask + x`: a sub-layer's dropout and the residual add after it in
+/// one parallel pass, `x` (the residual stream) tape-free; the same values
+/// and gradients as [`dropout`] then dfdx's add, without the dropped
+/// tensor or dfdx's single-threaded add and its backward.
+pub fn dropout_add<S: Shape, E: Float, T: Tape<E, Cpu>>(
+    t: Tensor<S, E, Cpu, T>,
+    x: Tensor<S, E, Cpu>,
+    mask: DropMask,
+) -> Tensor<S, E, Cpu, T>
+where
+    Cpu: Device<E>,
+{
+    let t = t.contiguous();
+    let x = x.contiguous();
+    assert_eq!(
+        t.shape().concrete(),
+        x.shape().concrete(),
+        "dropout_add of tensors of different shapes"
+    );
+    let (t, tape) = t.split_tape();
+    let (ts, xs) = (view(&t), view(&x));
+    let (y, kept) = recorded(ts.len(), |c, y, k| {
+        let at = c * CHUNK..c * CHUNK + y.len();
+        mask.apply_recording_add(&ts[at.clone()], &xs[at], y, k, (c * CHUNK) as u64)
+    });
+    drop((ts, xs));
+    let out = t.device().tensor_from_vec(y, *t.shape());
+    kept_backward(out, tape, t, Some(x), kept, mask.scale)
+}
+
+/// `relu(t) ⊙ mask` in one parallel pass; the backward reads one byte per
+/// element (drawn kept and positive), not `t`. The same values and
+/// gradients as dfdx's `relu` then [`dropout`].
+pub fn relu_dropout<S: Shape, E: Float, T: Tape<E, Cpu>>(
+    t: Tensor<S, E, Cpu, T>,
+    mask: DropMask,
+) -> Tensor<S, E, Cpu, T>
+where
+    Cpu: Device<E>,
+{
+    let t = t.contiguous();
+    let (t, tape) = t.split_tape();
+    let ts = view(&t);
+    let (y, kept) = recorded(ts.len(), |c, y, k| {
+        let at = c * CHUNK..c * CHUNK + y.len();
+        mask.apply_relu_recording(&ts[at], y, k, (c * CHUNK) as u64)
+    });
+    drop(ts);
+    let out = t.device().tensor_from_vec(y, *t.shape());
+    kept_backward(out, tape, t, None, kept, mask.scale)
+}
+
+/// `n` outputs and `n` recorded bytes, written chunk by chunk on the rayon
+/// pool by `f(chunk index, output chunk, bytes chunk)`.
+fn recorded<E: Float>(
+    n: usize,
+    f: impl Fn(usize, &mut [E], &mut [u8]) + Sync,
+) -> (Vec<E>, Vec<u8>) {
+    let mut y = vec![E::zero(); n];
+    let mut kept = vec![0u8; n];
+    y.par_chunks_mut(CHUNK)
+        .zip(kept.par_chunks_mut(CHUNK))
+        .enumerate()
+        .for_each(|(c, (y, k))| f(c, y, k));
+    (y, kept)
+}
+
+/// `out` with `tape`, and under a tape the backward `g_input += g_out · scale`
+/// where `kept` (and `g_residual += g_out`).
+fn kept_backward<S: Shape, E: Float, T: Tape<E, Cpu>>(
+    out: Tensor<S, E, Cpu>,
+    mut tape: T,
+    input: Tensor<S, E, Cpu>,
+    residual: Option<Tensor<S, E, Cpu>>,
+    kept: Vec<u8>,
+    scale: f64,
+) -> Tensor<S, E, Cpu, T>
+where
+    Cpu: Device<E>,
+{
+    if !T::OWNS_TAPE {
+        return out.put_tape(tape);
+    }
     let out_id = out.clone();
     tape.add_backward_op(move |grads| {
-        grads.try_alloc_for(&t)?;
+        grads.try_alloc_for(&input)?;
         grads.try_alloc_for(&out_id)?;
         let (gy, ny) = cpu_grad::<E>(grads.get_or_alloc_mut(&out_id)?);
-        let (gx, nx) = cpu_grad::<E>(grads.get_or_alloc_mut(&t)?);
-        assert_eq!(nx, ny);
+        let (gx, nx) = cpu_grad::<E>(grads.get_or_alloc_mut(&input)?);
+        assert!(nx == ny && gx != gy);
         // SAFETY: two distinct gradient buffers of `nx` elements
         let (gy, gx) = unsafe {
             (
@@ -66,8 +153,27 @@ where
         gx.par_chunks_mut(CHUNK)
             .zip(gy.par_chunks(CHUNK))
             .zip(kept.par_chunks(CHUNK))
-            .for_each(|((gx, gy), k)| apply_kept_add(k, mask.scale, gx, gy));
+            .for_each(|((gx, gy), k)| apply_kept_add(k, scale, gx, gy));
+        if let Some(residual) = &residual {
+            let (gr, nr) = cpu_grad::<E>(grads.get_or_alloc_mut(residual)?);
+            assert!(nr == ny && gr != gy.as_ptr() as *mut E && gr != gx.as_mut_ptr());
+            // SAFETY: a third distinct buffer of `nr` elements
+            let gr = unsafe { std::slice::from_raw_parts_mut(gr, nr) };
+            gr.par_chunks_mut(CHUNK)
+                .zip(gy.par_chunks(CHUNK))
+                .for_each(|(gr, gy)| add_assign(gr, gy));
+        }
         Ok(())
     });
     out.put_tape(tape)
+}
+
+/// `dst += src`.
+fn add_assign<E: Float>(dst: &mut [E], src: &[E]) {
+    if let (Some(dst), Some(src)) = (f32s_mut(dst), f32s(src)) {
+        return simd::axpy(dst, 1.0, src);
+    }
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = *d + s;
+    }
 }

@@ -73,6 +73,45 @@ impl DropMask {
         }
         apply_kept(kept, self.scale, src, dst);
     }
+
+    /// `dst[j] = src[j] · mask(offset + j) + res[j]`, recording the draws
+    /// as [`DropMask::apply_recording`] does: dropout then a residual add.
+    pub fn apply_recording_add<E: Float>(
+        &self,
+        src: &[E],
+        res: &[E],
+        dst: &mut [E],
+        kept: &mut [u8],
+        offset: u64,
+    ) {
+        if let (Some(src), Some(res), Some(dst)) = (f32s(src), f32s(res), f32s_mut(dst)) {
+            return simd::dropout_keep_add(self, src, res, dst, kept, offset);
+        }
+        self.apply_recording(src, dst, kept, offset);
+        for (d, &r) in dst.iter_mut().zip(res) {
+            *d = *d + r;
+        }
+    }
+
+    /// `dst[j] = relu(src[j]) · mask(offset + j)`, recording in `kept`
+    /// whether element `j` was drawn kept and is positive: the bytes
+    /// [`apply_kept_add`] turns into the gradient.
+    pub fn apply_relu_recording<E: Float>(
+        &self,
+        src: &[E],
+        dst: &mut [E],
+        kept: &mut [u8],
+        offset: u64,
+    ) {
+        if let (Some(src), Some(dst)) = (f32s(src), f32s_mut(dst)) {
+            return simd::relu_dropout_keep(self, src, dst, kept, offset);
+        }
+        assert!(src.len() == dst.len() && kept.len() == dst.len());
+        for ((k, &s), j) in kept.iter_mut().zip(src).zip(0..) {
+            *k = (self.keep(offset + j) && s > E::zero()) as u8;
+        }
+        apply_kept(kept, self.scale, src, dst);
+    }
 }
 
 /// `dst[j] = src[j] · scale` where `kept[j]` (as [`DropMask::apply_recording`]

@@ -455,6 +455,40 @@ multiversion! {
         }
     }
 
+    /// `dst[j] ← src[j] · mask(offset + j) + res[j]`, the draws written into
+    /// `kept` as [`dropout_keep`] does: a sub-layer's dropout and the
+    /// residual add after it in one pass.
+    pub fn dropout_keep_add(
+        mask: &DropMask,
+        src: &[f32],
+        res: &[f32],
+        dst: &mut [f32],
+        kept: &mut [u8],
+        offset: u64,
+    ) {
+        assert!(src.len() == dst.len() && res.len() == dst.len() && kept.len() == dst.len());
+        let s = mask.scale as f32;
+        let rows = dst.iter_mut().zip(src).zip(res).zip(kept.iter_mut());
+        for (j, (((d, &x), &r), k)) in rows.enumerate() {
+            let keep = mask.keep(offset + j as u64);
+            *k = keep as u8;
+            *d = (if keep { x * s } else { 0.0 }) + r;
+        }
+    }
+
+    /// `dst[j] ← relu(src[j]) · mask(offset + j)`, writing into `kept`
+    /// whether the element passed both (drawn kept and positive): the
+    /// backward's gradient is [`kept_scale_add`] of those bytes.
+    pub fn relu_dropout_keep(mask: &DropMask, src: &[f32], dst: &mut [f32], kept: &mut [u8], offset: u64) {
+        assert!(src.len() == dst.len() && kept.len() == dst.len());
+        let s = mask.scale as f32;
+        for (j, ((d, &x), k)) in dst.iter_mut().zip(src).zip(kept.iter_mut()).enumerate() {
+            let keep = mask.keep(offset + j as u64) & (x > 0.0);
+            *k = keep as u8;
+            *d = if keep { x * s } else { 0.0 };
+        }
+    }
+
     /// `dst[j] ← src[j] · s` where `kept[j]`, else 0: [`dropout`] with the
     /// draws [`dropout_keep`] recorded.
     pub fn kept_scale(kept: &[u8], s: f32, src: &[f32], dst: &mut [f32]) {
@@ -690,6 +724,22 @@ mod tests {
         portable::kept_scale_add(&kb, s, &mut db, &y);
         portable::dropout_backward(&mask, &mut dw, &y, 77);
         assert_eq!((bits(&da), bits(&db)), (bits(&dw), bits(&dw)));
+        // the fused residual add: dropout's values plus the residual
+        let (mut ka, mut kb) = (vec![7u8; n], vec![7u8; n]);
+        dropout_keep_add(&mask, &x, &w, &mut ya, &mut ka, 77);
+        portable::dropout_keep_add(&mask, &x, &w, &mut yb, &mut kb, 77);
+        let plus: Vec<f32> = want.iter().zip(&w).map(|(d, r)| d + r).collect();
+        assert_eq!((bits(&ya), &ka), (bits(&yb), &kb));
+        assert_eq!(bits(&ya), bits(&plus));
+        // relu then dropout: the draws of positive elements only
+        relu_dropout_keep(&mask, &x, &mut ya, &mut ka, 77);
+        portable::relu_dropout_keep(&mask, &x, &mut yb, &mut kb, 77);
+        assert_eq!((bits(&ya), &ka), (bits(&yb), &kb));
+        let relu: Vec<f32> = x.iter().map(|&v| v.max(0.0)).collect();
+        portable::dropout(&mask, &relu, &mut want, 77);
+        assert!(ya.iter().zip(&want).all(|(a, b)| a == b));
+        assert!(ka.iter().zip(&x).all(|(&k, &v)| k == 0 || v > 0.0));
+        assert!(ka.iter().any(|&k| k == 1) && x.iter().any(|&v| v > 0.0));
         let sc = AdamWScalars {
             beta1: 0.9,
             one_minus_beta1: 0.1,

@@ -88,6 +88,32 @@ impl<'a> Ctx<'a> {
         D::dropout(t, mask)
     }
 
+    /// `dropout(t) + x` with the variant's probability (one op,
+    /// [`Ops::dropout_add`], when training): a sub-layer's output joining
+    /// the residual stream `x`.
+    pub fn drop_add<S: Shape, E: Float, D: Ops<E>, T: Tape<E, D>>(
+        &self,
+        t: Tensor<S, E, D, T>,
+        x: Tensor<S, E, D>,
+    ) -> Tensor<S, E, D, T> {
+        match self.dropout_mask(self.arch.dropout) {
+            Some(mask) => D::dropout_add(t, x, mask),
+            None => t + x,
+        }
+    }
+
+    /// `dropout(relu(t))` with the variant's probability (one op,
+    /// [`Ops::relu_dropout`], when training).
+    pub fn relu_drop<S: Shape, E: Float, D: Ops<E>, T: Tape<E, D>>(
+        &self,
+        t: Tensor<S, E, D, T>,
+    ) -> Tensor<S, E, D, T> {
+        match self.dropout_mask(self.arch.dropout) {
+            Some(mask) => D::relu_dropout(t, mask),
+            None => t.relu(),
+        }
+    }
+
     /// Dropout with the variant's probability.
     pub fn drop<S: Shape, E: Float, D: Ops<E>, T: Tape<E, D>>(
         &self,

@@ -63,8 +63,12 @@ impl<const M: usize, const F: usize, E: Float, D: Ops<E>> FeedForwardSublayer<M,
         let FeedForward::Dense { activation } = ctx.arch.ffn else {
             panic!("DenseFfn built for a {} feed-forward", ctx.arch.ffn);
         };
-        let h = activate(x.linear(&self.up, ctx.matmul), activation);
-        ctx.drop(h).linear(&self.down, ctx.matmul)
+        let h = x.linear(&self.up, ctx.matmul);
+        let h = match activation {
+            Activation::Relu => ctx.relu_drop(h),
+            other => ctx.drop(activate(h, other)),
+        };
+        h.linear(&self.down, ctx.matmul)
     }
 }
 

@@ -38,6 +38,12 @@ fn sublayer<const M: usize, E: crate::layers::Float, D: Ops<E>, T: AnyTape<E, D>
 ) -> (Hidden<M, E, D, T>, R) {
     let (x, tape) = x.split_tape();
     let (y, extra) = f(x.clone().put_tape(tape));
-    let y = ctx.drop(y);
-    (if residual { y + x } else { y }, extra)
+    (
+        if residual {
+            ctx.drop_add(y, x)
+        } else {
+            ctx.drop(y)
+        },
+        extra,
+    )
 }

@@ -39,6 +39,23 @@ pub fn dropout<S: Shape, E: Float, D: Device<E>, T: Tape<E, D>>(
     t * mask
 }
 
+/// `dropout(t, mask) + x`.
+pub fn dropout_add<S: Shape, E: Float, D: Device<E>, T: Tape<E, D>>(
+    t: Tensor<S, E, D, T>,
+    x: Tensor<S, E, D>,
+    mask: DropMask,
+) -> Tensor<S, E, D, T> {
+    dropout(t, mask) + x
+}
+
+/// `dropout(relu(t), mask)`.
+pub fn relu_dropout<S: Shape, E: Float, D: Device<E>, T: Tape<E, D>>(
+    t: Tensor<S, E, D, T>,
+    mask: DropMask,
+) -> Tensor<S, E, D, T> {
+    dropout(t.relu(), mask)
+}
+
 /// `dropout(softmax(q kᵀ + bias + head_bias)) v` per head: the heads split
 /// by reshape and permute, a batched `matmul`, the bias broadcast over heads
 /// and the head bias over the batch, [`dropout`] over `[batch, heads, seq_q,

@@ -73,6 +73,21 @@ macro_rules! cpu_ops {
                 kernels::dropout::dropout(t, mask)
             }
 
+            fn dropout_add<S: Shape, T: Tape<$e, Self>>(
+                t: Tensor<S, $e, Self, T>,
+                x: Tensor<S, $e, Self>,
+                mask: DropMask,
+            ) -> Tensor<S, $e, Self, T> {
+                kernels::dropout::dropout_add(t, x, mask)
+            }
+
+            fn relu_dropout<S: Shape, T: Tape<$e, Self>>(
+                t: Tensor<S, $e, Self, T>,
+                mask: DropMask,
+            ) -> Tensor<S, $e, Self, T> {
+                kernels::dropout::relu_dropout(t, mask)
+            }
+
             fn cross_entropy<const V: usize, T: AnyTape<$e, Self>>(
                 logits: Tensor<(usize, usize, Const<V>), $e, Self, T>,
                 labels: &[i64],

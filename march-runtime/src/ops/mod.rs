@@ -13,7 +13,8 @@
 //! | [`Ops::attention`] | fused, parallel over (batch, head); a per-head bias added to the logits before the softmax, its gradient summed over the batch in order | reshape, `matmul`, broadcast adds, `softmax`, mask multiply |
 //! | [`Ops::rope`] | one pass over the rows, tables of the angles per call | two broadcast products and a product with the half-swap matrix |
 //! | [`Ops::rms_norm`] | fused | `square`, `mean`, `sqrt`, `recip`, products |
-//! | [`Ops::dropout`] | one parallel pass, mask redrawn in the backward | mask tensor, product |
+//! | [`Ops::dropout`] | one parallel pass, the draws recorded (a byte per element) for the backward | mask tensor, product |
+//! | [`Ops::dropout_add`], [`Ops::relu_dropout`] | the same pass with the residual add or the ReLU in it | [`Ops::dropout`] then `+` or `relu` |
 //! | [`Ops::cross_entropy`] | fused, parallel over rows | `log_softmax`, `select`, weighted sum |
 //! | [`Ops::adamw`] | one parallel pass over parameter and moments | `axpy` compositions |
 //! | [`Ops::with_grad`] | the gradient buffer, borrowed | a host copy |
@@ -104,6 +105,25 @@ pub trait Ops<E: Float>: Device<E> {
         mask: DropMask,
     ) -> Tensor<S, E, Self, T> {
         composed::dropout(t, mask)
+    }
+
+    /// `t ⊙ mask + x`: a sub-layer's dropout and the residual add after it;
+    /// `x`, the residual stream, is tape-free (its gradient accumulates
+    /// under its id).
+    fn dropout_add<S: Shape, T: Tape<E, Self>>(
+        t: Tensor<S, E, Self, T>,
+        x: Tensor<S, E, Self>,
+        mask: DropMask,
+    ) -> Tensor<S, E, Self, T> {
+        composed::dropout_add(t, x, mask)
+    }
+
+    /// `relu(t) ⊙ mask`.
+    fn relu_dropout<S: Shape, T: Tape<E, Self>>(
+        t: Tensor<S, E, Self, T>,
+        mask: DropMask,
+    ) -> Tensor<S, E, Self, T> {
+        composed::relu_dropout(t, mask)
     }
 
     /// Mean cross-entropy of `logits` `[batch, seq, V]` over the positions
