@@ -19,7 +19,7 @@ use dfdx::prelude::*;
 use rayon::prelude::*;
 
 use super::{apply_kept, apply_kept_in_place, DropMask};
-use super::{cpu_grad, f32s, f32s_mut, gemm_into, simd, view, SendPtr};
+use super::{cpu_grad, f32s, f32s_mut, gemm_into, simd, strided_rows, view, SendPtr};
 use crate::tensor::Float;
 
 /// `[batch, seq, heads·dim_qkv]`.
@@ -87,7 +87,7 @@ where
     let (q, tape) = q.split_tape();
     let (qs, ks, vs) = (view(&q), view(k), view(v));
     // the bias is usually a broadcast: read it through its strides
-    let bias_vals = bias.as_vec();
+    let (bias_vals, [bias_b, bias_q]) = strided_rows(bias);
     let mut probs = vec![E::zero(); b * heads * sq * sk];
     let mut out = vec![E::zero(); b * sq * i];
     let out_ptr = SendPtr(out.as_mut_ptr());
@@ -123,9 +123,8 @@ where
                     *x += h;
                 }
             }
-            let bias_rows = &bias_vals[bi * sq * sk..(bi + 1) * sq * sk];
-            for (row, bias_row) in p.chunks_mut(sk).zip(bias_rows.chunks(sk)) {
-                softmax_row(row, bias_row);
+            for (qi, row) in p.chunks_mut(sk).enumerate() {
+                softmax_row(row, &bias_vals[bi * bias_b + qi * bias_q..][..sk]);
             }
             let pd: &[E] = match &dropout {
                 None => p,

@@ -97,6 +97,49 @@ where
     Cow::Owned(t.as_vec())
 }
 
+/// The rows `t[i, j, ..]` of a 3-d CPU tensor read through its strides, so
+/// that a broadcast (the attention masks) is not copied out element by
+/// element: `(buffer, [stride of i, stride of j])` with row `(i, j)` at
+/// `buffer[i·s₀ + j·s₁..][..n]`, where the last axis is contiguous; a
+/// row-major copy otherwise.
+fn strided_rows<E: Float, T>(
+    t: &Tensor<(usize, usize, usize), E, Cpu, T>,
+) -> (Cow<'_, [E]>, [usize; 2])
+where
+    Cpu: Device<E>,
+{
+    let (a, b, n) = *t.shape();
+    let copy = |t: &Tensor<(usize, usize, usize), E, Cpu, T>| (Cow::Owned(t.as_vec()), [b * n, n]);
+    if a * b * n == 0 {
+        return copy(t);
+    }
+    let base: *const E = &t[[0, 0, 0]];
+    // SAFETY (each offset): both point into the tensor's buffer
+    let offset = |at: [usize; 3]| unsafe { (&t[at] as *const E).offset_from(base) };
+    let stride = |axis: usize, len: usize| {
+        let mut at = [0; 3];
+        at[axis] = 1;
+        if len > 1 {
+            offset(at)
+        } else {
+            0
+        }
+    };
+    let (s0, s1, s2) = (stride(0, a), stride(1, b), stride(2, n));
+    if (n > 1 && s2 != 1) || s0 < 0 || s1 < 0 {
+        return copy(t);
+    }
+    let last = offset([a - 1, b - 1, n - 1]);
+    if last != (a as isize - 1) * s0 + (b as isize - 1) * s1 + n as isize - 1 {
+        return copy(t);
+    }
+    // SAFETY: offsets 0..=last of the buffer hold elements [0, 0, 0] and
+    // [a−1, b−1, n−1] (read through dfdx's bounds-checked indexing), so the
+    // span between them lies inside it
+    let buffer = unsafe { std::slice::from_raw_parts(base, last as usize + 1) };
+    (Cow::Borrowed(buffer), [s0 as usize, s1 as usize])
+}
+
 /// Whether `t`'s strides are the row-major ones of its shape (checked
 /// through indexing), reading its last element (bounds-checked).
 fn row_major<S: Shape, E: Unit, T>(t: &Tensor<S, E, Cpu, T>) -> bool {
@@ -334,6 +377,26 @@ mod tests {
             .broadcast();
         assert!(matches!(view(&b), Cow::Owned(_)));
         assert_eq!(view(&b).to_vec(), b.as_vec());
+        // rows through strides: a broadcast is borrowed, not copied
+        let rows: Tensor<(usize, usize, usize), f32, Cpu> = dev
+            .tensor_from_vec((0..8).map(|x| x as f32).collect(), (2, 4))
+            .broadcast_like::<_, Axis<1>>(&(2, 3, 4));
+        let (buf, [s0, s1]) = strided_rows(&rows);
+        assert!(matches!(buf, Cow::Borrowed(_)) && buf.len() == 8 && (s0, s1) == (4, 0));
+        let flat = rows.as_vec();
+        for (i, j) in (0..2).flat_map(|i| (0..3).map(move |j| (i, j))) {
+            let at = (i * 3 + j) * 4;
+            assert_eq!(&buf[i * s0 + j * s1..][..4], &flat[at..at + 4]);
+        }
+        let causal: Tensor<(usize, usize, usize), f32, Cpu> = dev
+            .tensor_from_vec((0..12).map(|x| x as f32).collect(), (3, 4))
+            .broadcast_like::<_, Axis<0>>(&(2, 3, 4));
+        let (buf, strides) = strided_rows(&causal);
+        assert!(matches!(buf, Cow::Borrowed(_)) && strides == [0, 4]);
+        let swapped = causal.clone().permute::<_, Axes3<0, 2, 1>>();
+        let (buf, strides) = strided_rows(&swapped);
+        assert!(matches!(buf, Cow::Owned(_)) && strides == [12, 3]);
+        assert_eq!(buf.to_vec(), swapped.as_vec());
         let mut m = t.clone();
         view_mut(&mut m)[5] = -1.0;
         assert_eq!(m.as_vec()[5], -1.0);
