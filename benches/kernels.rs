@@ -7,7 +7,7 @@ use criterion::{criterion_group, Criterion, Throughput};
 use dfdx::prelude::*;
 use march_runtime::kernels::attention::fused_attention;
 use march_runtime::kernels::cross_entropy::fused_masked_cross_entropy;
-use march_runtime::kernels::dropout::dropout as fused_dropout;
+use march_runtime::kernels::dropout::{dropout as fused_dropout, dropout_add, relu_dropout};
 use march_runtime::kernels::linear::linear;
 use march_runtime::kernels::rope::rope;
 use march_runtime::layers::{masked_cross_entropy_composed, padding_bias, Ctx, RmsNorm};
@@ -189,6 +189,42 @@ fn dropout(c: &mut Criterion) {
     });
     g.bench_function("dfdx_chacha", |b| {
         b.iter(|| x.leaky_trace().dropout(0.1).sum::<Rank0, _>().backward())
+    });
+    // the FFN's relu then dropout: one pass, or the kernel after dfdx's relu
+    g.bench_function("relu_dropout_fused", |b| {
+        b.iter(|| {
+            let mask = Ctx::train_seeded(arch, 1).dropout_mask(0.1).unwrap();
+            relu_dropout(x.leaky_trace(), mask)
+                .sum::<Rank0, _>()
+                .backward()
+        })
+    });
+    g.bench_function("relu_then_fused_dropout", |b| {
+        b.iter(|| {
+            let mask = Ctx::train_seeded(arch, 1).dropout_mask(0.1).unwrap();
+            fused_dropout(x.leaky_trace().relu(), mask)
+                .sum::<Rank0, _>()
+                .backward()
+        })
+    });
+    // a sub-layer's residual: one pass, or the kernel then dfdx's add
+    let residual: Tensor<(usize, usize, Const<2048>), f32, Cpu> =
+        dev.sample_normal_like(&(B, SE, Const));
+    g.bench_function("dropout_add_fused", |b| {
+        b.iter(|| {
+            let mask = Ctx::train_seeded(arch, 1).dropout_mask(0.1).unwrap();
+            dropout_add(x.leaky_trace(), residual.clone(), mask)
+                .sum::<Rank0, _>()
+                .backward()
+        })
+    });
+    g.bench_function("fused_dropout_then_dfdx_add", |b| {
+        b.iter(|| {
+            let mask = Ctx::train_seeded(arch, 1).dropout_mask(0.1).unwrap();
+            (fused_dropout(x.leaky_trace(), mask) + residual.clone())
+                .sum::<Rank0, _>()
+                .backward()
+        })
     });
     g.finish();
 }
