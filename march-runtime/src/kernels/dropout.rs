@@ -156,7 +156,7 @@ where
             .for_each(|((gx, gy), k)| apply_kept_add(k, scale, gx, gy));
         if let Some(residual) = &residual {
             let (gr, nr) = cpu_grad::<E>(grads.get_or_alloc_mut(residual)?);
-            assert!(nr == ny && gr != gy.as_ptr() as *mut E && gr != gx.as_mut_ptr());
+            assert!(nr == ny && !std::ptr::eq(gr, gy.as_ptr()) && !std::ptr::eq(gr, gx.as_ptr()));
             // SAFETY: a third distinct buffer of `nr` elements
             let gr = unsafe { std::slice::from_raw_parts_mut(gr, nr) };
             gr.par_chunks_mut(CHUNK)
@@ -174,6 +174,6 @@ fn add_assign<E: Float>(dst: &mut [E], src: &[E]) {
         return simd::axpy(dst, 1.0, src);
     }
     for (d, &s) in dst.iter_mut().zip(src) {
-        *d = *d + s;
+        *d += s;
     }
 }

@@ -89,7 +89,7 @@ impl DropMask {
         }
         self.apply_recording(src, dst, kept, offset);
         for (d, &r) in dst.iter_mut().zip(res) {
-            *d = *d + r;
+            *d += r;
         }
     }
 
