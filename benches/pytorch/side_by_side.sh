@@ -11,7 +11,7 @@
 # environment; torch is not a march dependency). Threads: the machine's
 # cores, for both (RAYON_NUM_THREADS, --threads). COMPILE=1 adds
 # torch.compile f32 rows (inductor: needs a C compiler; the first warm-up
-# steps compile, so those runs take minutes).
+# steps compile, so those runs take minutes). BF16: see below.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-5}
@@ -42,6 +42,10 @@ torch() { # LABEL ARGS...
 
 echo "CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $threads thread(s)"
 "$python" -c 'import torch; print("PyTorch", torch.__version__, "CPU capability", torch.backends.cpu.get_cpu_capability())' 2>/dev/null
+# bf16 rows where the CPU has AMX (march refuses bf16 elsewhere, and
+# PyTorch's bf16 autocast without hardware bf16 takes ~74 s a step on a
+# 2-core Zen 3); BF16=1 forces them, BF16=0 drops them
+if grep -qw amx_bf16 /proc/cpuinfo 2>/dev/null; then bf16=${BF16:-1}; else bf16=${BF16:-0}; fi
 for r in $(seq 1 "$rounds"); do
     echo "== round $r"
     march "Baseline f32" Baseline --steps 8 --warmup 2
@@ -52,6 +56,8 @@ for r in $(seq 1 "$rounds"); do
         torch "Baseline compile f32" --compile --steps 8 --warmup 3
         torch "SmallBaseline compile f32" --compile --small --batch 16 --steps 10 --warmup 3
     fi
-    march "Baseline bf16" Baseline --matmul bf16 --steps 8 --warmup 2
-    torch "Baseline bf16" --bf16 --steps 8
+    if [ "$bf16" = 1 ]; then
+        march "Baseline bf16" Baseline --matmul bf16 --steps 8 --warmup 2
+        torch "Baseline bf16" --bf16 --steps 8
+    fi
 done
