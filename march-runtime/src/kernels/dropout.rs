@@ -44,13 +44,8 @@ where
         drop(xs);
         return t.device().tensor_from_vec(y, shape).put_tape(tape);
     }
-    let (y, kept) = recorded(xs.len(), |c, y, k| {
-        let at = c * CHUNK..c * CHUNK + y.len();
-        mask.apply_recording(&xs[at], y, k, (c * CHUNK) as u64)
-    });
     drop(xs);
-    let out = t.device().tensor_from_vec(y, shape);
-    kept_backward(out, tape, t, None, kept, mask.scale)
+    recorded_op(t, tape, mask, DropMask::apply_recording)
 }
 
 /// `t ⊙ mask + x`: a sub-layer's dropout and the residual add after it in
@@ -93,12 +88,25 @@ pub fn relu_dropout<S: Shape, E: Float, T: Tape<E, Cpu>>(
 where
     Cpu: Device<E>,
 {
-    let t = t.contiguous();
-    let (t, tape) = t.split_tape();
+    let (t, tape) = t.contiguous().split_tape();
+    recorded_op(t, tape, mask, DropMask::apply_relu_recording)
+}
+
+/// `apply(mask, t chunk, output chunk, bytes chunk, offset)` over the
+/// contiguous `t`, the bytes recorded for [`kept_backward`].
+fn recorded_op<S: Shape, E: Float, T: Tape<E, Cpu>>(
+    t: Tensor<S, E, Cpu>,
+    tape: T,
+    mask: DropMask,
+    apply: impl Fn(&DropMask, &[E], &mut [E], &mut [u8], u64) + Sync,
+) -> Tensor<S, E, Cpu, T>
+where
+    Cpu: Device<E>,
+{
     let ts = view(&t);
     let (y, kept) = recorded(ts.len(), |c, y, k| {
         let at = c * CHUNK..c * CHUNK + y.len();
-        mask.apply_relu_recording(&ts[at], y, k, (c * CHUNK) as u64)
+        apply(&mask, &ts[at], y, k, (c * CHUNK) as u64)
     });
     drop(ts);
     let out = t.device().tensor_from_vec(y, *t.shape());

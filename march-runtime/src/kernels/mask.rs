@@ -67,9 +67,22 @@ impl DropMask {
         if let (Some(src), Some(dst)) = (f32s(src), f32s_mut(dst)) {
             return simd::dropout_keep(self, src, dst, kept, offset);
         }
-        assert_eq!(kept.len(), dst.len());
-        for (k, j) in kept.iter_mut().zip(0..) {
-            *k = self.keep(offset + j) as u8;
+        self.record_scalar(src, dst, kept, offset, |_| true);
+    }
+
+    /// The loops of `apply_*recording` outside `f32`: `kept[j]` is the draw
+    /// and `pass(src[j])`, `dst[j]` [`apply_kept`] of those bytes.
+    fn record_scalar<E: Float>(
+        &self,
+        src: &[E],
+        dst: &mut [E],
+        kept: &mut [u8],
+        offset: u64,
+        pass: impl Fn(E) -> bool,
+    ) {
+        assert!(src.len() == dst.len() && kept.len() == dst.len());
+        for ((k, &s), j) in kept.iter_mut().zip(src).zip(0..) {
+            *k = (self.keep(offset + j) && pass(s)) as u8;
         }
         apply_kept(kept, self.scale, src, dst);
     }
@@ -106,11 +119,7 @@ impl DropMask {
         if let (Some(src), Some(dst)) = (f32s(src), f32s_mut(dst)) {
             return simd::relu_dropout_keep(self, src, dst, kept, offset);
         }
-        assert!(src.len() == dst.len() && kept.len() == dst.len());
-        for ((k, &s), j) in kept.iter_mut().zip(src).zip(0..) {
-            *k = (self.keep(offset + j) && s > E::zero()) as u8;
-        }
-        apply_kept(kept, self.scale, src, dst);
+        self.record_scalar(src, dst, kept, offset, |s| s > E::zero());
     }
 }
 
