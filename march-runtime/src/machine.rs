@@ -15,8 +15,12 @@ pub struct Machine {
     pub loops: Isa,
     /// gemm 0.19's f32 microkernel family on this CPU.
     pub gemm: &'static str,
-    /// The first core's clock now (`cpu MHz` of `/proc/cpuinfo`), in MHz.
+    /// The first core's clock as `/proc/cpuinfo` reports it (`cpu MHz`), in
+    /// MHz: under a hypervisor, the nominal clock, not the boost.
     pub mhz: Option<f64>,
+    /// The clock the step's threads run at, measured ([`measured_clock_ghz`]),
+    /// in GHz.
+    pub clock_ghz: Option<f64>,
     /// `vendor_id`, `cpu family` and `model` of `/proc/cpuinfo`, e.g.
     /// ("AuthenticAMD", 25, 17): Zen 4; the model name alone may be just
     /// "AMD EPYC" under a hypervisor.
@@ -40,6 +44,7 @@ impl Machine {
             loops: simd::isa(),
             gemm: gemm_kernel(),
             mhz: field("cpu MHz").and_then(|v| v.parse().ok()),
+            clock_ghz: measured_clock_ghz(),
             vendor: field("vendor_id").unwrap_or_default(),
             family: field("cpu family").and_then(|v| v.parse().ok()),
             model: field("model").and_then(|v| v.parse().ok()),
@@ -69,10 +74,20 @@ impl Machine {
         }
     }
 
-    /// threads × [`Machine::fma_units`] × lanes × 2 FLOP × clock, in
-    /// GFLOP/s; `None` without a clock reading.
+    /// The clock the peak is computed at, in GHz, and where it came from:
+    /// the measured one, else `/proc/cpuinfo`'s.
+    pub fn clock(&self) -> Option<(f64, &'static str)> {
+        match (self.clock_ghz, self.mhz) {
+            (Some(g), _) => Some((g, "measured")),
+            (None, Some(m)) => Some((m / 1e3, "/proc/cpuinfo")),
+            (None, None) => None,
+        }
+    }
+
+    /// threads × [`Machine::fma_units`] × lanes × 2 FLOP × [`Machine::clock`],
+    /// in GFLOP/s; `None` without a clock.
     pub fn fma_peak_gflops(&self) -> Option<f64> {
-        let ghz = self.mhz? / 1e3;
+        let (ghz, _) = self.clock()?;
         Some((self.threads * self.fma_units() * self.lanes() * 2) as f64 * ghz)
     }
 
@@ -83,10 +98,63 @@ impl Machine {
             (Some(f), Some(m)) => format!(", family {f} model {m}"),
             _ => String::new(),
         };
+        let clock = match self.clock_ghz {
+            Some(g) => format!(" at {g:.2} GHz measured"),
+            None => String::new(),
+        };
         format!(
-            "{}{id} ({} thread(s)); march's loops: {}; gemm's f32 microkernels: {}",
+            "{}{id} ({} thread(s){clock}); march's loops: {}; gemm's f32 microkernels: {}",
             self.cpu_model, self.threads, self.loops, self.gemm
         )
+    }
+}
+
+/// The clock of the step's threads while all of them are busy, in GHz: on
+/// every pool thread at once, a chain of dependent 64-bit integer adds
+/// (one per cycle on every x86-64 core: each waits for the one before it)
+/// timed over 2²⁵ adds, best of 5 rounds, the slowest thread's rate. Unlike
+/// `cpu MHz`, which a hypervisor reports as the nominal clock, this
+/// includes the boost; a core that clocks down for wide vector work (some
+/// Xeons under AVX-512) runs gemm below it. `None` off x86-64.
+pub fn measured_clock_ghz() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        const ITERS: u64 = 1 << 21; // × 16 adds
+        let best = (0..5)
+            .map(|_| {
+                rayon::broadcast(|_| {
+                    let t = std::time::Instant::now();
+                    add_chain(ITERS);
+                    (ITERS * 16) as f64 / t.elapsed().as_secs_f64() / 1e9
+                })
+                .into_iter()
+                .fold(f64::INFINITY, f64::min)
+            })
+            .fold(0.0, f64::max);
+        best.is_finite().then_some(best)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
+}
+
+/// `16 · iters` dependent adds: 16 cycles an iteration (the loop counter is
+/// a separate chain, its `sub`/`jnz` fused and issued beside them).
+#[cfg(target_arch = "x86_64")]
+fn add_chain(iters: u64) {
+    // SAFETY: registers only; no memory, no stack
+    unsafe {
+        std::arch::asm!(
+            "2:",
+            "add {x}, 1", "add {x}, 1", "add {x}, 1", "add {x}, 1",
+            "add {x}, 1", "add {x}, 1", "add {x}, 1", "add {x}, 1",
+            "add {x}, 1", "add {x}, 1", "add {x}, 1", "add {x}, 1",
+            "add {x}, 1", "add {x}, 1", "add {x}, 1", "add {x}, 1",
+            "sub {n}, 1",
+            "jnz 2b",
+            x = inout(reg) 0u64 => _,
+            n = inout(reg) iters.max(1) => _,
+            options(nomem, nostack),
+        );
     }
 }
 
@@ -117,6 +185,7 @@ mod tests {
             loops: Isa::Baseline,
             gemm,
             mhz: Some(2600.0),
+            clock_ghz: None,
             vendor: vendor.into(),
             family: Some(family),
             model: Some(17),
@@ -132,5 +201,25 @@ mod tests {
         assert_eq!(machine("AuthenticAMD", 25, "fma").fma_units(), 2);
         assert_eq!(machine("AuthenticAMD", 26, "avx512f").fma_units(), 2);
         assert_eq!(machine("GenuineIntel", 6, "avx512f").fma_units(), 2);
+    }
+
+    #[test]
+    fn the_measured_clock_is_preferred_to_cpuinfo() {
+        let mut m = machine("AuthenticAMD", 26, "avx512f");
+        assert_eq!(m.clock(), Some((2.6, "/proc/cpuinfo")));
+        m.clock_ghz = Some(3.5);
+        assert_eq!(m.clock(), Some((3.5, "measured")));
+        // 2 threads × 2 × 16 lanes × 2 FLOP × 3.5 GHz
+        assert!((m.fma_peak_gflops().unwrap() - 448.0).abs() < 1e-9);
+    }
+
+    /// The add chain runs one add per cycle: its rate is a clock a CPU can
+    /// have (a wrong chain, e.g. adds the core runs in parallel, would read
+    /// several times the clock).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_measured_clock_is_a_plausible_clock() {
+        let ghz = measured_clock_ghz().unwrap();
+        assert!((0.5..7.0).contains(&ghz), "{ghz} GHz");
     }
 }

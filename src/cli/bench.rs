@@ -129,12 +129,18 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let gflops = flops / median / 1e9;
     let floor = flops / (ceiling * 1e9);
     let fma = match machine.fma_peak_gflops() {
-        Some(p) => format!(
-            "; theoretical FMA peak {p:.0} GFLOP/s ({threads} × {} FMA units × {} lanes × 2 at {:.2} GHz)",
-            machine.fma_units(),
-            machine.lanes(),
-            machine.mhz.unwrap_or(0.0) / 1e3
-        ),
+        Some(p) => {
+            let (ghz, source) = machine.clock().unwrap_or((0.0, ""));
+            let nominal = match (source, machine.mhz) {
+                ("measured", Some(mhz)) => format!("; /proc/cpuinfo: {:.2} GHz", mhz / 1e3),
+                _ => String::new(),
+            };
+            format!(
+                "; theoretical FMA peak {p:.0} GFLOP/s ({threads} × {} FMA units × {} lanes × 2 at {ghz:.2} GHz, {source}{nominal})",
+                machine.fma_units(),
+                machine.lanes(),
+            )
+        }
         None => String::new(),
     };
     let growth = match (m.rss_after_warmup, m.rss_at_end) {
