@@ -285,13 +285,12 @@ pub unsafe fn matmul(
                     for r in 0..T.min(m.saturating_sub(i0)) {
                         let src = &tile[r * T..r * T + cols];
                         let d = out.at(i0 + r, j0);
-                        if out.2 == 1 {
+                        if out.2 == 1 && !accumulate {
+                            // a destination not read may be uninitialised
+                            std::ptr::copy_nonoverlapping(src.as_ptr(), d, cols);
+                        } else if out.2 == 1 {
                             let d = std::slice::from_raw_parts_mut(d, cols);
-                            if accumulate {
-                                d.iter_mut().zip(src).for_each(|(d, &v)| *d += v);
-                            } else {
-                                d.copy_from_slice(src);
-                            }
+                            d.iter_mut().zip(src).for_each(|(d, &v)| *d += v);
                         } else {
                             for (col, &v) in src.iter().enumerate() {
                                 let d = d.offset(col as isize * out.2);

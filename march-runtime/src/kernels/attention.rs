@@ -88,27 +88,32 @@ where
     let (qs, ks, vs) = (view(&q), view(k), view(v));
     // the bias is usually a broadcast: read it through its strides
     let (bias_vals, [bias_b, bias_q]) = strided_rows(bias);
-    let mut probs = vec![E::zero(); b * heads * sq * sk];
-    let mut out = vec![E::zero(); b * sq * i];
-    let out_ptr = SendPtr(out.as_mut_ptr());
+    // the probabilities and the output are written whole by the tasks'
+    // products (not accumulating), so they are not zero-filled first
+    let (n_probs, n_out) = (b * heads * sq * sk, b * sq * i);
+    let mut probs: Vec<E> = Vec::with_capacity(n_probs);
+    let mut out: Vec<E> = Vec::with_capacity(n_out);
+    let (probs_ptr, out_ptr) = (SendPtr(probs.as_mut_ptr()), SendPtr(out.as_mut_ptr()));
     // under a tape, the dropout's draws (a byte per probability), read
     // back by the backward instead of hashing twice more
     let record = T::OWNS_TAPE && dropout.is_some();
-    let mut kept = vec![0u8; if record { probs.len() } else { 0 }];
+    let mut kept = vec![0u8; if record { n_probs } else { 0 }];
     let kept_ptr = SendPtr(kept.as_mut_ptr());
-    probs.par_chunks_mut(sq * sk).enumerate().for_each_init(
+    (0..b * heads).into_par_iter().for_each_init(
         || vec![E::zero(); sq * sk],
-        |scratch, (task, p)| {
+        |scratch, task| {
             let (bi, hi) = (task / heads, task % heads);
             let (qo, ko) = (bi * sq * i + hi * dqk, bi * sk * i + hi * dqk);
-            // SAFETY: each operand lies inside its buffer; `p` is this
-            // task's own chunk and the task's output head block is written
-            // by this task only
-            unsafe {
+            // SAFETY: each operand lies inside its buffer (`probs` and `out`
+            // have capacity n_probs and n_out); this task's block of
+            // `probs` and its output head block are written by this task
+            // only, the first whole by S = Q Kᵀ before it is read
+            let p = unsafe {
+                let p = probs_ptr.get().add(task * sq * sk);
                 // S = Q Kᵀ  (seq_q × seq_k)
                 gemm_into(
                     (sq, dqk, sk),
-                    p.as_mut_ptr(),
+                    p,
                     [sk as isize, 1],
                     false,
                     qs[qo..].as_ptr(),
@@ -117,7 +122,8 @@ where
                     [1, i as isize],
                     false,
                 );
-            }
+                std::slice::from_raw_parts_mut(p, sq * sk)
+            };
             if let Some(hb) = &hb_vals {
                 for (x, &h) in p.iter_mut().zip(&hb[hi * sq * sk..(hi + 1) * sq * sk]) {
                     *x += h;
@@ -157,6 +163,12 @@ where
             }
         },
     );
+    // SAFETY: every task wrote its sq × sk block of `probs` and, by O =
+    // P_drop V, its sq × dqk head block of `out`: together all of both
+    unsafe {
+        probs.set_len(n_probs);
+        out.set_len(n_out);
+    }
     drop((qs, ks, vs));
     let out = q.device().tensor_from_vec(out, (b, sq, i));
     if !T::OWNS_TAPE {

@@ -18,7 +18,7 @@
 
 use dfdx::prelude::*;
 
-use super::{cpu_grad, product_into, realized, view, Matmul};
+use super::{cpu_grad, product_into, realized, view, written, Matmul};
 use crate::tensor::Float;
 
 /// `[batch, seq, K]`.
@@ -84,24 +84,26 @@ where
     let m = b * s;
     let (x, tape) = x.split_tape();
     let (xs, ws) = (view(&x), view(&w));
-    let mut y = vec![E::zero(); m * n];
     // the precision of this product and of its backward
     let bf16 = precision == Matmul::Bf16;
-    // SAFETY: the buffers hold m×k, k×n and m×n elements; y is fresh; bf16
-    // was checked available when it was set
-    unsafe {
-        product_into(
-            bf16,
-            (m, k, n),
-            y.as_mut_ptr(),
-            [n as isize, 1],
-            false,
-            xs.as_ptr(),
-            [k as isize, 1],
-            ws.as_ptr(),
-            w_strides,
-        );
-    }
+    // SAFETY: the buffers hold m×k, k×n and m×n elements; y is fresh and
+    // the product (not accumulating) writes all of it; bf16 was checked
+    // available when it was set
+    let y = unsafe {
+        written(m * n, |y| {
+            product_into(
+                bf16,
+                (m, k, n),
+                y,
+                [n as isize, 1],
+                false,
+                xs.as_ptr(),
+                [k as isize, 1],
+                ws.as_ptr(),
+                w_strides,
+            )
+        })
+    };
     drop((xs, ws));
     let out = x.device().tensor_from_vec(y, (b, s, n));
     if !T::OWNS_TAPE {
