@@ -569,3 +569,89 @@ fn rope_kernel_matches_the_composition() {
     assert!((v32 - v_ref).abs() <= 1e-5 * v_ref.abs().max(1.0));
     assert!(max_rel_diff(&g32, &g_ref) < 1e-5);
 }
+
+/// `Σ embed_positions(E, table, ids) ⊙ R` by the fused kernel or by dfdx's
+/// composition: the values and the gradients of the embedding and the table
+/// (none for a table of no rows).
+#[allow(clippy::type_complexity)]
+fn embedded<const V: usize, const M: usize, const L: usize, E: march_runtime::layers::Float>(
+    fused: bool,
+    e: &Tensor<Rank2<V, M>, E, Cpu>,
+    table: &Tensor<Rank2<L, M>, E, Cpu>,
+    ids: &Tensor<(usize, usize), usize, Cpu>,
+    r: &Tensor<(usize, usize, Const<M>), E, Cpu>,
+    masks: [Option<march_runtime::kernels::DropMask>; 2],
+    combine: march_runtime::arch::Combine,
+) -> (Vec<E>, Vec<E>, Vec<E>)
+where
+    Cpu: Device<E>,
+{
+    use march_runtime::kernels::embedding::embed_positions;
+    use march_runtime::ops::composed;
+    type Taped<E> = OwnedTape<E, Cpu>;
+    let y = if fused {
+        embed_positions::<V, M, L, E, Taped<E>>(e, table, ids, masks, combine)
+    } else {
+        composed::embed_positions::<V, M, L, E, Cpu, Taped<E>>(e, table, ids, masks, combine)
+    };
+    let values = y.as_vec();
+    let g = (y * r.clone()).sum::<Rank0, _>().backward();
+    let gt = if L > 0 {
+        g.get(table).as_vec()
+    } else {
+        Vec::new()
+    };
+    // tape-free: the same values
+    let eval = if fused {
+        embed_positions::<V, M, L, E, NoneTape>(e, table, ids, masks, combine)
+    } else {
+        composed::embed_positions::<V, M, L, E, Cpu, NoneTape>(e, table, ids, masks, combine)
+    };
+    assert_eq!(eval.as_vec(), values);
+    (values, g.get(e).as_vec(), gt)
+}
+
+/// The fused input embedding ([`march_runtime::kernels::embedding`])
+/// against its composition in `E`, exactly: the mean and the sum, with and
+/// without dropout, with a table and without; 111 rows (several tasks and
+/// a partial one) of 150 features (two column blocks and a partial one),
+/// ids repeated.
+fn embed_positions_match_the_composition_in<E: march_runtime::layers::Float>()
+where
+    Cpu: Device<E>,
+{
+    use march_runtime::arch::Combine;
+    use march_runtime::layers::Ctx;
+    const V: usize = 11;
+    const M: usize = 150;
+    let dev = Cpu::default();
+    let (b, s) = (3, 37);
+    let e: Tensor<Rank2<V, M>, E, Cpu> =
+        dev.tensor_from_vec(values(V * M, 41, 1.0), (Const, Const));
+    let table: Tensor<Rank2<40, M>, E, Cpu> =
+        dev.tensor_from_vec(values(40 * M, 42, 1.0), (Const, Const));
+    let no_table: Tensor<Rank2<0, M>, E, Cpu> = dev.zeros();
+    let ids = dev.tensor_from_vec((0..b * s).map(|i| (i * 7 + i / 5) % V).collect(), (b, s));
+    let r = dev.tensor_from_vec(values::<E>(b * s * M, 43, 1.0), (b, s, Const::<M>));
+    let ctx = Ctx::train_seeded(&ARCH, 6);
+    let drawn = [ctx.dropout_mask(0.3), ctx.dropout_mask(0.3)];
+    for combine in [Combine::Mean, Combine::Sum] {
+        for masks in [drawn, [None, None]] {
+            let run = |fused| embedded(fused, &e, &table, &ids, &r, masks, combine);
+            let (got, want) = (run(true), run(false));
+            assert_eq!(got, want, "{combine:?}, dropout {}", masks[0].is_some());
+            assert!(got.1.iter().any(|&g| g != E::zero()) && got.2.iter().any(|&g| g != E::zero()));
+            // the table's rows past the sequence get nothing
+            assert!(got.2[s * M..].iter().all(|&g| g == E::zero()));
+            let run = |fused| embedded(fused, &e, &no_table, &ids, &r, masks, combine);
+            assert_eq!(run(true), run(false), "no table, {combine:?}");
+        }
+    }
+}
+
+#[test]
+fn fused_input_embedding_matches_its_composition() {
+    embed_positions_match_the_composition_in::<f64>();
+    // f32: the vectorised dropout loops
+    embed_positions_match_the_composition_in::<f32>();
+}

@@ -15,6 +15,7 @@ pub mod amx;
 pub mod attention;
 pub mod cross_entropy;
 pub mod dropout;
+pub mod embedding;
 pub mod linear;
 mod mask;
 pub mod rms_norm;

@@ -5,7 +5,6 @@ use dfdx::prelude::*;
 use crate::ops::Ops;
 
 use super::{AnyTape, Ctx, Float, Hidden};
-use crate::arch::Combine;
 
 /// Look up token ids `[batch, seq]` in the embedding `[V, M]`.
 pub fn embed<const V: usize, const M: usize, E: Float, D: Ops<E>, T: AnyTape<E, D>>(
@@ -17,7 +16,8 @@ pub fn embed<const V: usize, const M: usize, E: Float, D: Ops<E>, T: AnyTape<E, 
 
 /// `combine(dropout(E[ids]), dropout(table[:seq]))`: the model's input, for
 /// the encoder and the decoder alike (they share the table); `dropout(E[ids])`
-/// for a table of no rows (`position = none`).
+/// for a table of no rows (`position = none`). One op, [`Ops::embed_positions`];
+/// the embedding's dropout draws its mask first.
 pub fn embed_with_positions<
     const V: usize,
     const M: usize,
@@ -31,24 +31,17 @@ pub fn embed_with_positions<
     ids: &Tensor<(usize, usize), usize, D>,
     ctx: &Ctx,
 ) -> Hidden<M, E, D, T> {
-    let (b, s) = *ids.shape();
-    let x = ctx.drop(embed::<V, M, E, D, T>(embedding, ids));
-    if L == 0 {
-        // `position = none`: a table of no rows
-        return x;
-    }
-    assert!(s <= L, "sequence of {s} tokens is longer than max_len {L}");
-    let positions = ids
-        .device()
-        .tensor_from_vec((0..s).collect::<Vec<usize>>(), (s,));
-    let t = ctx.drop(
-        table
-            .retaped::<T>()
-            .gather(positions)
-            .broadcast_like::<_, Axis<0>>(&(b, s, Const::<M>)),
-    );
-    match ctx.arch.position.combine {
-        Combine::Mean => (x + t) * E::from_f64(0.5).unwrap(),
-        Combine::Sum => x + t,
-    }
+    let embedding_mask = ctx.dropout_mask(ctx.arch.dropout);
+    let table_mask = if L == 0 {
+        None
+    } else {
+        ctx.dropout_mask(ctx.arch.dropout)
+    };
+    D::embed_positions::<V, M, L, T>(
+        embedding,
+        table,
+        ids,
+        [embedding_mask, table_mask],
+        ctx.arch.position.combine,
+    )
 }

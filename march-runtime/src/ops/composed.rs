@@ -5,6 +5,7 @@
 use dfdx::prelude::*;
 
 use super::{AdamWStep, Flat, Rows};
+use crate::arch::Combine;
 use crate::kernels::DropMask;
 use crate::tensor::{AnyTape, Float, Hidden};
 
@@ -37,6 +38,57 @@ pub fn dropout<S: Shape, E: Float, D: Device<E>, T: Tape<E, D>>(
     let shape = *t.shape();
     let mask = t.device().tensor_from_vec(mask, shape);
     t * mask
+}
+
+/// `t`, or `dropout(t, mask)` with a mask.
+fn maybe_dropout<S: Shape, E: Float, D: Device<E>, T: Tape<E, D>>(
+    t: Tensor<S, E, D, T>,
+    mask: Option<DropMask>,
+) -> Tensor<S, E, D, T> {
+    match mask {
+        Some(mask) => dropout(t, mask),
+        None => t,
+    }
+}
+
+/// `combine(dropout(E[ids]), dropout(table[:seq]))`: dfdx's `gather` of the
+/// embedding rows and of the table's first rows, the table broadcast over
+/// the batch, [`dropout`] each, then the mean (a sum and a product) or the
+/// sum; `dropout(E[ids])` for a table of no rows.
+pub fn embed_positions<
+    const V: usize,
+    const M: usize,
+    const L: usize,
+    E: Float,
+    D: Device<E>,
+    T: AnyTape<E, D>,
+>(
+    embedding: &Tensor<Rank2<V, M>, E, D>,
+    table: &Tensor<Rank2<L, M>, E, D>,
+    ids: &Tensor<(usize, usize), usize, D>,
+    [embedding_mask, table_mask]: [Option<DropMask>; 2],
+    combine: Combine,
+) -> Hidden<M, E, D, T> {
+    let (b, s) = *ids.shape();
+    let x = maybe_dropout(embedding.retaped::<T>().gather(ids.clone()), embedding_mask);
+    if L == 0 {
+        return x;
+    }
+    assert!(s <= L, "sequence of {s} tokens is longer than max_len {L}");
+    let positions = ids
+        .device()
+        .tensor_from_vec((0..s).collect::<Vec<usize>>(), (s,));
+    let t = maybe_dropout(
+        table
+            .retaped::<T>()
+            .gather(positions)
+            .broadcast_like::<_, Axis<0>>(&(b, s, Const::<M>)),
+        table_mask,
+    );
+    match combine {
+        Combine::Mean => (x + t) * E::from_f64(0.5).unwrap(),
+        Combine::Sum => x + t,
+    }
 }
 
 /// `dropout(t, mask) + x`.

@@ -3,6 +3,7 @@
 use dfdx::prelude::*;
 
 use super::{AdamWStep, Flat, Matmul, Ops, Rows};
+use crate::arch::Combine;
 use crate::kernels::{self, adamw, DropMask};
 use crate::tensor::{AnyTape, Hidden};
 
@@ -64,6 +65,21 @@ macro_rules! cpu_ops {
                 eps: f64,
             ) -> Hidden<M, $e, Self, T> {
                 kernels::rms_norm::rms_norm(x, w, eps)
+            }
+
+            fn embed_positions<
+                const V: usize,
+                const M: usize,
+                const L: usize,
+                T: AnyTape<$e, Self>,
+            >(
+                embedding: &Tensor<Rank2<V, M>, $e, Self>,
+                table: &Tensor<Rank2<L, M>, $e, Self>,
+                ids: &Tensor<(usize, usize), usize, Self>,
+                masks: [Option<DropMask>; 2],
+                combine: Combine,
+            ) -> Hidden<M, $e, Self, T> {
+                kernels::embedding::embed_positions(embedding, table, ids, masks, combine)
             }
 
             fn dropout<S: Shape, T: Tape<$e, Self>>(

@@ -13,6 +13,7 @@
 //! | [`Ops::attention`] | fused, parallel over (batch, head); a per-head bias added to the logits before the softmax, its gradient summed over the batch in order | reshape, `matmul`, broadcast adds, `softmax`, mask multiply |
 //! | [`Ops::rope`] | one pass over the rows, tables of the angles per call | two broadcast products and a product with the half-swap matrix |
 //! | [`Ops::rms_norm`] | fused | `square`, `mean`, `sqrt`, `recip`, products |
+//! | [`Ops::embed_positions`] | one parallel pass (the rows gathered, both dropouts, the mean), the draws recorded; backward: the embedding's rows in order, parallel over columns | `gather`, broadcast, [`Ops::dropout`] twice, `+`, `*` |
 //! | [`Ops::dropout`] | one parallel pass, the draws recorded (a byte per element) for the backward | mask tensor, product |
 //! | [`Ops::dropout_add`], [`Ops::relu_dropout`] | the same pass with the residual add or the ReLU in it | [`Ops::dropout`] then `+` or `relu` |
 //! | [`Ops::cross_entropy`] | fused, parallel over rows | `log_softmax`, `select`, weighted sum |
@@ -26,6 +27,7 @@ mod cuda;
 
 use dfdx::prelude::*;
 
+use crate::arch::Combine;
 pub use crate::kernels::adamw::AdamWStep;
 use crate::kernels::DropMask;
 pub use crate::kernels::Matmul;
@@ -97,6 +99,21 @@ pub trait Ops<E: Float>: Device<E> {
         eps: f64,
     ) -> Hidden<M, E, Self, T> {
         composed::rms_norm(x, w, eps)
+    }
+
+    /// The model's input: `combine(dropout(E[ids]), dropout(table[:seq]))`
+    /// for token ids `[batch, seq]` (encoder and decoder share the table);
+    /// `dropout(E[ids])` for a table of no rows (`position = none`). The
+    /// masks are the two dropouts' (`None`: none); the gradients of the
+    /// embedding and the table accumulate under their ids.
+    fn embed_positions<const V: usize, const M: usize, const L: usize, T: AnyTape<E, Self>>(
+        embedding: &Tensor<Rank2<V, M>, E, Self>,
+        table: &Tensor<Rank2<L, M>, E, Self>,
+        ids: &Tensor<(usize, usize), usize, Self>,
+        masks: [Option<DropMask>; 2],
+        combine: Combine,
+    ) -> Hidden<M, E, Self, T> {
+        composed::embed_positions(embedding, table, ids, masks, combine)
     }
 
     /// `t ⊙ mask` (kept elements scaled by `1 / (1 − p)`).
