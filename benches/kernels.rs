@@ -229,6 +229,56 @@ fn dropout(c: &mut Criterion) {
     g.finish();
 }
 
+/// The encoder's input, `(dropout(E[ids]) + dropout(table[:230])) · ½`, at
+/// the baseline's sizes (its gradient: the dense 30,000 × 512 embedding's).
+fn input_embedding(c: &mut Criterion) {
+    use march_runtime::arch::Combine;
+    use march_runtime::kernels::embedding::embed_positions;
+    march_models::link();
+    let dev = Cpu::seed_from_u64(0);
+    let arch = march_runtime::registry::find("Baseline")
+        .expect("the baseline")
+        .arch;
+    let e: Tensor<Rank2<VOCAB, 512>, f32, Cpu> = dev.sample_normal();
+    let table: Tensor<Rank2<1024, 512>, f32, Cpu> = dev.sample_normal();
+    let ids = dev.tensor_from_vec((0..B * SE).map(|i| (i * 7919) % VOCAB).collect(), (B, SE));
+    let masks = || {
+        let ctx = Ctx::train_seeded(arch, 1);
+        [ctx.dropout_mask(0.1), ctx.dropout_mask(0.1)]
+    };
+    type Taped = OwnedTape<f32, Cpu>;
+    let mut g = c.benchmark_group("input_embedding_8x230x512");
+    g.throughput(Throughput::Elements((B * SE * 512) as u64));
+    g.sample_size(20);
+    g.bench_function("fused", |b| {
+        b.iter(|| {
+            embed_positions::<VOCAB, 512, 1024, f32, Taped>(
+                &e,
+                &table,
+                &ids,
+                masks(),
+                Combine::Mean,
+            )
+            .sum::<Rank0, _>()
+            .backward()
+        })
+    });
+    g.bench_function("dfdx_composition", |b| {
+        b.iter(|| {
+            composed::embed_positions::<VOCAB, 512, 1024, f32, Cpu, Taped>(
+                &e,
+                &table,
+                &ids,
+                masks(),
+                Combine::Mean,
+            )
+            .sum::<Rank0, _>()
+            .backward()
+        })
+    });
+    g.finish();
+}
+
 /// Two 4096 × 4096 weights: 33.6M parameters, about the baseline's.
 type Weights = (
     Tensor<Rank2<4096, 4096>, f32, Cpu>,
@@ -262,6 +312,7 @@ criterion_group!(
     multi_head_attention,
     rms_norm,
     dropout,
+    input_embedding,
     adamw
 );
 fn main() {

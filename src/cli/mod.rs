@@ -58,11 +58,26 @@ enum Command {
 
 /// Parse the process's arguments and run the command: `march`'s `main`, and
 /// a user binary's. Every variant registered in the binary is available.
+/// Runs `f` on one of rayon's worker threads (the pool's size is still
+/// `RAYON_NUM_THREADS`, else one per core). Called from outside the pool,
+/// every parallel loop of a step hands its work over and puts the calling
+/// thread to sleep until it is done — a futex wait and wake per loop, and a
+/// third thread on two cores while the serial parts run beside the
+/// workers' spinning; on a worker, the step's serial parts and its loops
+/// share the pool's threads. Workers get the main thread's 8 MiB of stack.
+fn on_the_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    // fails only if the pool exists already (it does not before this)
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(8 << 20)
+        .build_global();
+    rayon::scope(|_| f())
+}
+
 pub fn main() -> ExitCode {
     march_runtime::alloc::keep_freed_memory();
     march_models::link();
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result = on_the_pool(move || match cli.command {
         Command::List(args) => list::run(&args),
         Command::Show { variant } => list::show(&variant),
         Command::Train(args) => train::run(&args),
@@ -71,7 +86,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Sample(args) => sample::run(&args),
         Command::Eval(args) => eval::run(&args),
-    };
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // a closed pipe (`march list | head`) is not an error
