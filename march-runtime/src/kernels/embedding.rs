@@ -116,16 +116,23 @@ where
         // product and the add (each from zero), then the dropout's (from
         // zero); without a table the output is the first dropout's
         let c = if mean { half } else { E::one() };
-        let d = |which: usize, i: usize| {
-            let g = if with_table {
-                E::zero() + c * gy[i]
-            } else {
-                gy[i]
-            };
+        // `dst[j] += d(src[j], kept[j])` over a row's columns `at`, for
+        // dropout `which`
+        let add_row = |which: usize, dst: &mut [E], r: usize, at: std::ops::Range<usize>| {
+            let gy = &gy[r * M..][at.clone()];
+            let g = |g: E| if with_table { E::zero() + c * g } else { g };
             match scales[which] {
-                Some(scale) if kept[which][i] != 0 => E::zero() + g * scale,
-                Some(_) => E::zero(),
-                None => g,
+                Some(scale) => {
+                    let kept = &kept[which][r * M..][at];
+                    for ((d, &y), &k) in dst.iter_mut().zip(gy).zip(kept) {
+                        *d += if k != 0 {
+                            E::zero() + g(y) * scale
+                        } else {
+                            E::zero()
+                        };
+                    }
+                }
+                None => dst.iter_mut().zip(gy).for_each(|(d, &y)| *d += g(y)),
             }
         };
         // the embedding: rows added in order, each block of columns a task
@@ -133,11 +140,12 @@ where
         (0..M.div_ceil(COLUMNS)).into_par_iter().for_each(|block| {
             let cols = block * COLUMNS..((block + 1) * COLUMNS).min(M);
             for (r, &id) in ids.iter().enumerate() {
-                for j in cols.clone() {
-                    // SAFETY: element (id, j) of the V × M gradient; this
-                    // task's columns only
-                    unsafe { *ge.get().add(id * M + j) += d(0, r * M + j) };
-                }
+                // SAFETY: columns `cols` of row `id` of the V × M gradient:
+                // this task's columns only
+                let dst = unsafe {
+                    std::slice::from_raw_parts_mut(ge.get().add(id * M + cols.start), cols.len())
+                };
+                add_row(0, dst, r, cols.clone());
             }
         });
         if with_table {
@@ -146,19 +154,17 @@ where
             // SAFETY: the table's gradient, L × M elements, distinct from
             // the others; its first s rows, one per task
             let gt = unsafe { std::slice::from_raw_parts_mut(gt, nt) };
-            gt[..s * M]
-                .par_chunks_mut(M)
-                .enumerate()
-                .for_each(|(p, gt)| {
-                    for (j, gt) in gt.iter_mut().enumerate() {
-                        // the broadcast's gradient: from zero, in batch order
-                        let mut sum = E::zero();
-                        for bi in 0..b {
-                            sum += d(1, (bi * s + p) * M + j);
-                        }
-                        *gt += sum;
+            gt[..s * M].par_chunks_mut(M).enumerate().for_each_init(
+                || vec![E::zero(); M],
+                |sum, (p, gt)| {
+                    // the broadcast's gradient: from zero, in batch order
+                    sum.fill(E::zero());
+                    for bi in 0..b {
+                        add_row(1, sum, bi * s + p, 0..M);
                     }
-                });
+                    gt.iter_mut().zip(sum.iter()).for_each(|(gt, &v)| *gt += v);
+                },
+            );
         }
         Ok(())
     });
