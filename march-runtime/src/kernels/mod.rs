@@ -16,6 +16,7 @@ pub mod attention;
 pub mod cross_entropy;
 pub mod dropout;
 pub mod embedding;
+pub mod glu;
 pub mod linear;
 mod mask;
 pub mod rms_norm;

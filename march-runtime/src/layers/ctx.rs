@@ -4,8 +4,8 @@ use dfdx::prelude::*;
 
 use crate::ops::Ops;
 
-use super::Float;
-use crate::arch::Arch;
+use super::{AnyTape, Float};
+use crate::arch::{Activation, Arch};
 use crate::kernels::{mix64, DropMask};
 use crate::ops::Matmul;
 
@@ -112,6 +112,17 @@ impl<'a> Ctx<'a> {
             Some(mask) => D::relu_dropout(t, mask),
             None => t.relu(),
         }
+    }
+
+    /// `dropout(act(gate) ⊙ up)` with the variant's probability (one op,
+    /// [`Ops::glu_dropout`]).
+    pub fn glu_drop<S: Shape, E: Float, D: Ops<E>, T: AnyTape<E, D>>(
+        &self,
+        gate: Tensor<S, E, D, T>,
+        up: Tensor<S, E, D, T>,
+        act: Activation,
+    ) -> Tensor<S, E, D, T> {
+        D::glu_dropout(gate, up, act, self.dropout_mask(self.arch.dropout))
     }
 
     /// Dropout with the variant's probability.

@@ -7,7 +7,7 @@ use crate::layers::Block;
 
 use super::{module, no_params};
 
-use crate::ops::{Linear, Ops};
+use crate::ops::{composed, Linear, Ops};
 
 use super::{AnyTape, Ctx, Float, Hidden};
 use crate::arch::{Activation, Combine, FeedForward};
@@ -18,24 +18,6 @@ pub trait FeedForwardSublayer<const M: usize, E: Float, D: Ops<E>>: Block<E, D> 
     const PRESENT: bool = true;
 
     fn forward<T: AnyTape<E, D>>(&self, x: Hidden<M, E, D, T>, ctx: &Ctx) -> Hidden<M, E, D, T>;
-}
-
-/// `[batch, seq, F]`.
-type Inner<const F: usize, E, D, T> = Tensor<(usize, usize, Const<F>), E, D, T>;
-
-fn activate<const F: usize, E: Float, D: Ops<E>, T: AnyTape<E, D>>(
-    x: Inner<F, E, D, T>,
-    act: Activation,
-) -> Inner<F, E, D, T> {
-    match act {
-        Activation::Relu => x.relu(),
-        Activation::Gelu => x.accurate_gelu(),
-        Activation::Silu => {
-            let (x, tape) = x.split_tape();
-            x.clone().put_tape(tape).sigmoid() * x
-        }
-        Activation::Sigmoid => x.sigmoid(),
-    }
 }
 
 fn inv_sqrt(n: usize) -> f64 {
@@ -66,7 +48,7 @@ impl<const M: usize, const F: usize, E: Float, D: Ops<E>> FeedForwardSublayer<M,
         let h = x.linear(&self.up, ctx.matmul);
         let h = match activation {
             Activation::Relu => ctx.relu_drop(h),
-            other => ctx.drop(activate(h, other)),
+            other => ctx.drop(composed::activate(h, other)),
         };
         h.linear(&self.down, ctx.matmul)
     }
@@ -96,12 +78,9 @@ impl<const M: usize, const F: usize, E: Float, D: Ops<E>> FeedForwardSublayer<M,
             panic!("GluFfn built for a {} feed-forward", ctx.arch.ffn);
         };
         let (x, tape) = x.split_tape();
-        let g = activate(
-            x.clone().put_tape(tape).linear(&self.gate, ctx.matmul),
-            gate,
-        );
+        let g = x.clone().put_tape(tape).linear(&self.gate, ctx.matmul);
         let u = x.retaped::<T>().linear(&self.up, ctx.matmul);
-        ctx.drop(g * u).linear(&self.down, ctx.matmul)
+        ctx.glu_drop(g, u, gate).linear(&self.down, ctx.matmul)
     }
 }
 

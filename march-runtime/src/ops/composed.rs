@@ -5,7 +5,7 @@
 use dfdx::prelude::*;
 
 use super::{AdamWStep, Flat, Rows};
-use crate::arch::Combine;
+use crate::arch::{Activation, Combine};
 use crate::kernels::DropMask;
 use crate::tensor::{AnyTape, Float, Hidden};
 
@@ -89,6 +89,43 @@ pub fn embed_positions<
         Combine::Mean => (x + t) * E::from_f64(0.5).unwrap(),
         Combine::Sum => x + t,
     }
+}
+
+/// `act(x)` by dfdx's ops. GELU is dfdx 0.13's `accurate_gelu` (the erf
+/// GELU's value) with its derivative corrected: dfdx's (CPU and CUDA
+/// kernels alike) is `Φ(x) + x·e^{−x²/2}/√π`, where the erf GELU's is
+/// `Φ(x) + x·e^{−x²/2}/√(2π)` — its second term is √2 too large (1.1835
+/// for 1.0833 at x = 1). The correction is a term whose value is zero and
+/// whose derivative is the difference: `κ·(e − e₀)`, `e = e^{−x²/2}` on the
+/// tape and `e₀` its value off it, `κ = (1 − 1/√2)/√π`.
+pub fn activate<S: Shape, E: Float, D: Device<E>, T: AnyTape<E, D>>(
+    x: Tensor<S, E, D, T>,
+    act: Activation,
+) -> Tensor<S, E, D, T> {
+    let (x, tape) = x.split_tape();
+    match act {
+        Activation::Relu => x.put_tape(tape).relu(),
+        Activation::Gelu => {
+            let kappa = (1.0 - std::f64::consts::FRAC_1_SQRT_2) / std::f64::consts::PI.sqrt();
+            let e = (x.clone().retaped::<T>().square() * E::from_f64(-0.5).unwrap()).exp();
+            // a copy of e's value under a new id, off the tape
+            let e0 = e.retaped::<NoneTape>() * E::one();
+            x.put_tape(tape).accurate_gelu() + (e - e0) * E::from_f64(kappa).unwrap()
+        }
+        Activation::Silu => x.clone().put_tape(tape).sigmoid() * x,
+        Activation::Sigmoid => x.put_tape(tape).sigmoid(),
+    }
+}
+
+/// `dropout(act(gate) ⊙ up, mask)`, the gated linear unit's inner
+/// activation.
+pub fn glu_dropout<S: Shape, E: Float, D: Device<E>, T: AnyTape<E, D>>(
+    gate: Tensor<S, E, D, T>,
+    up: Tensor<S, E, D, T>,
+    act: Activation,
+    mask: Option<DropMask>,
+) -> Tensor<S, E, D, T> {
+    maybe_dropout(activate(gate, act) * up, mask)
 }
 
 /// `dropout(t, mask) + x`.

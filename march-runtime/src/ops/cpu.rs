@@ -3,7 +3,7 @@
 use dfdx::prelude::*;
 
 use super::{AdamWStep, Flat, Matmul, Ops, Rows};
-use crate::arch::Combine;
+use crate::arch::{Activation, Combine};
 use crate::kernels::{self, adamw, DropMask};
 use crate::tensor::{AnyTape, Hidden};
 
@@ -80,6 +80,15 @@ macro_rules! cpu_ops {
                 combine: Combine,
             ) -> Hidden<M, $e, Self, T> {
                 kernels::embedding::embed_positions(embedding, table, ids, masks, combine)
+            }
+
+            fn glu_dropout<S: Shape, T: AnyTape<$e, Self>>(
+                gate: Tensor<S, $e, Self, T>,
+                up: Tensor<S, $e, Self, T>,
+                act: Activation,
+                mask: Option<DropMask>,
+            ) -> Tensor<S, $e, Self, T> {
+                kernels::glu::glu_dropout(gate, up, act, mask)
             }
 
             fn dropout<S: Shape, T: Tape<$e, Self>>(

@@ -14,6 +14,7 @@
 //! | [`Ops::rope`] | one pass over the rows, tables of the angles per call | two broadcast products and a product with the half-swap matrix |
 //! | [`Ops::rms_norm`] | fused | `square`, `mean`, `sqrt`, `recip`, products |
 //! | [`Ops::embed_positions`] | one parallel pass (the rows gathered, both dropouts, the mean), the draws recorded; backward: the embedding's rows in order, parallel over columns | `gather`, broadcast, [`Ops::dropout`] twice, `+`, `*` |
+//! | [`Ops::glu_dropout`] | one parallel pass; GELU's exact derivative; the draws recorded | the activation (GELU's derivative corrected, see [`composed::activate`]), product, [`Ops::dropout`] |
 //! | [`Ops::dropout`] | one parallel pass, the draws recorded (a byte per element) for the backward | mask tensor, product |
 //! | [`Ops::dropout_add`], [`Ops::relu_dropout`] | the same pass with the residual add or the ReLU in it | [`Ops::dropout`] then `+` or `relu` |
 //! | [`Ops::cross_entropy`] | fused, parallel over rows | `log_softmax`, `select`, weighted sum |
@@ -27,7 +28,7 @@ mod cuda;
 
 use dfdx::prelude::*;
 
-use crate::arch::Combine;
+use crate::arch::{Activation, Combine};
 pub use crate::kernels::adamw::AdamWStep;
 use crate::kernels::DropMask;
 pub use crate::kernels::Matmul;
@@ -114,6 +115,18 @@ pub trait Ops<E: Float>: Device<E> {
         combine: Combine,
     ) -> Hidden<M, E, Self, T> {
         composed::embed_positions(embedding, table, ids, masks, combine)
+    }
+
+    /// `dropout(act(gate) ⊙ up)` (`mask`: the dropout's, `None`: none): the
+    /// gated linear unit's inner activation, `gate` and `up` `[batch, seq,
+    /// F]` each with its tape.
+    fn glu_dropout<S: Shape, T: AnyTape<E, Self>>(
+        gate: Tensor<S, E, Self, T>,
+        up: Tensor<S, E, Self, T>,
+        act: Activation,
+        mask: Option<DropMask>,
+    ) -> Tensor<S, E, Self, T> {
+        composed::glu_dropout(gate, up, act, mask)
     }
 
     /// `t ⊙ mask` (kept elements scaled by `1 / (1 − p)`).
