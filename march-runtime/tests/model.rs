@@ -53,6 +53,13 @@ struct TinyNoPosition;
 #[march_model(base = Tiny, ffn = glu(silu), dim_ff *= 2/3, self_attn_residual = false)]
 struct TinyGlu;
 
+// GELU's derivative through the fused GLU and through the dense composition
+#[march_model(base = Tiny, ffn = glu(gelu), dim_ff *= 2/3)]
+struct TinyGeluGlu;
+
+#[march_model(base = Tiny, ffn = dense(gelu))]
+struct TinyDenseGelu;
+
 #[march_model(base = Tiny, ffn = mixed(sum, branch_dropout = 0.5), dim_ff *= 2/3, position_combine = sum, position_init = unit)]
 struct TinyMixed;
 
@@ -254,6 +261,8 @@ fn gradients_match_finite_differences() {
     check_gradients::<TinyOwnKv>();
     check_gradients::<TinyUniform>();
     check_gradients::<TinyGlu>();
+    check_gradients::<TinyGeluGlu>();
+    check_gradients::<TinyDenseGelu>();
     check_gradients::<TinyMixed>();
     check_gradients::<TinyDeepEncoder>();
     check_gradients::<TinyProjectKv>();
