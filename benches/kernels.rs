@@ -32,6 +32,14 @@ fn labels() -> Vec<i64> {
         .collect()
 }
 
+/// The library's `Baseline` (its dropout streams drive the benches' masks).
+fn baseline() -> &'static march_runtime::arch::Arch {
+    march_models::link();
+    march_runtime::registry::find("Baseline")
+        .expect("the baseline")
+        .arch
+}
+
 fn cross_entropy(c: &mut Criterion) {
     let dev = Cpu::seed_from_u64(0);
     let logits: Tensor<(usize, usize, Const<VOCAB>), f32, Cpu> =
@@ -90,10 +98,7 @@ fn projection(c: &mut Criterion) {
 /// plain, with T5's per-head relative bias (`position = t5_relative`) and
 /// with rotary queries and keys (`position = rope`).
 fn multi_head_attention(c: &mut Criterion) {
-    march_models::link();
-    let arch = march_runtime::registry::find("Baseline")
-        .expect("the baseline")
-        .arch;
+    let arch = baseline();
     let dev = Cpu::seed_from_u64(0);
     type Flat = Tensor<(usize, usize, usize), f32, Cpu>;
     let q: Flat = dev.sample_normal_like(&(B, SE, 512));
@@ -160,11 +165,8 @@ fn rms_norm(c: &mut Criterion) {
 }
 
 fn dropout(c: &mut Criterion) {
-    march_models::link();
+    let arch = baseline();
     let dev = Cpu::seed_from_u64(0);
-    let arch = march_runtime::registry::find("Baseline")
-        .expect("the baseline")
-        .arch;
     let x: Tensor<(usize, usize, Const<2048>), f32, Cpu> = dev.sample_normal_like(&(B, SE, Const));
     let mut g = c.benchmark_group("dropout_8x230x2048");
     g.throughput(Throughput::Elements((B * SE * 2048) as u64));
@@ -234,11 +236,8 @@ fn dropout(c: &mut Criterion) {
 fn input_embedding(c: &mut Criterion) {
     use march_runtime::arch::Combine;
     use march_runtime::kernels::embedding::embed_positions;
-    march_models::link();
+    let arch = baseline();
     let dev = Cpu::seed_from_u64(0);
-    let arch = march_runtime::registry::find("Baseline")
-        .expect("the baseline")
-        .arch;
     let e: Tensor<Rank2<VOCAB, 512>, f32, Cpu> = dev.sample_normal();
     let table: Tensor<Rank2<1024, 512>, f32, Cpu> = dev.sample_normal();
     let ids = dev.tensor_from_vec((0..B * SE).map(|i| (i * 7919) % VOCAB).collect(), (B, SE));
