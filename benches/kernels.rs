@@ -249,32 +249,19 @@ fn input_embedding(c: &mut Criterion) {
     let mut g = c.benchmark_group("input_embedding_8x230x512");
     g.throughput(Throughput::Elements((B * SE * 512) as u64));
     g.sample_size(20);
-    g.bench_function("fused", |b| {
-        b.iter(|| {
-            embed_positions::<VOCAB, 512, 1024, f32, Taped>(
-                &e,
-                &table,
-                &ids,
-                masks(),
-                Combine::Mean,
-            )
-            .sum::<Rank0, _>()
-            .backward()
-        })
-    });
-    g.bench_function("dfdx_composition", |b| {
-        b.iter(|| {
+    let pass = |fused: bool| {
+        let (masks, mean) = (masks(), Combine::Mean);
+        let y = if fused {
+            embed_positions::<VOCAB, 512, 1024, f32, Taped>(&e, &table, &ids, masks, mean)
+        } else {
             composed::embed_positions::<VOCAB, 512, 1024, f32, Cpu, Taped>(
-                &e,
-                &table,
-                &ids,
-                masks(),
-                Combine::Mean,
+                &e, &table, &ids, masks, mean,
             )
-            .sum::<Rank0, _>()
-            .backward()
-        })
-    });
+        };
+        y.sum::<Rank0, _>().backward()
+    };
+    g.bench_function("fused", |b| b.iter(|| pass(true)));
+    g.bench_function("dfdx_composition", |b| b.iter(|| pass(false)));
     g.finish();
 }
 
