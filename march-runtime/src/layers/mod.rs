@@ -26,7 +26,7 @@ pub use feed_forward::{DenseFfn, FeedForwardSublayer, GluFfn, MixedActFfn, NoFfn
 pub use head::{LmHead, OutputHead, TiedHead};
 pub use init::{Block, InitParams, ParamInit};
 pub use loss::{masked_cross_entropy, masked_cross_entropy_composed, tied_logits, IGNORE_INDEX};
-pub use position::{embed, embed_with_positions};
+pub use position::embed_with_positions;
 pub use relative_bias::{bucket, buckets, NoRelativeBias, PositionBias, RelativeBias, StackBiases};
 pub use rms_norm::{AsRmsNorm, NoNorm, Norm, RmsNorm, RMS_NORM_EPS};
 

@@ -6,14 +6,6 @@ use crate::ops::Ops;
 
 use super::{AnyTape, Ctx, Float, Hidden};
 
-/// Look up token ids `[batch, seq]` in the embedding `[V, M]`.
-pub fn embed<const V: usize, const M: usize, E: Float, D: Ops<E>, T: AnyTape<E, D>>(
-    embedding: &Tensor<Rank2<V, M>, E, D>,
-    ids: &Tensor<(usize, usize), usize, D>,
-) -> Hidden<M, E, D, T> {
-    embedding.retaped::<T>().gather(ids.clone())
-}
-
 /// `combine(dropout(E[ids]), dropout(table[:seq]))`: the model's input, for
 /// the encoder and the decoder alike (they share the table); `dropout(E[ids])`
 /// for a table of no rows (`position = none`). One op, [`Ops::embed_positions`];
