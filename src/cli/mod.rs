@@ -58,17 +58,23 @@ enum Command {
 
 /// Parse the process's arguments and run the command: `march`'s `main`, and
 /// a user binary's. Every variant registered in the binary is available.
-/// Runs `f` on one of rayon's worker threads (the pool's size is still
-/// `RAYON_NUM_THREADS`, else one per core). Called from outside the pool,
-/// every parallel loop of a step hands its work over and puts the calling
-/// thread to sleep until it is done — a futex wait and wake per loop, and a
-/// third thread on two cores while the serial parts run beside the
-/// workers' spinning; on a worker, the step's serial parts and its loops
-/// share the pool's threads. Workers get the main thread's 8 MiB of stack.
+/// Runs `f` with the main thread as one of rayon's worker threads (the
+/// pool's size is still `RAYON_NUM_THREADS`, else one per core). Called
+/// from outside the pool, every parallel loop of a step hands its work
+/// over and puts the calling thread to sleep until it is done — a futex
+/// wait and wake per loop, and a third thread on two cores while the serial
+/// parts run beside the workers' spinning; on a worker, the step's serial
+/// parts and its loops share the pool's threads. The worker is the main
+/// thread itself, not a spawned one, so that the tensors it allocates come
+/// from glibc's main heap, which [`march_runtime::alloc`] keeps: a spawned
+/// thread's arena maps the largest blocks afresh (measured: 50 MB more
+/// peak memory for `march bench Baseline`). Spawned workers get 8 MiB of
+/// stack, as the main thread has.
 fn on_the_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     // fails only if the pool exists already (it does not before this)
     let _ = rayon::ThreadPoolBuilder::new()
         .stack_size(8 << 20)
+        .use_current_thread()
         .build_global();
     rayon::scope(|_| f())
 }
