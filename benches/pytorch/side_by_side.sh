@@ -2,7 +2,8 @@
 # march vs PyTorch eager, alternated rounds on the same machine: the
 # seed-scale Baseline at batch 8 and SmallBaseline at batch 16, lengths
 # 230/52, in f32; and the Baseline with bf16 matrix products (march
-# --matmul bf16 on AMX, PyTorch bf16 autocast). One line per run; the
+# --matmul bf16 on AMX or AVX-512 BF16, PyTorch bf16 autocast; with
+# COMPILE=1 also torch.compile + bf16 autocast). One line per run; the
 # medians go in the README.
 #
 #   PYTHON=/path/to/venv/bin/python bash benches/pytorch/side_by_side.sh [ROUNDS]
@@ -42,10 +43,10 @@ torch() { # LABEL ARGS...
 
 echo "CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $threads thread(s)"
 "$python" -c 'import torch; print("PyTorch", torch.__version__, "CPU capability", torch.backends.cpu.get_cpu_capability())' 2>/dev/null
-# bf16 rows where the CPU has AMX (march refuses bf16 elsewhere, and
-# PyTorch's bf16 autocast without hardware bf16 takes ~74 s a step on a
-# 2-core Zen 3); BF16=1 forces them, BF16=0 drops them
-if grep -qw amx_bf16 /proc/cpuinfo 2>/dev/null; then bf16=${BF16:-1}; else bf16=${BF16:-0}; fi
+# bf16 rows where the CPU has AMX or AVX-512 BF16 (march refuses bf16
+# elsewhere, and PyTorch's bf16 autocast without hardware bf16 takes ~74 s
+# a step on a 2-core Zen 3); BF16=1 forces them, BF16=0 drops them
+if grep -qwE 'amx_bf16|avx512_bf16' /proc/cpuinfo 2>/dev/null; then bf16=${BF16:-1}; else bf16=${BF16:-0}; fi
 for r in $(seq 1 "$rounds"); do
     echo "== round $r"
     march "Baseline f32" Baseline --steps 8 --warmup 2
@@ -59,5 +60,8 @@ for r in $(seq 1 "$rounds"); do
     if [ "$bf16" = 1 ]; then
         march "Baseline bf16" Baseline --matmul bf16 --steps 8 --warmup 2
         torch "Baseline bf16" --bf16 --steps 8
+        if [ "${COMPILE:-0}" = 1 ]; then
+            torch "Baseline compile bf16" --compile --bf16 --steps 8 --warmup 3
+        fi
     fi
 done

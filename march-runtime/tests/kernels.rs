@@ -230,12 +230,16 @@ fn gemm_linear_matches_dfdx_matmul() {
 
 #[test]
 fn bf16_linear_is_the_product_to_bf16_precision() {
-    use march_runtime::kernels::amx;
-    if !amx::available() {
-        eprintln!("no AMX on this machine: the bf16 products are not exercised");
-        assert!(Matmul::Bf16.check().is_err(), "bf16 refused without AMX");
+    let Some(unit) = march_runtime::kernels::bf16_unit() else {
+        eprintln!("no AMX or AVX-512 BF16 on this machine: the bf16 products are not exercised");
+        assert!(
+            Matmul::Bf16.check().is_err(),
+            "bf16 refused without AMX or AVX-512 BF16"
+        );
         return;
-    }
+    };
+    eprintln!("bf16 products on {unit}");
+    assert!(Matmul::Bf16.check().is_ok());
     let (v_ref, g_ref) = linear_loss_and_grads::<f64>(false, Matmul::F32);
     let (v16, g16) = linear_loss_and_grads::<f32>(true, Matmul::Bf16);
     // factors rounded to 8 significant bits (relative 2⁻⁹), f32 sums

@@ -37,7 +37,7 @@ pub struct BenchArgs {
     #[arg(long)]
     forward: bool,
     /// Precision of the projections' matrix products: f32, or bf16 (Intel
-    /// AMX; the ceiling is then measured in bf16 too).
+    /// AMX, else AVX-512 BF16; the ceiling is then measured in bf16 too).
     #[arg(long, default_value = "f32")]
     matmul: Matmul,
     /// Build of march's element-wise loops: baseline, avx2 or avx512
@@ -92,7 +92,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     if args.device == DeviceKind::Cuda {
         if args.matmul != Matmul::F32 {
-            bail!("--matmul bf16 is the CPU's AMX path: on CUDA the products run in f32 (dfdx 0.13 has no bf16)");
+            bail!("--matmul bf16 is a CPU path (AMX or AVX-512 BF16): on CUDA the products run in f32 (dfdx 0.13 has no bf16)");
         }
         if args.loops.is_some() {
             bail!("--loops chooses the CPU's element-wise loops: it has no meaning with --device cuda");
@@ -128,6 +128,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let flops = bench::flops_per_step(arch, w, mode);
     let gflops = flops / median / 1e9;
     let floor = flops / (ceiling * 1e9);
+    // a VDPBF16PS does two products per lane where an FMA does one
+    let bf16 = match march_runtime::kernels::bf16_unit() {
+        Some(u @ "AVX-512 BF16") if args.matmul == Matmul::Bf16 => {
+            format!(", twice that in bf16 on {u} (VDPBF16PS: two products per lane)")
+        }
+        _ => String::new(),
+    };
     let fma = match machine.fma_peak_gflops() {
         Some(p) => {
             let (ghz, source) = machine.clock().unwrap_or((0.0, ""));
@@ -136,7 +143,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 _ => String::new(),
             };
             format!(
-                "; theoretical FMA peak {p:.0} GFLOP/s ({threads} × {} FMA units × {} lanes × 2 at {ghz:.2} GHz, {source}{nominal})",
+                "; theoretical f32 FMA peak {p:.0} GFLOP/s ({threads} × {} FMA units × {} lanes × 2 at {ghz:.2} GHz, {source}{nominal}){bf16}",
                 machine.fma_units(),
                 machine.lanes(),
             )
@@ -162,7 +169,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         gf = flops / 1e9,
         pct = 100.0 * gflops / ceiling,
         peak = mb(m.peak_rss),
-        prec = args.matmul,
+        prec = match march_runtime::kernels::bf16_unit() {
+            Some(unit) if args.matmul == Matmul::Bf16 => format!("bf16 ({unit})"),
+            _ => args.matmul.to_string(),
+        },
         am = at.0,
         ak = at.1,
         an = at.2,

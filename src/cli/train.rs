@@ -61,8 +61,8 @@ pub struct ConfigArgs {
     #[arg(long)]
     checkpoint_every: Option<u64>,
     /// Precision of the projections' matrix products on the CPU: f32, or
-    /// bf16 (mixed precision on Intel AMX: bf16 factors, f32 sums, f32
-    /// everywhere else).
+    /// bf16 (mixed precision on Intel AMX or AVX-512 BF16: bf16 factors,
+    /// f32 sums, f32 everywhere else).
     #[arg(long)]
     matmul: Option<Matmul>,
     /// How span-corrupted examples end: t5 (inputs and labels end with

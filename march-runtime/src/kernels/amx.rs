@@ -29,11 +29,11 @@ use rayon::prelude::*;
 use super::simd;
 
 /// Rows and columns of one accumulator tile (`f32`), rows of an operand tile.
-const T: usize = 16;
+pub(super) const T: usize = 16;
 /// bf16 elements of `k` per operand tile row (64 bytes).
-const KT: usize = 32;
+pub(super) const KT: usize = 32;
 /// bf16 elements of one operand tile.
-const TILE: usize = T * KT;
+pub(super) const TILE: usize = T * KT;
 /// Column blocks (of 32) per task.
 const GROUP: usize = 8;
 
@@ -98,12 +98,21 @@ impl Strided {
     /// `(i, j)` is inside the matrix.
     #[inline]
     unsafe fn at(&self, i: usize, j: usize) -> f32 {
-        *self.ptr.offset(i as isize * self.rs + j as isize * self.cs)
+        *self.addr(i, j)
+    }
+
+    /// The address of element `(i, j)`.
+    ///
+    /// # Safety
+    /// `(i, j)` is inside the matrix.
+    #[inline]
+    unsafe fn addr(&self, i: usize, j: usize) -> *const f32 {
+        self.ptr.offset(i as isize * self.rs + j as isize * self.cs)
     }
 }
 
 #[derive(Clone, Copy)]
-struct Out(*mut f32, isize, isize);
+pub(super) struct Out(pub(super) *mut f32, pub(super) isize, pub(super) isize);
 // SAFETY: each task writes its own block of rows
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
@@ -114,15 +123,44 @@ impl Out {
     /// # Safety
     /// `(i, j)` is inside the matrix.
     #[inline]
-    unsafe fn at(&self, i: usize, j: usize) -> *mut f32 {
+    pub(super) unsafe fn at(&self, i: usize, j: usize) -> *mut f32 {
         self.0.offset(i as isize * self.1 + j as isize * self.2)
     }
 }
 
+/// Row tiles converted together where the left factor's columns are
+/// contiguous: a column's 128 rows are read at once (one page per `k`,
+/// not one per row tile).
+const COLUMN_RUN_TILES: usize = 8;
+
 /// `lhs` (m × k) as row tiles: tile `(mt, kb)` at `(mt·kb_count + kb)·TILE`,
 /// row-major 16 × 32.
-fn pack_lhs(a: Strided, m: usize, k: usize, m_tiles: usize, kbs: usize) -> Vec<u16> {
+pub(super) fn pack_lhs(a: Strided, m: usize, k: usize, m_tiles: usize, kbs: usize) -> Vec<u16> {
     let mut p = vec![0u16; m_tiles * kbs * TILE];
+    if a.cs != 1 && a.rs == 1 {
+        // columns are contiguous: convert a run of rows of each column at
+        // once, then scatter them down the tiles
+        p.par_chunks_mut(COLUMN_RUN_TILES * kbs * TILE)
+            .enumerate()
+            .for_each(|(run_i, tiles)| {
+                let i0 = run_i * COLUMN_RUN_TILES * T;
+                let rows = (COLUMN_RUN_TILES * T).min(m.saturating_sub(i0));
+                if rows == 0 {
+                    return;
+                }
+                let mut run = [0u16; COLUMN_RUN_TILES * T];
+                for kk in 0..k {
+                    // SAFETY: rows i0..i0 + rows of column kk are inside m × k
+                    let col = unsafe { std::slice::from_raw_parts(a.addr(i0, kk), rows) };
+                    simd::to_bf16(&mut run[..rows], col);
+                    let at = (kk / KT) * TILE + kk % KT;
+                    for (r, &h) in run[..rows].iter().enumerate() {
+                        tiles[(r / T) * kbs * TILE + at + (r % T) * KT] = h;
+                    }
+                }
+            });
+        return p;
+    }
     p.par_chunks_mut(kbs * TILE)
         .enumerate()
         .for_each(|(mt, tiles)| {
@@ -137,30 +175,11 @@ fn pack_lhs(a: Strided, m: usize, k: usize, m_tiles: usize, kbs: usize) -> Vec<u
                         let at = kb * TILE + r * KT;
                         simd::to_bf16(&mut tiles[at..at + seg.len()], seg);
                     }
-                } else if a.rs != 1 {
+                } else {
                     for kk in 0..k {
                         // SAFETY: (i, kk) is inside the m × k matrix
                         let v = unsafe { a.at(i, kk) };
                         tiles[(kk / KT) * TILE + r * KT + kk % KT] = bf16_bits(v);
-                    }
-                }
-            }
-            if a.cs != 1 && a.rs == 1 && rows > 0 {
-                // columns are contiguous: convert the tile's rows of each
-                // column at once, then scatter them down the tile
-                let mut run = [0u16; T];
-                for kk in 0..k {
-                    // SAFETY: rows mt·16.. of column kk are inside m × k
-                    let col = unsafe {
-                        std::slice::from_raw_parts(
-                            a.ptr.offset((mt * T) as isize + kk as isize * a.cs),
-                            rows,
-                        )
-                    };
-                    simd::to_bf16(&mut run[..rows], col);
-                    let at = (kk / KT) * TILE + kk % KT;
-                    for (r, &h) in run[..rows].iter().enumerate() {
-                        tiles[at + r * KT] = h;
                     }
                 }
             }
@@ -172,7 +191,7 @@ fn pack_lhs(a: Strided, m: usize, k: usize, m_tiles: usize, kbs: usize) -> Vec<u
 /// `(nt, kb)` at `(nt·kb_count + kb)·TILE`, element `(kk, j)` of the tile at
 /// `(kk / 2)·32 + 2j + kk % 2` (as `u32`s: pair `kk / 2`, column `j` at
 /// `(kk / 2)·16 + j`).
-fn pack_rhs(b: Strided, k: usize, n: usize, n_tiles: usize, kbs: usize) -> Vec<u32> {
+pub(super) fn pack_rhs(b: Strided, k: usize, n: usize, n_tiles: usize, kbs: usize) -> Vec<u32> {
     let mut p = vec![0u32; n_tiles * kbs * TILE / 2];
     p.par_chunks_mut(kbs * TILE / 2)
         .enumerate()
@@ -378,7 +397,7 @@ unsafe fn block(a: &[u16], b: &[u32], mb: usize, nb: usize, kbs: usize, c: &mut 
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     #[test]
@@ -409,7 +428,22 @@ mod tests {
             eprintln!("no AMX on this machine: the AMX product is not exercised");
             return;
         }
-        let (m, k, n) = (45, 71, 83);
+        for mkn in [(45, 71, 83), (37, 1100, 300)] {
+            product_matches_the_reference(mkn, matmul);
+        }
+    }
+
+    /// The signature of a bf16 product ([`matmul`], `dpbf16::matmul`).
+    pub(in crate::kernels) type Product =
+        unsafe fn((usize, usize, usize), *mut f32, [isize; 2], bool, Strided, Strided);
+
+    /// `product` against an f64 reference on the bf16-rounded factors, for
+    /// every storage order of both factors (each packing path), with and
+    /// without accumulation, on a row-major and a column-major destination.
+    pub(in crate::kernels) fn product_matches_the_reference(
+        (m, k, n): (usize, usize, usize),
+        product: Product,
+    ) {
         let val = |i: usize, s: u64| {
             let h = (i as u64 ^ (s << 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
             ((h >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
@@ -419,20 +453,26 @@ mod tests {
         let b_at = |kk: usize, j: usize| val(kk * n + j, 2);
         let c0: Vec<f32> = (0..m * n).map(|i| val(i, 3)).collect();
         let r = |x: f32| bf16_value(bf16_bits(x)) as f64;
+        let want_at =
+            |i: usize, j: usize| -> f64 { (0..k).map(|kk| r(a_at(i, kk)) * r(b_at(kk, j))).sum() };
+        let want: Vec<f64> = (0..m * n).map(|x| want_at(x / n, x % n)).collect();
         // storage: row-major, column-major, or row-major with a padded row
         // (neither stride 1 for the padded transposed case)
         for a_order in 0..3 {
             for b_order in 0..3 {
                 let (a_buf, a_view) = store(m, k, a_order, a_at);
                 let (b_buf, b_view) = store(k, n, b_order, b_at);
-                for accumulate in [false, true] {
-                    let mut c = c0.clone();
-                    // SAFETY: AMX available; the views address their buffers
+                for (accumulate, dst_order) in [(false, 0), (true, 0), (true, 1)] {
+                    // the destination as `dst_order` stores it
+                    let (mut c, c_view) = store(m, n, dst_order, |i, j| c0[i * n + j]);
+                    let cv = c_view(&c);
+                    // SAFETY: the views address their buffers; the product
+                    // is available (the caller checked)
                     unsafe {
-                        matmul(
+                        product(
                             (m, k, n),
                             c.as_mut_ptr(),
-                            [n as isize, 1],
+                            [cv.rs, cv.cs],
                             accumulate,
                             a_view(&a_buf),
                             b_view(&b_buf),
@@ -440,18 +480,16 @@ mod tests {
                     }
                     for i in 0..m {
                         for j in 0..n {
-                            let mut want = if accumulate {
+                            let base = if accumulate {
                                 c0[i * n + j] as f64
                             } else {
                                 0.0
                             };
-                            for kk in 0..k {
-                                want += r(a_at(i, kk)) * r(b_at(kk, j));
-                            }
-                            let got = c[i * n + j] as f64;
+                            let want = base + want[i * n + j];
+                            let got = c[i * cv.rs as usize + j * cv.cs as usize] as f64;
                             assert!(
                                 (got - want).abs() < 1e-5 * (1.0 + want.abs()),
-                                "orders {a_order}/{b_order} ({i}, {j}): {got} vs {want}"
+                                "{m}×{k}×{n}, orders {a_order}/{b_order}/{dst_order} ({i}, {j}): {got} vs {want}"
                             );
                         }
                     }
@@ -463,7 +501,7 @@ mod tests {
     /// A rows × cols matrix stored in `order` (0 row-major, 1 column-major,
     /// 2 column-major with every column padded by 3: strides (2·rows+3, 2)
     /// on a doubled buffer, neither 1), and a view builder.
-    fn store(
+    pub(in crate::kernels) fn store(
         rows: usize,
         cols: usize,
         order: usize,

@@ -13,7 +13,8 @@
 //! never copied.
 //!
 //! With [`Matmul::Bf16`] the three products of an `f32` projection (forward
-//! and both gradients) run in bf16 on AMX ([`amx`](super::amx)); the
+//! and both gradients) run in bf16 on AMX ([`amx`](super::amx)) or AVX-512
+//! BF16 ([`dpbf16`](super::dpbf16)); the
 //! precision is the forward's argument and is kept for its backward.
 
 use dfdx::prelude::*;

@@ -14,6 +14,7 @@ pub mod adamw;
 pub mod amx;
 pub mod attention;
 pub mod cross_entropy;
+pub mod dpbf16;
 pub mod dropout;
 pub mod embedding;
 pub mod glu;
@@ -40,8 +41,9 @@ pub enum Matmul {
     /// `f32` factors and sums (gemm 0.19): the default.
     #[default]
     F32,
-    /// Factors rounded to bf16, `f32` sums, on the AMX tile unit
-    /// ([`amx`]): mixed precision. Needs [`amx::available`].
+    /// Factors rounded to bf16, `f32` sums: mixed precision. On the AMX
+    /// tile unit ([`amx`]) where there is one, else by AVX-512 BF16's
+    /// `VDPBF16PS` ([`dpbf16`]). Needs either ([`Matmul::check`]).
     Bf16,
 }
 
@@ -68,10 +70,23 @@ impl std::fmt::Display for Matmul {
 impl Matmul {
     /// Whether this machine can run it: an error saying why not.
     pub fn check(self) -> Result<(), String> {
-        if self == Matmul::Bf16 && !amx::available() {
-            return Err("bf16 matmuls run on Intel AMX (Sapphire Rapids or later, Linux), which this machine lacks: use f32".into());
+        if self == Matmul::Bf16 && bf16_unit().is_none() {
+            return Err("bf16 matmuls run on Intel AMX (Sapphire Rapids or later, Linux) or AVX-512 BF16 (AMD Zen 4 or later, Intel Cooper Lake or later), which this CPU lacks: use f32".into());
         }
         Ok(())
+    }
+}
+
+/// The unit this CPU's bf16 products run on: AMX where there is one (its
+/// tiles do 16 times the work of one `VDPBF16PS`), else AVX-512 BF16; none
+/// without either.
+pub fn bf16_unit() -> Option<&'static str> {
+    if amx::available() {
+        Some("Intel AMX")
+    } else if dpbf16::available() {
+        Some("AVX-512 BF16")
+    } else {
+        None
     }
 }
 
@@ -240,7 +255,7 @@ unsafe fn written<E>(n: usize, fill: impl FnOnce(*mut E)) -> Vec<E> {
 }
 
 /// Seconds of one `m × k · k × n` f32 product through the projections'
-/// own path (gemm, or AMX with [`Matmul::Bf16`]), into a fresh buffer:
+/// own path (gemm, or bf16 with [`Matmul::Bf16`]), into a fresh buffer:
 /// what `march bench` measures its ceiling with. Errors where
 /// [`Matmul::check`] does.
 pub fn time_product((m, k, n): (usize, usize, usize), precision: Matmul) -> Result<f64, String> {
@@ -274,10 +289,11 @@ pub fn time_product((m, k, n): (usize, usize, usize), precision: Matmul) -> Resu
     Ok(dt)
 }
 
-/// [`gemm_into`], or with `bf16` (and `E` = `f32`) [`amx::matmul`].
+/// [`gemm_into`], or with `bf16` (and `E` = `f32`) [`amx::matmul`] or
+/// [`dpbf16::matmul`] (see [`bf16_unit`]).
 ///
 /// # Safety
-/// As [`gemm_into`]; with `bf16`, [`amx::available`] must hold.
+/// As [`gemm_into`]; with `bf16`, [`bf16_unit`] must be some unit.
 #[allow(clippy::too_many_arguments)]
 unsafe fn product_into<E: Float>(
     bf16: bool,
@@ -291,6 +307,18 @@ unsafe fn product_into<E: Float>(
     [rhs_rs, rhs_cs]: [isize; 2],
 ) {
     if bf16 && TypeId::of::<E>() == TypeId::of::<f32>() {
+        let [dst_rs, dst_cs] = dst_strides;
+        if dst_rs == 1 && dst_cs != 1 {
+            // a column-major destination (a weight's gradient, stored
+            // transposed): the transposed product writes it by rows, not
+            // one strided element at a time — dstᵀ = rhsᵀ · lhsᵀ
+            let (m, k, n) = mkn;
+            #[rustfmt::skip]
+            return product_into(
+                bf16, (n, k, m), dst, [dst_cs, dst_rs], accumulate,
+                rhs, [rhs_cs, rhs_rs], lhs, [lhs_cs, lhs_rs],
+            );
+        }
         let lhs = amx::Strided {
             ptr: lhs as *const f32,
             rs: lhs_rs,
@@ -301,7 +329,11 @@ unsafe fn product_into<E: Float>(
             rs: rhs_rs,
             cs: rhs_cs,
         };
-        return amx::matmul(mkn, dst as *mut f32, dst_strides, accumulate, lhs, rhs);
+        let dst = dst as *mut f32;
+        if amx::available() {
+            return amx::matmul(mkn, dst, dst_strides, accumulate, lhs, rhs);
+        }
+        return dpbf16::matmul(mkn, dst, dst_strides, accumulate, lhs, rhs);
     }
     gemm_into(
         mkn,

@@ -9,7 +9,7 @@
 //!
 //! | op | CPU (`f32`, `f64`) | other devices |
 //! | --- | --- | --- |
-//! | [`Ops::linear`], [`Ops::linear_transposed`] | gemm 0.19 (AVX-512 or AVX2+FMA kernels chosen at run time), bf16 on AMX with [`Matmul::Bf16`] | dfdx `matmul` |
+//! | [`Ops::linear`], [`Ops::linear_transposed`] | gemm 0.19 (AVX-512 or AVX2+FMA kernels chosen at run time), bf16 on AMX or AVX-512 BF16 with [`Matmul::Bf16`] | dfdx `matmul` |
 //! | [`Ops::attention`] | fused, parallel over (batch, head); a per-head bias added to the logits before the softmax, its gradient summed over the batch in order | reshape, `matmul`, broadcast adds, `softmax`, mask multiply |
 //! | [`Ops::rope`] | one pass over the rows, tables of the angles per call | two broadcast products and a product with the half-swap matrix |
 //! | [`Ops::rms_norm`] | fused | `square`, `mean`, `sqrt`, `recip`, products |

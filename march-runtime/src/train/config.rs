@@ -77,7 +77,8 @@ pub struct TrainConfig {
     pub checkpoint_every: u64,
     pub seed: u64,
     /// Precision of the projections' matrix products on the CPU: f32, or
-    /// bf16 on AMX (mixed precision; everything else stays f32).
+    /// bf16 on AMX or AVX-512 BF16 (mixed precision; everything else stays
+    /// f32).
     pub matmul: Matmul,
     /// Stop as diverged when a training loss exceeds this many times
     /// ln(vocab), the loss of a uniform guess (0: never).

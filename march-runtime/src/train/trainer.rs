@@ -96,7 +96,7 @@ pub fn run(arch: &'static Arch, open: Opener, opts: &RunOptions) -> Result<Repor
         .map_err(|e| anyhow!("invalid configuration: {e}"))?;
     if cfg.matmul != Matmul::F32 && opts.device != DeviceKind::Cpu {
         bail!(
-            "--matmul {} is a CPU precision (AMX); on this device the products are f32",
+            "--matmul {} is a CPU precision (AMX or AVX-512 BF16); on this device the products are f32",
             cfg.matmul
         );
     }
