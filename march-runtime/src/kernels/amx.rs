@@ -203,16 +203,14 @@ pub(super) fn pack_rhs(b: Strided, k: usize, n: usize, n_tiles: usize, kbs: usiz
             }
             // tiles of one column block, consecutive in k: pair q of the
             // block's k at u32 offset q·16 (16 columns per pair row)
-            if b.cs == 1 {
-                // rows of the right factor are contiguous
-                // SAFETY: row kk, columns j0..j0 + cols, are inside k × n
-                let row = |kk: usize| unsafe {
-                    std::slice::from_raw_parts(b.ptr.offset(kk as isize * b.rs + j0 as isize), cols)
+            if b.cs == 1 && b.rs >= 0 && k > 0 {
+                // rows of the right factor are contiguous: pairs of rows
+                // interleaved, the block's whole k in one pass
+                // SAFETY: rows 0..k, columns j0..j0 + cols, are inside k × n
+                let rows = unsafe {
+                    std::slice::from_raw_parts(b.addr(0, j0), (k - 1) * b.rs as usize + cols)
                 };
-                for q in 0..k.div_ceil(2) {
-                    let odd: &[f32] = if 2 * q + 1 < k { row(2 * q + 1) } else { &[] };
-                    simd::interleave_bf16(&mut tiles[q * T..q * T + cols], row(2 * q), odd);
-                }
+                simd::interleave_bf16(tiles, rows, b.rs as usize, k, cols);
             } else if b.rs == 1 {
                 // columns of the right factor are contiguous: a column
                 // converted to bf16 is already its sequence of pairs

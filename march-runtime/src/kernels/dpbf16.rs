@@ -74,13 +74,31 @@ pub unsafe fn matmul(
     let m_tiles = m.div_ceil(T);
     // column tiles in pairs: a microkernel's 32 columns
     let n_tiles = 2 * n.div_ceil(2 * T);
-    let a = pack_lhs(lhs, m, k, m_tiles, kbs);
+    // a left factor with contiguous columns (a weight's gradient: Xᵀ) is
+    // packed as the right one is, pairs of its rows' k side by side
+    // (element (r, q) of a tile at u32 q·16 + r): rows of k interleaved in
+    // one pass, where AMX's row layout would scatter every element
+    let pair_major = lhs.rs == 1 && lhs.cs != 1 && lhs.cs > 0;
+    let (a_pairs, a_rows);
+    let a = Pairs(if pair_major {
+        let t = Strided {
+            ptr: lhs.ptr,
+            rs: lhs.cs,
+            cs: lhs.rs,
+        };
+        a_pairs = pack_rhs(t, k, m, m_tiles, kbs);
+        a_pairs.as_ptr()
+    } else {
+        // the row layout's bf16 as u32 pairs (read unaligned)
+        a_rows = pack_lhs(lhs, m, k, m_tiles, kbs);
+        a_rows.as_ptr() as *const u32
+    });
     let b = pack_rhs(rhs, k, n, n_tiles, kbs);
     let blocks = n_tiles / 2;
     let groups = blocks.div_ceil(GROUP);
     let row_runs = m_tiles.div_ceil(ROW_TILES);
     let out = Out(dst, dst_rs, dst_cs);
-    let (a, b) = (&a[..], &b[..]);
+    let b = &b[..];
     (0..row_runs * groups).into_par_iter().for_each_init(
         || vec![0f32; ROW_TILES * T * GROUP * 2 * T],
         |sums, task| {
@@ -104,11 +122,17 @@ pub unsafe fn matmul(
                             // inside the packed factors, k tiles kb0..kb1
                             // inside each; `sums` holds the run's rows of
                             // `width` columns
+                            let (first, kernel) = if pair_major {
+                                (mt * kbs * P + half * ROWS, kernel::<1, T> as Kernel)
+                            } else {
+                                (mt * kbs * P + half * ROWS * T, kernel::<T, 1> as Kernel)
+                            };
                             unsafe {
+                                let a = a.at(first);
                                 kernel(
-                                    a.as_ptr().add(mt * kbs * TILE + half * ROWS * KT),
-                                    b.as_ptr().add(2 * nb * kbs * TILE / 2),
-                                    b.as_ptr().add((2 * nb + 1) * kbs * TILE / 2),
+                                    a,
+                                    b.as_ptr().add(2 * nb * kbs * P),
+                                    b.as_ptr().add((2 * nb + 1) * kbs * P),
                                     kb0..kb1,
                                     sums.as_mut_ptr().add(row * width + (nb - nb0) * 2 * T),
                                     width,
@@ -160,9 +184,34 @@ pub unsafe fn matmul(
     unreachable!("VDPBF16PS products need x86-64, where `dpbf16::available` holds")
 }
 
+/// u32 pairs per tile.
+const P: usize = TILE / 2;
+
+/// The packed left factor, shared read-only by the tasks.
+#[derive(Clone, Copy)]
+struct Pairs(*const u32);
+// SAFETY: read-only while the tasks run; its buffer outlives them
+unsafe impl Send for Pairs {}
+unsafe impl Sync for Pairs {}
+
+impl Pairs {
+    /// The address `i` pairs in.
+    ///
+    /// # Safety
+    /// Inside the packed factor.
+    unsafe fn at(self, i: usize) -> *const u32 {
+        self.0.add(i)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+type Kernel =
+    unsafe fn(*const u32, *const u32, *const u32, std::ops::Range<usize>, *mut f32, usize);
+
 /// `sums (8 × 32, row stride ldc) += a · b` over `k` tiles `kbs`: `a` the
-/// first of 8 rows in a row tile (row `r`'s pairs of tile `kb` at
-/// `kb·TILE + r·KT`), `b0`, `b1` two column tiles (pair row `p` of the
+/// first of 8 rows of the left factor's tiles, row `r`'s pair `q` of tile
+/// `kb` at u32 `kb·P + r·ROW + q·PAIR` (the row layout: `ROW` 16, `PAIR`
+/// 1; pair-major: 1, 16); `b0`, `b1` two column tiles (pair row `p` of the
 /// whole `k` at `16p`).
 ///
 /// # Safety
@@ -170,8 +219,8 @@ pub unsafe fn matmul(
 /// sums described.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn kernel(
-    a: *const u16,
+unsafe fn kernel<const ROW: usize, const PAIR: usize>(
+    a: *const u32,
     b0: *const u32,
     b1: *const u32,
     kbs: std::ops::Range<usize>,
@@ -186,15 +235,15 @@ unsafe fn kernel(
         acc[1] = _mm512_loadu_ps(sums.add(r * ldc + T));
     }
     for kb in kbs {
-        let at = a.add(kb * TILE);
-        let (bt0, bt1) = (b0.add(kb * TILE / 2), b1.add(kb * TILE / 2));
+        let at = a.add(kb * P);
+        let (bt0, bt1) = (b0.add(kb * P), b1.add(kb * P));
         for q in 0..KT / 2 {
             let x0 = bh(_mm512_loadu_si512(bt0.add(q * T) as *const _));
             let x1 = bh(_mm512_loadu_si512(bt1.add(q * T) as *const _));
             for (r, acc) in acc.iter_mut().enumerate() {
                 // row r's pair q: elements 2q (low half) and 2q + 1
-                let w = (at.add(r * KT + 2 * q) as *const i32).read_unaligned();
-                let w = bh(_mm512_set1_epi32(w));
+                let w = at.add(r * ROW + q * PAIR).read_unaligned();
+                let w = bh(_mm512_set1_epi32(w as i32));
                 acc[0] = _mm512_dpbf16_ps(acc[0], w, x0);
                 acc[1] = _mm512_dpbf16_ps(acc[1], w, x1);
             }

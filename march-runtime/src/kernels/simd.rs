@@ -553,13 +553,28 @@ multiversion! {
         }
     }
 
-    /// `dst[c] ← bf16(odd[c]) · 2¹⁶ + bf16(even[c])`: two rows of `k` as
-    /// the pairs AMX reads (`odd` may be shorter: zeros).
-    pub fn interleave_bf16(dst: &mut [u32], even: &[f32], odd: &[f32]) {
-        assert_eq!(dst.len(), even.len());
-        for (c, (d, &e)) in dst.iter_mut().zip(even).enumerate() {
-            let o = if c < odd.len() { bf16(odd[c]) } else { 0 };
-            *d = ((o as u32) << 16) | bf16(e) as u32;
+    /// `k` rows of `cols` ≤ 16 values (row `kk` at `src[kk·rs..]`) as the
+    /// pairs AMX and `VDPBF16PS` read: `dst[q·16 + c] ← bf16(row 2q + 1
+    /// [c]) · 2¹⁶ + bf16(row 2q [c])`, a missing odd row (odd `k`) zeros;
+    /// `dst[q·16 + c]` for `c ≥ cols` untouched.
+    pub fn interleave_bf16(dst: &mut [u32], src: &[f32], rs: usize, k: usize, cols: usize) {
+        assert!(cols <= 16 && dst.len() >= k.div_ceil(2) * 16);
+        if k == 0 {
+            return;
+        }
+        assert!(src.len() >= (k - 1) * rs + cols);
+        for (q, d) in dst.chunks_exact_mut(16).take(k.div_ceil(2)).enumerate() {
+            let even = &src[2 * q * rs..2 * q * rs + cols];
+            if 2 * q + 1 < k {
+                let odd = &src[(2 * q + 1) * rs..(2 * q + 1) * rs + cols];
+                for ((d, &e), &o) in d.iter_mut().zip(even).zip(odd) {
+                    *d = ((bf16(o) as u32) << 16) | bf16(e) as u32;
+                }
+            } else {
+                for (d, &e) in d.iter_mut().zip(even) {
+                    *d = bf16(e) as u32;
+                }
+            }
         }
     }
 
@@ -652,6 +667,34 @@ mod tests {
     fn compare_with_portable() {
         let n = 1003; // lanes and a ragged end
         let (x, y, w) = (data(n, 1, 5.0), data(n, 2, 1.0), data(n, 3, 1.0));
+        // bf16 conversions: against the scalar rounding, odd k and a
+        // partial column block (20 rows of stride 50, 13 columns)
+        let (mut h, mut h0) = (vec![0u16; n], vec![0u16; n]);
+        to_bf16(&mut h, &x);
+        portable::to_bf16(&mut h0, &x);
+        assert_eq!(h, h0);
+        assert!(h.iter().zip(&x).all(|(&h, &x)| h == bf16(x)));
+        for (k, cols) in [(19, 13), (20, 16), (1, 1)] {
+            let (mut p, mut p0) = (vec![7u32; 10 * 16], vec![7u32; 10 * 16]);
+            interleave_bf16(&mut p, &x, 50, k, cols);
+            portable::interleave_bf16(&mut p0, &x, 50, k, cols);
+            assert_eq!(p, p0);
+            for q in 0..k.div_ceil(2) {
+                for c in 0..16 {
+                    let odd = if 2 * q + 1 < k {
+                        bf16(x[(2 * q + 1) * 50 + c]) as u32
+                    } else {
+                        0
+                    };
+                    let want = if c < cols {
+                        (odd << 16) | bf16(x[2 * q * 50 + c]) as u32
+                    } else {
+                        7
+                    };
+                    assert_eq!(p[q * 16 + c], want, "k {k}, pair {q}, column {c}");
+                }
+            }
+        }
         assert_eq!(max(&x).to_bits(), portable::max(&x).to_bits());
         assert_eq!(dot(&x, &y).to_bits(), portable::dot(&x, &y).to_bits());
         assert_eq!(sum_squares_f64(&x), portable::sum_squares_f64(&x));
