@@ -73,8 +73,9 @@ fn projection(c: &mut Criterion) {
                 .backward()
         })
     });
-    if march_runtime::kernels::amx::available() {
-        g.bench_function("amx_bf16", |b| {
+    // bf16 factors, on AMX or AVX-512 BF16 (whichever this CPU has)
+    if march_runtime::kernels::bf16_unit().is_some() {
+        g.bench_function("bf16", |b| {
             b.iter(|| {
                 linear(x.leaky_trace(), &w, Matmul::Bf16)
                     .sum::<Rank0, _>()

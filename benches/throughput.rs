@@ -5,8 +5,8 @@
 //! - every variant of the small family at batch 16, encoder 230 / decoder 52
 //!   (span corruption of 256-token chunks);
 //! - the seed-scale baseline and three seed-scale variants at the reference
-//!   workload, batch 8, in f32 and (train step, on a CPU with AMX) with
-//!   bf16 matrix products.
+//!   workload, batch 8, in f32 and (train step, on a CPU with AMX or
+//!   AVX-512 BF16) with bf16 matrix products.
 //!
 //! `cargo bench --bench throughput` runs them all (6 minutes on 2 cores
 //! with `-- --warm-up-time 1 --measurement-time 3`);
@@ -109,8 +109,8 @@ fn seed_scale(c: &mut Criterion) {
             Matmul::F32,
         );
     }
-    // mixed precision: the projections' products in bf16 on AMX
-    if march_runtime::kernels::amx::available() {
+    // mixed precision: the projections' products in bf16 on AMX or AVX-512 BF16
+    if march_runtime::kernels::bf16_unit().is_some() {
         for name in SEED_SCALE {
             let e = find(name).expect("a seed-scale variant");
             let w = Workload::REFERENCE;
