@@ -126,6 +126,27 @@ impl Out {
     pub(super) unsafe fn at(&self, i: usize, j: usize) -> *mut f32 {
         self.0.offset(i as isize * self.1 + j as isize * self.2)
     }
+
+    /// Row `i`, columns `j0..j0 + src.len()`, set to `src` or, with
+    /// `accumulate`, incremented by it. Not read unless `accumulate` (an
+    /// uninitialised destination is fine then).
+    ///
+    /// # Safety
+    /// The elements are inside the matrix; no other thread writes them.
+    pub(super) unsafe fn put_row(&self, i: usize, j0: usize, src: &[f32], accumulate: bool) {
+        let d = self.at(i, j0);
+        if self.2 == 1 && !accumulate {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), d, src.len());
+        } else if self.2 == 1 {
+            let d = std::slice::from_raw_parts_mut(d, src.len());
+            d.iter_mut().zip(src).for_each(|(d, &v)| *d += v);
+        } else {
+            for (col, &v) in src.iter().enumerate() {
+                let d = d.offset(col as isize * self.2);
+                *d = if accumulate { *d + v } else { v };
+            }
+        }
+    }
 }
 
 /// Row tiles converted together where the left factor's columns are
@@ -300,20 +321,7 @@ pub unsafe fn matmul(
                     let (i0, j0) = (mb * 2 * T + (t / 2) * T, nb * 2 * T + (t % 2) * T);
                     let cols = T.min(n.saturating_sub(j0));
                     for r in 0..T.min(m.saturating_sub(i0)) {
-                        let src = &tile[r * T..r * T + cols];
-                        let d = out.at(i0 + r, j0);
-                        if out.2 == 1 && !accumulate {
-                            // a destination not read may be uninitialised
-                            std::ptr::copy_nonoverlapping(src.as_ptr(), d, cols);
-                        } else if out.2 == 1 {
-                            let d = std::slice::from_raw_parts_mut(d, cols);
-                            d.iter_mut().zip(src).for_each(|(d, &v)| *d += v);
-                        } else {
-                            for (col, &v) in src.iter().enumerate() {
-                                let d = d.offset(col as isize * out.2);
-                                *d = if accumulate { *d + v } else { v };
-                            }
-                        }
+                        out.put_row(i0 + r, j0, &tile[r * T..r * T + cols], accumulate);
                     }
                 }
             }

@@ -145,24 +145,9 @@ pub unsafe fn matmul(
             let (i0, j0) = (mt0 * T, nb0 * 2 * T);
             let cols = width.min(n - j0);
             for r in 0..((mt1 - mt0) * T).min(m - i0) {
-                let src = &sums[r * width..r * width + cols];
                 // SAFETY: row i0 + r, columns j0..j0 + cols, are inside
                 // m × n; this task alone writes them
-                unsafe {
-                    let d = out.at(i0 + r, j0);
-                    if out.2 == 1 && !accumulate {
-                        // a destination not read may be uninitialised
-                        std::ptr::copy_nonoverlapping(src.as_ptr(), d, cols);
-                    } else if out.2 == 1 {
-                        let d = std::slice::from_raw_parts_mut(d, cols);
-                        d.iter_mut().zip(src).for_each(|(d, &v)| *d += v);
-                    } else {
-                        for (c, &v) in src.iter().enumerate() {
-                            let d = d.offset(c as isize * out.2);
-                            *d = if accumulate { *d + v } else { v };
-                        }
-                    }
-                }
+                unsafe { out.put_row(i0 + r, j0, &sums[r * width..r * width + cols], accumulate) };
             }
         },
     );
