@@ -246,15 +246,16 @@ mod tests {
     use super::*;
 
     /// Shapes ragged in every dimension; the second spans several `k`
-    /// chunks (1,100 > 512) and column groups (300 > 256) and more than one
-    /// row tile.
+    /// chunks (1,100 > 512), column groups (300 > 256) and row tiles; one
+    /// row and one column; and `k` = 0 (a zero product: the destination
+    /// set to zero, or left as it was when accumulating).
     #[test]
     fn dpbf16_product_matches_the_reference_on_rounded_factors() {
         if !available() {
             eprintln!("no AVX-512 BF16 on this machine: the VDPBF16PS product is not exercised");
             return;
         }
-        for mkn in [(45, 71, 83), (37, 1100, 300), (1, 3, 1)] {
+        for mkn in [(45, 71, 83), (37, 1100, 300), (1, 3, 1), (5, 0, 7)] {
             product_matches_the_reference(mkn, matmul);
         }
     }
