@@ -93,21 +93,22 @@ fn same_seed_same_losses_bit_for_bit() {
     assert_ne!(losses(&a), losses(&c));
 }
 
-/// bf16 matmuls (AMX): deterministic too, close to the f32 run, and
-/// refused with a clear error on a machine without AMX.
+/// bf16 matmuls (AMX or AVX-512 BF16): deterministic too, close to the
+/// f32 run, and refused with a clear error on a machine with neither.
 #[test]
 fn bf16_matmuls_train_deterministically() {
-    use march_runtime::kernels::{amx, Matmul};
+    use march_runtime::kernels::{bf16_unit, Matmul};
     let (a, b, f) = (temp_dir("bf16-a"), temp_dir("bf16-b"), temp_dir("bf16-f32"));
     let cfg = TrainConfig {
         matmul: Matmul::Bf16,
         ..smoke()
     };
-    if !amx::available() {
+    let Some(unit) = bf16_unit() else {
         let err = run::<Mini>(&options(&a, cfg)).unwrap_err().to_string();
-        assert!(err.contains("AMX"), "{err}");
+        assert!(err.contains("AMX") && err.contains("AVX-512 BF16"), "{err}");
         return;
-    }
+    };
+    eprintln!("bf16 products on {unit}");
     run::<Mini>(&options(&a, cfg.clone())).unwrap();
     run::<Mini>(&options(&b, cfg)).unwrap();
     run::<Mini>(&options(&f, smoke())).unwrap();
