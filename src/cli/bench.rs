@@ -4,6 +4,7 @@ use anyhow::{anyhow, bail, Result};
 use march_runtime::arch::thousands;
 use march_runtime::bench::{self, Mode};
 use march_runtime::kernels::simd::{set_isa, Isa};
+use march_runtime::kernels::{bf16_unit, Bf16Unit};
 use march_runtime::machine::Machine;
 use march_runtime::ops::Matmul;
 use march_runtime::registry::{find_or_suggest, Entry};
@@ -128,9 +129,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let flops = bench::flops_per_step(arch, w, mode);
     let gflops = flops / median / 1e9;
     let floor = flops / (ceiling * 1e9);
-    // a VDPBF16PS does two products per lane where an FMA does one
-    let bf16 = match march_runtime::kernels::bf16_unit() {
-        Some(u @ "AVX-512 BF16") if args.matmul == Matmul::Bf16 => {
+    let unit = bf16_unit().filter(|_| args.matmul == Matmul::Bf16);
+    let bf16 = match unit {
+        Some(u @ Bf16Unit::Avx512Bf16) => {
             format!(", twice that in bf16 on {u} (VDPBF16PS: two products per lane)")
         }
         _ => String::new(),
@@ -169,9 +170,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         gf = flops / 1e9,
         pct = 100.0 * gflops / ceiling,
         peak = mb(m.peak_rss),
-        prec = match march_runtime::kernels::bf16_unit() {
-            Some(unit) if args.matmul == Matmul::Bf16 => format!("bf16 ({unit})"),
-            _ => args.matmul.to_string(),
+        prec = match unit {
+            Some(unit) => format!("bf16 ({unit})"),
+            None => args.matmul.to_string(),
         },
         am = at.0,
         ak = at.1,

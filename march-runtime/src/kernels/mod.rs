@@ -77,14 +77,33 @@ impl Matmul {
     }
 }
 
+/// What runs the bf16 products ([`Matmul::Bf16`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bf16Unit {
+    /// Intel AMX's tile unit ([`amx`]).
+    Amx,
+    /// AVX-512 BF16's `VDPBF16PS` ([`dpbf16`]): two products per lane
+    /// where an `f32` FMA does one.
+    Avx512Bf16,
+}
+
+impl std::fmt::Display for Bf16Unit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Bf16Unit::Amx => "Intel AMX",
+            Bf16Unit::Avx512Bf16 => "AVX-512 BF16",
+        })
+    }
+}
+
 /// The unit this CPU's bf16 products run on: AMX where there is one (its
 /// tiles do 16 times the work of one `VDPBF16PS`), else AVX-512 BF16; none
 /// without either.
-pub fn bf16_unit() -> Option<&'static str> {
+pub fn bf16_unit() -> Option<Bf16Unit> {
     if amx::available() {
-        Some("Intel AMX")
+        Some(Bf16Unit::Amx)
     } else if dpbf16::available() {
-        Some("AVX-512 BF16")
+        Some(Bf16Unit::Avx512Bf16)
     } else {
         None
     }
