@@ -149,6 +149,35 @@ impl Out {
     }
 }
 
+/// A buffer of `n` zeros (`n` a multiple of `chunk`) handed to `fill` in
+/// chunks of `chunk` elements on the rayon pool, chunk `i` as
+/// `fill(i, chunk)`: each chunk is zeroed by its own task just before it is
+/// filled, where `vec![0; n]` would zero the whole buffer on one thread
+/// first (packing the LM head's 30,000 × 512 factor: 31 MB).
+fn zeroed_chunks<E: Copy + Send>(
+    n: usize,
+    chunk: usize,
+    fill: impl Fn(usize, &mut [E]) + Sync,
+) -> Vec<E> {
+    assert!(chunk > 0 && n.is_multiple_of(chunk));
+    // SAFETY: `E` is an integer type here (u16, u32), for which all-zero
+    // bytes are a value; every chunk is zeroed before it is referenced,
+    // and the chunks cover the n elements, so all are set when the length
+    // is
+    let mut p: Vec<E> = Vec::with_capacity(n);
+    let base = super::SendPtr(p.as_mut_ptr());
+    (0..n / chunk).into_par_iter().for_each(|i| {
+        let tiles = unsafe {
+            let at = base.get().add(i * chunk);
+            std::ptr::write_bytes(at, 0, chunk);
+            std::slice::from_raw_parts_mut(at, chunk)
+        };
+        fill(i, tiles);
+    });
+    unsafe { p.set_len(n) };
+    p
+}
+
 /// Row tiles converted together where the left factor's columns are
 /// contiguous: a column's 128 rows are read at once (one page per `k`,
 /// not one per row tile).
@@ -157,11 +186,14 @@ const COLUMN_RUN_TILES: usize = 8;
 /// `lhs` (m × k) as row tiles: tile `(mt, kb)` at `(mt·kb_count + kb)·TILE`,
 /// row-major 16 × 32.
 pub(super) fn pack_lhs(a: Strided, m: usize, k: usize, m_tiles: usize, kbs: usize) -> Vec<u16> {
-    let mut p = vec![0u16; m_tiles * kbs * TILE];
+    let n = m_tiles * kbs * TILE;
     if a.cs != 1 && a.rs == 1 {
         // columns are contiguous: convert a run of rows of each column at
-        // once, then scatter them down the tiles
-        p.par_chunks_mut(COLUMN_RUN_TILES * kbs * TILE)
+        // once, then scatter them down the tiles (the last run may hold
+        // fewer tiles: chunks of one tile, a run's worth per task)
+        let run_len = COLUMN_RUN_TILES * kbs * TILE;
+        let mut p = vec![0u16; n];
+        p.par_chunks_mut(run_len)
             .enumerate()
             .for_each(|(run_i, tiles)| {
                 let i0 = run_i * COLUMN_RUN_TILES * T;
@@ -182,30 +214,26 @@ pub(super) fn pack_lhs(a: Strided, m: usize, k: usize, m_tiles: usize, kbs: usiz
             });
         return p;
     }
-    p.par_chunks_mut(kbs * TILE)
-        .enumerate()
-        .for_each(|(mt, tiles)| {
-            let rows = T.min(m.saturating_sub(mt * T));
-            for r in 0..rows {
-                let i = mt * T + r;
-                if a.cs == 1 {
-                    // SAFETY: row i is k contiguous elements of the matrix
-                    let row =
-                        unsafe { std::slice::from_raw_parts(a.ptr.offset(i as isize * a.rs), k) };
-                    for (kb, seg) in row.chunks(KT).enumerate() {
-                        let at = kb * TILE + r * KT;
-                        simd::to_bf16(&mut tiles[at..at + seg.len()], seg);
-                    }
-                } else {
-                    for kk in 0..k {
-                        // SAFETY: (i, kk) is inside the m × k matrix
-                        let v = unsafe { a.at(i, kk) };
-                        tiles[(kk / KT) * TILE + r * KT + kk % KT] = bf16_bits(v);
-                    }
+    zeroed_chunks(n, kbs * TILE, |mt, tiles: &mut [u16]| {
+        let rows = T.min(m.saturating_sub(mt * T));
+        for r in 0..rows {
+            let i = mt * T + r;
+            if a.cs == 1 {
+                // SAFETY: row i is k contiguous elements of the matrix
+                let row = unsafe { std::slice::from_raw_parts(a.ptr.offset(i as isize * a.rs), k) };
+                for (kb, seg) in row.chunks(KT).enumerate() {
+                    let at = kb * TILE + r * KT;
+                    simd::to_bf16(&mut tiles[at..at + seg.len()], seg);
+                }
+            } else {
+                for kk in 0..k {
+                    // SAFETY: (i, kk) is inside the m × k matrix
+                    let v = unsafe { a.at(i, kk) };
+                    tiles[(kk / KT) * TILE + r * KT + kk % KT] = bf16_bits(v);
                 }
             }
-        });
-    p
+        }
+    })
 }
 
 /// `rhs` (k × n) as column tiles in the pair-interleaved layout: tile
@@ -213,10 +241,10 @@ pub(super) fn pack_lhs(a: Strided, m: usize, k: usize, m_tiles: usize, kbs: usiz
 /// `(kk / 2)·32 + 2j + kk % 2` (as `u32`s: pair `kk / 2`, column `j` at
 /// `(kk / 2)·16 + j`).
 pub(super) fn pack_rhs(b: Strided, k: usize, n: usize, n_tiles: usize, kbs: usize) -> Vec<u32> {
-    let mut p = vec![0u32; n_tiles * kbs * TILE / 2];
-    p.par_chunks_mut(kbs * TILE / 2)
-        .enumerate()
-        .for_each(|(nt, tiles)| {
+    zeroed_chunks(
+        n_tiles * kbs * TILE / 2,
+        kbs * TILE / 2,
+        |nt, tiles: &mut [u32]| {
             let j0 = nt * T;
             let cols = T.min(n.saturating_sub(j0));
             if cols == 0 {
@@ -255,8 +283,8 @@ pub(super) fn pack_rhs(b: Strided, k: usize, n: usize, n_tiles: usize, kbs: usiz
                     }
                 }
             }
-        });
-    p
+        },
+    )
 }
 
 /// The tile configuration: tiles 0–3 accumulate (16 rows × 64 bytes of
