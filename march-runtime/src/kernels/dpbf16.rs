@@ -10,10 +10,12 @@
 //! each addition rounds once, as an FMA's does; only the factors lose
 //! precision (8 significant bits).
 //!
-//! Layout. The factors are packed exactly as for AMX ([`amx::pack_lhs`],
+//! Layout. The factors are packed as for AMX ([`amx::pack_lhs`],
 //! [`amx::pack_rhs`]): the left one in row tiles of 16 × 32 bf16, the right
 //! one in column tiles of pair rows (16 `u32`, each two consecutive `k` of
-//! one column: one register). The microkernel holds 8 rows × 32 columns of
+//! one column: one register). A left factor with contiguous columns is
+//! packed pair-major instead, the way the right one is (the kernel reads
+//! either through strides). The microkernel holds 8 rows × 32 columns of
 //! sums in 16 registers; for each pair of `k` it loads two pair rows of the
 //! right factor and broadcasts each row's pair of the left one. A task
 //! takes 64 rows against a group of 256 columns, over `k` in chunks of 512:
@@ -97,6 +99,12 @@ pub unsafe fn matmul(
     let blocks = n_tiles / 2;
     let groups = blocks.div_ceil(GROUP);
     let row_runs = m_tiles.div_ceil(ROW_TILES);
+    // the kernel for the left layout, and the u32 step between its rows
+    let (kernel, row_step): (Kernel, usize) = if pair_major {
+        (kernel::<1, T>, 1)
+    } else {
+        (kernel::<T, 1>, T)
+    };
     let out = Out(dst, dst_rs, dst_cs);
     let b = &b[..];
     (0..row_runs * groups).into_par_iter().for_each_init(
@@ -122,15 +130,9 @@ pub unsafe fn matmul(
                             // inside the packed factors, k tiles kb0..kb1
                             // inside each; `sums` holds the run's rows of
                             // `width` columns
-                            let (first, kernel) = if pair_major {
-                                (mt * kbs * P + half * ROWS, kernel::<1, T> as Kernel)
-                            } else {
-                                (mt * kbs * P + half * ROWS * T, kernel::<T, 1> as Kernel)
-                            };
                             unsafe {
-                                let a = a.at(first);
                                 kernel(
-                                    a,
+                                    a.at(mt * kbs * P + half * ROWS * row_step),
                                     b.as_ptr().add(2 * nb * kbs * P),
                                     b.as_ptr().add((2 * nb + 1) * kbs * P),
                                     kb0..kb1,
