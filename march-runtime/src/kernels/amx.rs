@@ -149,31 +149,34 @@ impl Out {
     }
 }
 
-/// A buffer of `n` zeros (`n` a multiple of `chunk`) handed to `fill` in
-/// chunks of `chunk` elements on the rayon pool, chunk `i` as
-/// `fill(i, chunk)`: each chunk is zeroed by its own task just before it is
-/// filled, where `vec![0; n]` would zero the whole buffer on one thread
-/// first (packing the LM head's 30,000 × 512 factor: 31 MB).
+/// A buffer of `n` zeros handed to `fill` in chunks of `chunk` elements
+/// (the last one shorter where `chunk` does not divide `n`) on the rayon
+/// pool, chunk `i` as `fill(i, chunk)`: each chunk is zeroed by its own
+/// task just before it is filled, where `vec![0; n]` would zero the whole
+/// buffer on one thread first (packing the LM head's 30,000 × 512 factor:
+/// 31 MB).
 fn zeroed_chunks<E: Copy + Send>(
     n: usize,
     chunk: usize,
     fill: impl Fn(usize, &mut [E]) + Sync,
 ) -> Vec<E> {
-    assert!(chunk > 0 && n.is_multiple_of(chunk));
-    // SAFETY: `E` is an integer type here (u16, u32), for which all-zero
-    // bytes are a value; every chunk is zeroed before it is referenced,
-    // and the chunks cover the n elements, so all are set when the length
-    // is
+    assert!(chunk > 0);
     let mut p: Vec<E> = Vec::with_capacity(n);
     let base = super::SendPtr(p.as_mut_ptr());
-    (0..n / chunk).into_par_iter().for_each(|i| {
+    (0..n.div_ceil(chunk)).into_par_iter().for_each(|i| {
+        let len = chunk.min(n - i * chunk);
+        // SAFETY: elements i·chunk.. i·chunk + len lie in the capacity and
+        // belong to this task alone; `E` is an integer type here (u16,
+        // u32), for which all-zero bytes are a value, so the chunk is
+        // initialised before it is referenced
         let tiles = unsafe {
             let at = base.get().add(i * chunk);
-            std::ptr::write_bytes(at, 0, chunk);
-            std::slice::from_raw_parts_mut(at, chunk)
+            std::ptr::write_bytes(at, 0, len);
+            std::slice::from_raw_parts_mut(at, len)
         };
         fill(i, tiles);
     });
+    // SAFETY: the chunks cover all n elements, each zeroed above
     unsafe { p.set_len(n) };
     p
 }
@@ -189,13 +192,11 @@ pub(super) fn pack_lhs(a: Strided, m: usize, k: usize, m_tiles: usize, kbs: usiz
     let n = m_tiles * kbs * TILE;
     if a.cs != 1 && a.rs == 1 {
         // columns are contiguous: convert a run of rows of each column at
-        // once, then scatter them down the tiles (the last run may hold
-        // fewer tiles: chunks of one tile, a run's worth per task)
-        let run_len = COLUMN_RUN_TILES * kbs * TILE;
-        let mut p = vec![0u16; n];
-        p.par_chunks_mut(run_len)
-            .enumerate()
-            .for_each(|(run_i, tiles)| {
+        // once, then scatter them down the run's tiles
+        return zeroed_chunks(
+            n,
+            COLUMN_RUN_TILES * kbs * TILE,
+            |run_i, tiles: &mut [u16]| {
                 let i0 = run_i * COLUMN_RUN_TILES * T;
                 let rows = (COLUMN_RUN_TILES * T).min(m.saturating_sub(i0));
                 if rows == 0 {
@@ -211,8 +212,8 @@ pub(super) fn pack_lhs(a: Strided, m: usize, k: usize, m_tiles: usize, kbs: usiz
                         tiles[(r / T) * kbs * TILE + at + (r % T) * KT] = h;
                     }
                 }
-            });
-        return p;
+            },
+        );
     }
     zeroed_chunks(n, kbs * TILE, |mt, tiles: &mut [u16]| {
         let rows = T.min(m.saturating_sub(mt * T));
@@ -464,6 +465,39 @@ pub(super) mod tests {
         }
         for mkn in [(45, 71, 83), (37, 1100, 300)] {
             product_matches_the_reference(mkn, matmul);
+        }
+    }
+
+    /// The left factor's row tiles on any CPU (the AMX product itself
+    /// needs AMX): every storage order, and the column path's runs with a
+    /// short last one (m = 150: 10 tiles, runs of 8), element by element
+    /// against the layout, padding zero.
+    #[test]
+    fn left_tiles_hold_each_element_where_the_layout_says() {
+        for (m, k) in [(150usize, 45usize), (7, 3), (16, 32)] {
+            let (m_tiles, kbs) = (m.div_ceil(T), k.div_ceil(KT));
+            let at = |i: usize, kk: usize| ((i * 31 + kk * 7) % 97) as f32 - 48.5;
+            for order in 0..3 {
+                let (buf, view) = store(m, k, order, at);
+                let p = pack_lhs(view(&buf), m, k, m_tiles, kbs);
+                assert_eq!(p.len(), m_tiles * kbs * TILE);
+                for mt in 0..m_tiles {
+                    for kb in 0..kbs {
+                        for r in 0..T {
+                            for c in 0..KT {
+                                let (i, kk) = (mt * T + r, kb * KT + c);
+                                let want = if i < m && kk < k {
+                                    bf16_bits(at(i, kk))
+                                } else {
+                                    0
+                                };
+                                let got = p[(mt * kbs + kb) * TILE + r * KT + c];
+                                assert_eq!(got, want, "{m}×{k} order {order}: ({i}, {kk})");
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 
