@@ -103,6 +103,10 @@ fn bad_input_gives_one_line_errors() {
         ),
         (vec!["bench", "Nope"], "unknown variant `Nope`"),
         (
+            vec!["bench", "SmallBaseline", "--device", "cuda", "--products"],
+            "--products times march's CPU products",
+        ),
+        (
             vec!["eval", "/nonexistent/run"],
             "/nonexistent/run/config.json: no run",
         ),

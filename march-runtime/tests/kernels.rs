@@ -787,3 +787,43 @@ fn gelu_has_the_erf_gelus_derivative() {
         .backward();
     assert!(max_rel_diff(&fused.get(&x).as_vec(), &want) < 1e-15);
 }
+
+/// `march bench --products`' tally: one forward and backward of a
+/// projection counts its three products by role and shape (a shape no
+/// other test here multiplies), and nothing is counted once stopped.
+#[test]
+fn the_tally_counts_each_product_by_role_and_shape() {
+    use march_runtime::kernels::linear::linear;
+    use march_runtime::kernels::tally::{self, Role};
+    const K: usize = 19;
+    const N: usize = 23;
+    let (b, s) = (2, 3);
+    let dev = Cpu::default();
+    let pass = || {
+        let x: Tensor<(usize, usize, Const<K>), f32, Cpu> =
+            dev.tensor_from_vec(values::<f32>(b * s * K, 7, 1.0), (b, s, Const::<K>));
+        let w: Tensor<Rank2<K, N>, f32, Cpu> =
+            dev.tensor_from_vec(values::<f32>(K * N, 8, 1.0), (Const, Const));
+        let y = linear(x.leaky_trace(), &w, Matmul::F32);
+        y.sum::<Rank0, _>().backward()
+    };
+    tally::start();
+    pass();
+    let counted = tally::stop();
+    let ours = |role: Role, mkn| counted.iter().find(|t| t.role == role && t.mkn == mkn);
+    let m = b * s;
+    for (role, mkn) in [
+        (Role::Forward, (m, K, N)),
+        (Role::InputGradient, (m, N, K)),
+        (Role::WeightGradient, (K, m, N)),
+    ] {
+        let t = ours(role, mkn).unwrap_or_else(|| panic!("{role:?} {mkn:?} not counted"));
+        assert_eq!(t.calls, 1, "{role:?}");
+        assert!(t.seconds > 0.0 && t.gflops().is_finite(), "{t:?}");
+    }
+    pass();
+    assert!(
+        tally::stop().iter().all(|t| t.mkn != (m, K, N)),
+        "counted while stopped"
+    );
+}

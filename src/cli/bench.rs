@@ -4,6 +4,7 @@ use anyhow::{anyhow, bail, Result};
 use march_runtime::arch::thousands;
 use march_runtime::bench::{self, Mode};
 use march_runtime::kernels::simd::{set_isa, Isa};
+use march_runtime::kernels::tally;
 use march_runtime::kernels::{bf16_unit, Bf16Unit};
 use march_runtime::machine::Machine;
 use march_runtime::ops::Matmul;
@@ -49,6 +50,10 @@ pub struct BenchArgs {
     /// its MFU against the GPU's measured f32, TF32 and bf16 peaks.
     #[arg(long, default_value = "cpu")]
     device: DeviceKind,
+    /// Then as many steps again with every projection and LM-head product
+    /// timed one by one: a table of them against the ceiling.
+    #[arg(long)]
+    products: bool,
 }
 
 fn parse_isa(s: &str) -> Result<Isa, String> {
@@ -97,6 +102,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
         if args.loops.is_some() {
             bail!("--loops chooses the CPU's element-wise loops: it has no meaning with --device cuda");
+        }
+        if args.products {
+            bail!("--products times march's CPU products: it has no meaning with --device cuda");
         }
         return run_cuda(args, entry, w, mode);
     }
@@ -180,7 +188,52 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         floor_ms = floor * 1e3,
         ratio = median / floor,
         machine = machine.summary(),
-    ))
+    ))?;
+    if args.products {
+        products(args, &mut step, median, ceiling)?;
+    }
+    Ok(())
+}
+
+/// `--products`: `args.steps` more steps with the products tallied, and
+/// the table of them (slowest first) against the `ceiling` (GFLOP/s); the
+/// step's median `step_s` (without the tally) for the rest.
+fn products(args: &BenchArgs, step: &mut bench::Step, step_s: f64, ceiling: f64) -> Result<()> {
+    tally::start();
+    bench::measure(step, 0, args.steps, |i| {
+        eprint!("\r  products, step {i}/{}", args.steps)
+    });
+    let tallied = tally::stop();
+    eprintln!();
+    let per_step = |x: f64| x / args.steps as f64;
+    let mut out = format!(
+        "  products   {} more steps, each projection and LM-head product timed:\n             ms/step  calls/step  GFLOP/s  of ceiling  product\n",
+        args.steps
+    );
+    let (mut seconds, mut flops) = (0.0, 0.0);
+    for t in &tallied {
+        let (m, k, n) = t.mkn;
+        seconds += t.seconds;
+        flops += 2.0 * (m * k * n) as f64 * t.calls as f64;
+        out += &format!(
+            "             {:7.1}  {:10.1}  {:7.0}  {:9.0}%  {:<12} {m}×{k}·{k}×{n}\n",
+            per_step(t.seconds) * 1e3,
+            per_step(t.calls as f64),
+            t.gflops(),
+            100.0 * t.gflops() / ceiling,
+            t.role.name(),
+        );
+    }
+    let rate = flops / seconds / 1e9;
+    out += &format!(
+        "  products   {:.1} ms of the {:.1} ms step: {:.1} GFLOP at {rate:.0} GFLOP/s ({:.0}% of the ceiling); the rest (attention, element-wise ops, optimizer) {:.1} ms\n",
+        per_step(seconds) * 1e3,
+        step_s * 1e3,
+        per_step(flops) / 1e9,
+        100.0 * rate / ceiling,
+        (step_s - per_step(seconds)) * 1e3,
+    );
+    super::list::emit(&out)
 }
 
 /// The measured steps, with a progress line; the measurement and its

@@ -19,6 +19,7 @@
 
 use dfdx::prelude::*;
 
+use super::tally::{self, Role};
 use super::{cpu_grad, product_into, realized, view, written, Matmul};
 use crate::tensor::Float;
 
@@ -92,17 +93,19 @@ where
     // available when it was set
     let y = unsafe {
         written(m * n, |y| {
-            product_into(
-                bf16,
-                (m, k, n),
-                y,
-                [n as isize, 1],
-                false,
-                xs.as_ptr(),
-                [k as isize, 1],
-                ws.as_ptr(),
-                w_strides,
-            )
+            tally::timed(Role::Forward, (m, k, n), || {
+                product_into(
+                    bf16,
+                    (m, k, n),
+                    y,
+                    [n as isize, 1],
+                    false,
+                    xs.as_ptr(),
+                    [k as isize, 1],
+                    ws.as_ptr(),
+                    w_strides,
+                )
+            })
         })
     };
     drop((xs, ws));
@@ -128,29 +131,33 @@ where
         // xs, ws are private copies
         unsafe {
             // dX (m × k) += dY (m × n) · Wᵀ (n × k)
-            product_into(
-                bf16,
-                (m, n, k),
-                gx,
-                [k as isize, 1],
-                true,
-                gy,
-                [n as isize, 1],
-                ws.as_ptr(),
-                [w_cs, w_rs],
-            );
+            tally::timed(Role::InputGradient, (m, n, k), || {
+                product_into(
+                    bf16,
+                    (m, n, k),
+                    gx,
+                    [k as isize, 1],
+                    true,
+                    gy,
+                    [n as isize, 1],
+                    ws.as_ptr(),
+                    [w_cs, w_rs],
+                )
+            });
             // dW (k × n) += Xᵀ (k × m) · dY (m × n)
-            product_into(
-                bf16,
-                (k, m, n),
-                gw,
-                [w_rs, w_cs],
-                true,
-                xs.as_ptr(),
-                [1, k as isize],
-                gy,
-                [n as isize, 1],
-            );
+            tally::timed(Role::WeightGradient, (k, m, n), || {
+                product_into(
+                    bf16,
+                    (k, m, n),
+                    gw,
+                    [w_rs, w_cs],
+                    true,
+                    xs.as_ptr(),
+                    [1, k as isize],
+                    gy,
+                    [n as isize, 1],
+                )
+            });
         }
         Ok(())
     });

@@ -23,6 +23,7 @@ mod mask;
 pub mod rms_norm;
 pub mod rope;
 pub mod simd;
+pub mod tally;
 
 pub use mask::{apply_kept, apply_kept_add, apply_kept_in_place, mix64, DropMask};
 

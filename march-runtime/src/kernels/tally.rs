@@ -1,0 +1,98 @@
+//! A tally of [`linear`](super::linear)'s matrix products — every
+//! projection and the LM head, forward and both gradients — by role and
+//! shape, with the seconds each took: what `march bench --products`
+//! prints, so that the step's products can be compared one by one with
+//! the matmul ceiling. Off unless [`start`]ed; then one clock read on
+//! either side of each product (the attention's per-head products, tasks
+//! of a parallel loop, are not counted).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Which of a projection's three products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// `Y = X · W`.
+    Forward,
+    /// `dX += dY · Wᵀ`.
+    InputGradient,
+    /// `dW += Xᵀ · dY`.
+    WeightGradient,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Forward => "Y = X·W",
+            Role::InputGradient => "dX += dY·Wᵀ",
+            Role::WeightGradient => "dW += Xᵀ·dY",
+        }
+    }
+}
+
+/// One role and shape's products since [`start`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tallied {
+    pub role: Role,
+    /// `(m, k, n)` of the `m × k · k × n` product.
+    pub mkn: (usize, usize, usize),
+    pub calls: u64,
+    pub seconds: f64,
+}
+
+impl Tallied {
+    /// Its rate over all its calls.
+    pub fn gflops(&self) -> f64 {
+        let (m, k, n) = self.mkn;
+        2.0 * (m * k * n) as f64 * self.calls as f64 / self.seconds / 1e9
+    }
+}
+
+type Key = (Role, (usize, usize, usize));
+
+static ON: AtomicBool = AtomicBool::new(false);
+static TALLY: Mutex<BTreeMap<Key, (u64, f64)>> = Mutex::new(BTreeMap::new());
+
+fn tally() -> std::sync::MutexGuard<'static, BTreeMap<Key, (u64, f64)>> {
+    // a panic elsewhere while it was held leaves counts, not a broken map
+    TALLY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Clears the tally and counts from now on.
+pub fn start() {
+    tally().clear();
+    ON.store(true, Ordering::SeqCst);
+}
+
+/// Stops counting; what was counted since [`start`], slowest first.
+pub fn stop() -> Vec<Tallied> {
+    ON.store(false, Ordering::SeqCst);
+    let mut out: Vec<Tallied> = std::mem::take(&mut *tally())
+        .into_iter()
+        .map(|((role, mkn), (calls, seconds))| Tallied {
+            role,
+            mkn,
+            calls,
+            seconds,
+        })
+        .collect();
+    out.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+    out
+}
+
+/// Runs the product `f` of `role` and shape `mkn`, timed while counting.
+pub(crate) fn timed<R>(role: Role, mkn: (usize, usize, usize), f: impl FnOnce() -> R) -> R {
+    if !ON.load(Ordering::Relaxed) {
+        return f();
+    }
+    let t0 = Instant::now();
+    let r = f();
+    let dt = t0.elapsed().as_secs_f64();
+    let mut t = tally();
+    let e = t.entry((role, mkn)).or_insert((0, 0.0));
+    e.0 += 1;
+    e.1 += dt;
+    r
+}
