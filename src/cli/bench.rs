@@ -190,21 +190,25 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         machine = machine.summary(),
     ))?;
     if args.products {
-        products(args, &mut step, median, ceiling)?;
+        products(args, &mut step, ceiling)?;
     }
     Ok(())
 }
 
 /// `--products`: `args.steps` more steps with the products tallied, and
-/// the table of them (slowest first) against the `ceiling` (GFLOP/s); the
-/// step's median `step_s` (without the tally) for the rest.
-fn products(args: &BenchArgs, step: &mut bench::Step, step_s: f64, ceiling: f64) -> Result<()> {
+/// the table of them (slowest first) against the `ceiling` (GFLOP/s),
+/// with the rest of those steps' mean.
+fn products(args: &BenchArgs, step: &mut bench::Step, ceiling: f64) -> Result<()> {
     tally::start();
-    bench::measure(step, 0, args.steps, |i| {
+    let measured = bench::measure(step, 0, args.steps, |i| {
         eprint!("\r  products, step {i}/{}", args.steps)
     });
     let tallied = tally::stop();
     eprintln!();
+    if tallied.is_empty() {
+        bail!("--products: the step ran no product of march's own");
+    }
+    let step_s = measured.step_s.iter().sum::<f64>() / args.steps as f64;
     let per_step = |x: f64| x / args.steps as f64;
     let mut out = format!(
         "  products   {} more steps, each projection and LM-head product timed:\n             ms/step  calls/step  GFLOP/s  of ceiling  product\n",
@@ -226,7 +230,7 @@ fn products(args: &BenchArgs, step: &mut bench::Step, step_s: f64, ceiling: f64)
     }
     let rate = flops / seconds / 1e9;
     out += &format!(
-        "  products   {:.1} ms of the {:.1} ms step: {:.1} GFLOP at {rate:.0} GFLOP/s ({:.0}% of the ceiling); the rest (attention, element-wise ops, optimizer) {:.1} ms\n",
+        "  products   {:.1} ms a step of those steps' mean {:.1} ms: {:.1} GFLOP at {rate:.0} GFLOP/s ({:.0}% of the ceiling); the rest (attention, element-wise ops, optimizer) {:.1} ms\n",
         per_step(seconds) * 1e3,
         step_s * 1e3,
         per_step(flops) / 1e9,
