@@ -218,7 +218,7 @@ fn products(args: &BenchArgs, step: &mut bench::Step, ceiling: f64) -> Result<()
     for t in &tallied {
         let (m, k, n) = t.mkn;
         seconds += t.seconds;
-        flops += 2.0 * (m * k * n) as f64 * t.calls as f64;
+        flops += t.flops();
         out += &format!(
             "             {:7.1}  {:10.1}  {:7.0}  {:9.0}%  {:<12} {m}×{k}·{k}×{n}\n",
             per_step(t.seconds) * 1e3,

@@ -43,10 +43,15 @@ pub struct Tallied {
 }
 
 impl Tallied {
+    /// Floating-point operations over all its calls.
+    pub fn flops(&self) -> f64 {
+        let (m, k, n) = self.mkn;
+        2.0 * (m * k * n) as f64 * self.calls as f64
+    }
+
     /// Its rate over all its calls.
     pub fn gflops(&self) -> f64 {
-        let (m, k, n) = self.mkn;
-        2.0 * (m * k * n) as f64 * self.calls as f64 / self.seconds / 1e9
+        self.flops() / self.seconds / 1e9
     }
 }
 
