@@ -8,7 +8,7 @@ use dfdx::prelude::*;
 use march_runtime::kernels::attention::fused_attention;
 use march_runtime::kernels::cross_entropy::fused_masked_cross_entropy;
 use march_runtime::kernels::dropout::{dropout as fused_dropout, dropout_add, relu_dropout};
-use march_runtime::kernels::linear::linear;
+use march_runtime::kernels::linear::{linear, linear_transposed};
 use march_runtime::kernels::rope::rope;
 use march_runtime::layers::{masked_cross_entropy_composed, padding_bias, Ctx, RmsNorm};
 use march_runtime::ops::composed;
@@ -87,6 +87,31 @@ fn projection(c: &mut Criterion) {
         b.iter(|| {
             x.leaky_trace()
                 .matmul(w.retaped::<OwnedTape<f32, Cpu>>())
+                .sum::<Rank0, _>()
+                .backward()
+        })
+    });
+    g.finish();
+}
+
+/// The tied LM head, `[8·52, 512] × [30,000, 512]ᵀ`: the step's largest
+/// products (its forward reads the embedding across its rows).
+fn lm_head(c: &mut Criterion) {
+    let dev = Cpu::seed_from_u64(0);
+    let x: Tensor<(usize, usize, Const<512>), f32, Cpu> = dev.sample_normal_like(&(B, SD, Const));
+    let e: Tensor<Rank2<VOCAB, 512>, f32, Cpu> = dev.sample_normal();
+    let mut g = c.benchmark_group("lm_head_8x52x512x30000");
+    g.throughput(Throughput::Elements((2 * B * SD * 512 * VOCAB) as u64));
+    g.sample_size(20);
+    use march_runtime::ops::Matmul;
+    g.bench_function("forward", |b| {
+        b.iter(|| linear_transposed(x.clone(), &e, Matmul::F32))
+    });
+    // the forward and both gradients: three products
+    g.throughput(Throughput::Elements((3 * 2 * B * SD * 512 * VOCAB) as u64));
+    g.bench_function("forward_backward", |b| {
+        b.iter(|| {
+            linear_transposed(x.leaky_trace(), &e, Matmul::F32)
                 .sum::<Rank0, _>()
                 .backward()
         })
@@ -296,6 +321,7 @@ criterion_group!(
     benches,
     cross_entropy,
     projection,
+    lm_head,
     multi_head_attention,
     rms_norm,
     dropout,

@@ -18,8 +18,9 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
+use super::product::gemm_into;
 use super::{apply_kept, apply_kept_in_place, DropMask};
-use super::{cpu_grad, f32s, f32s_mut, gemm_into, simd, strided_rows, view, SendPtr};
+use super::{cpu_grad, f32s, f32s_mut, simd, strided_rows, view, SendPtr};
 use crate::tensor::Float;
 
 /// `[batch, seq, heads·dim_qkv]`.

@@ -19,8 +19,9 @@
 
 use dfdx::prelude::*;
 
+use super::product::{product_into, written};
 use super::tally::{self, Role};
-use super::{cpu_grad, product_into, realized, view, written, Matmul};
+use super::{cpu_grad, realized, view, Matmul};
 use crate::tensor::Float;
 
 /// `[batch, seq, K]`.

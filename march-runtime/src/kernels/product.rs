@@ -1,0 +1,619 @@
+//! The projections' matrix products on the CPU: gemm 0.19 driven with
+//! strides (no operand copied to change its layout, except the factors
+//! gemm would gather element by element: [`gemm_transposing`]), split over
+//! the threads where gemm's own split leaves one thread packing
+//! ([`gemm_split`]), or the bf16 units ([`super::amx`],
+//! [`super::dpbf16`]) with [`Matmul::Bf16`].
+
+use std::any::TypeId;
+
+use gemm::Parallelism;
+
+use super::{amx, dpbf16, transpose, Matmul, SendPtr};
+use crate::tensor::Float;
+
+/// A fresh buffer of `n` elements, every one written by `fill` through the
+/// pointer it is given, not zero-filled first: the outputs of products
+/// with `accumulate` false, which neither gemm (its `read_dst` false sets
+/// its α to 0, and no path reads the destination then) nor the AMX path
+/// reads. Zero-filling them was ~2% of the small model's step (`perf`).
+///
+/// # Safety
+/// `fill` must write all `n` elements and read none it has not written.
+pub(crate) unsafe fn written<E>(n: usize, fill: impl FnOnce(*mut E)) -> Vec<E> {
+    let mut v = Vec::with_capacity(n);
+    fill(v.as_mut_ptr());
+    // SAFETY: the capacity is n, and `fill` wrote all n (the caller)
+    unsafe { v.set_len(n) };
+    v
+}
+
+/// Seconds of one `m × k · k × n` f32 product through the projections'
+/// own path (gemm, or bf16 with [`Matmul::Bf16`]), into a fresh buffer:
+/// what `march bench` measures its ceiling with. Errors where
+/// [`Matmul::check`] does.
+pub fn time_product((m, k, n): (usize, usize, usize), precision: Matmul) -> Result<f64, String> {
+    precision.check()?;
+    let lhs: Vec<f32> = (0..m * k)
+        .map(|i| ((i % 97) as f32 - 48.0) * 1e-2)
+        .collect();
+    let rhs: Vec<f32> = (0..k * n)
+        .map(|i| ((i % 89) as f32 - 44.0) * 1e-2)
+        .collect();
+    let mut dst = vec![0f32; m * n];
+    let bf16 = precision == Matmul::Bf16;
+    let t0 = std::time::Instant::now();
+    // SAFETY: the buffers hold m×k, k×n and m×n elements in row-major
+    // order; bf16 was checked available when it was set
+    unsafe {
+        product_into(
+            bf16,
+            (m, k, n),
+            dst.as_mut_ptr(),
+            [n as isize, 1],
+            false,
+            lhs.as_ptr(),
+            [k as isize, 1],
+            rhs.as_ptr(),
+            [n as isize, 1],
+        );
+    }
+    let dt = t0.elapsed().as_secs_f64();
+    std::hint::black_box(&dst);
+    Ok(dt)
+}
+
+/// [`gemm_into`], or with `bf16` (and `E` = `f32`) [`amx::matmul`] or
+/// [`dpbf16::matmul`] (see [`bf16_unit`]).
+///
+/// # Safety
+/// As [`gemm_into`]; with `bf16`, [`bf16_unit`] must be some unit.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn product_into<E: Float>(
+    bf16: bool,
+    mkn: (usize, usize, usize),
+    dst: *mut E,
+    dst_strides: [isize; 2],
+    accumulate: bool,
+    lhs: *const E,
+    [lhs_rs, lhs_cs]: [isize; 2],
+    rhs: *const E,
+    [rhs_rs, rhs_cs]: [isize; 2],
+) {
+    if bf16 && TypeId::of::<E>() == TypeId::of::<f32>() {
+        let [dst_rs, dst_cs] = dst_strides;
+        if dst_rs == 1 && dst_cs != 1 {
+            // a column-major destination (a weight's gradient, stored
+            // transposed): the transposed product writes it by rows, not
+            // one strided element at a time — dstᵀ = rhsᵀ · lhsᵀ
+            let (m, k, n) = mkn;
+            #[rustfmt::skip]
+            return product_into(
+                bf16, (n, k, m), dst, [dst_cs, dst_rs], accumulate,
+                rhs, [rhs_cs, rhs_rs], lhs, [lhs_cs, lhs_rs],
+            );
+        }
+        let lhs = amx::Strided {
+            ptr: lhs as *const f32,
+            rs: lhs_rs,
+            cs: lhs_cs,
+        };
+        let rhs = amx::Strided {
+            ptr: rhs as *const f32,
+            rs: rhs_rs,
+            cs: rhs_cs,
+        };
+        let dst = dst as *mut f32;
+        if amx::available() {
+            return amx::matmul(mkn, dst, dst_strides, accumulate, lhs, rhs);
+        }
+        return dpbf16::matmul(mkn, dst, dst_strides, accumulate, lhs, rhs);
+    }
+    gemm_into(
+        mkn,
+        dst,
+        dst_strides,
+        accumulate,
+        lhs,
+        [lhs_rs, lhs_cs],
+        rhs,
+        [rhs_rs, rhs_cs],
+        true,
+    )
+}
+
+/// `dst (m × n) [+]= lhs (m × k) · rhs (k × n)` on gemm 0.19, each operand
+/// given by its pointer and `[row stride, column stride]` in elements;
+/// `parallel`: split the product over the rayon pool (large products) or
+/// run it on the calling thread (one task of a parallel loop).
+///
+/// # Safety
+/// Every pointer must address the whole matrix its strides describe, and
+/// `dst` must not alias `lhs` or `rhs`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_into<E: Float>(
+    (m, k, n): (usize, usize, usize),
+    dst: *mut E,
+    [dst_rs, dst_cs]: [isize; 2],
+    accumulate: bool,
+    lhs: *const E,
+    [lhs_rs, lhs_cs]: [isize; 2],
+    rhs: *const E,
+    [rhs_rs, rhs_cs]: [isize; 2],
+    parallel: bool,
+) {
+    // gemm works on a column-major destination: a row-major one is
+    // transposed first (dstᵀ = rhsᵀ · lhsᵀ), so its "rows" are ours along
+    // `n` and its left factor our right one
+    let transposed = dst_cs.abs() < dst_rs.abs();
+    let (rows, [factor_rs, factor_cs]) = if transposed {
+        (n, [rhs_cs, rhs_rs])
+    } else {
+        (m, [lhs_rs, lhs_cs])
+    };
+    if factor_cs == 1 && factor_rs.abs() != 1 && rows * k >= TRANSPOSE_MIN {
+        // SAFETY: the caller's
+        return unsafe {
+            gemm_transposing(
+                transposed,
+                (m, k, n),
+                dst,
+                [dst_rs, dst_cs],
+                accumulate,
+                lhs,
+                [lhs_rs, lhs_cs],
+                rhs,
+                [rhs_rs, rhs_cs],
+                parallel,
+            )
+        };
+    }
+    let threads = rayon::current_num_threads();
+    if parallel && threads > 1 {
+        let parts = threads.min(rows / NARROW_PART);
+        if rows <= NARROW_ROWS && factor_rs.abs() != 1 && parts > 1 {
+            // SAFETY: the caller's, each part a block of the same product
+            return unsafe {
+                gemm_split(
+                    parts,
+                    transposed,
+                    (m, k, n),
+                    SendPtr(dst),
+                    [dst_rs, dst_cs],
+                    accumulate,
+                    SendPtr(lhs as *mut E),
+                    [lhs_rs, lhs_cs],
+                    SendPtr(rhs as *mut E),
+                    [rhs_rs, rhs_cs],
+                )
+            };
+        }
+    }
+    let parallelism = match threads {
+        n if parallel && n > 1 => Parallelism::Rayon(n),
+        _ => Parallelism::None,
+    };
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        dst_cs,
+        dst_rs,
+        accumulate,
+        lhs,
+        lhs_cs,
+        lhs_rs,
+        rhs,
+        rhs_cs,
+        rhs_rs,
+        E::one(),
+        E::one(),
+        false,
+        false,
+        false,
+        parallelism,
+    )
+}
+
+/// The fewest elements of a row-major left factor (in gemm's orientation)
+/// that [`gemm_transposing`] transposes rather than letting gemm pack it:
+/// every projection's weight at the seed scale; not the attention's
+/// per-head products (at most 230 × 230), nor the small model's 128 × 128
+/// weights (those stay with [`gemm_split`]).
+const TRANSPOSE_MIN: usize = 1 << 16;
+
+/// The most bytes of a left factor [`gemm_transposing`] transposes at a
+/// time (a block that stays in the last-level cache for gemm to pack).
+/// Measured for the LM head's forward (AMD EPYC Zen 4, 2 threads, medians
+/// of 8): blocks of 1,024 embedding rows (2 MiB) 65.1 ms, 2,048 65.4,
+/// 4,096 68.0, 8,192 69.5, all 30,000 at once 70.9, gemm packing the
+/// embedding itself 74.6.
+const TRANSPOSE_BLOCK_BYTES: usize = 2 << 20;
+
+/// [`gemm_into`] of a product whose left factor in gemm's orientation is
+/// row-major (gemm packs such a factor element by element, gathering
+/// across its rows): the factor is transposed block by block of its rows
+/// into a column-major scratch buffer, by cache-sized tiles, and each
+/// block multiplied by gemm from there. gemm packs a column-major factor
+/// into the same panels as a row-major one, so every element is the same
+/// sum in the same order either way (tested bit for bit; a training run's
+/// checkpoint is byte-identical with and without this path).
+///
+/// This is every `dX += dY · Wᵀ` of a projection and the tied LM head's
+/// forward `x · Eᵀ`. Measured on the AMD EPYC Zen 4 (6 December 2026, 2
+/// threads, `cargo bench --bench kernels`): the LM head forward 74.2 →
+/// 68.2 ms (−8.1%); in `march bench Baseline --products` the decoder's
+/// `dX` products from 156–170 to 177–194 GFLOP/s.
+///
+/// # Safety
+/// As [`gemm_into`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_transposing<E: Float>(
+    transposed: bool,
+    (m, k, n): (usize, usize, usize),
+    dst: *mut E,
+    [dst_rs, dst_cs]: [isize; 2],
+    accumulate: bool,
+    lhs: *const E,
+    [lhs_rs, lhs_cs]: [isize; 2],
+    rhs: *const E,
+    [rhs_rs, rhs_cs]: [isize; 2],
+    parallel: bool,
+) {
+    let (rows, factor, factor_rs) = if transposed {
+        (n, rhs, rhs_cs)
+    } else {
+        (m, lhs, lhs_rs)
+    };
+    let per_block = (TRANSPOSE_BLOCK_BYTES / (k * std::mem::size_of::<E>()))
+        .max(64)
+        .div_ceil(64)
+        * 64;
+    let per_block = per_block.min(rows);
+    let mut scratch: Vec<E> = Vec::with_capacity(per_block * k);
+    let buf = SendPtr(scratch.as_mut_ptr());
+    let src = SendPtr(factor as *mut E);
+    let mut start = 0;
+    while start < rows {
+        let len = per_block.min(rows - start);
+        // scratch[c·len + r] = factor[(start + r)·factor_rs + c], by strips
+        // of columns (each task writes its own columns of the scratch)
+        let strip = |c0: usize| {
+            let (src, buf) = (src.get() as *const E, buf.get());
+            // SAFETY: rows start..start+len and columns c0..c0+STRIP of the
+            // factor, the same columns of the scratch's len × k
+            unsafe {
+                transpose::transpose(
+                    (len, STRIP.min(k - c0)),
+                    src.offset(start as isize * factor_rs + c0 as isize),
+                    factor_rs,
+                    buf.add(c0 * len),
+                    len,
+                )
+            }
+        };
+        if parallel {
+            use rayon::prelude::*;
+            (0..k.div_ceil(STRIP))
+                .into_par_iter()
+                .for_each(|s| strip(s * STRIP));
+        } else {
+            (0..k.div_ceil(STRIP)).for_each(|s| strip(s * STRIP));
+        }
+        let at = start as isize;
+        let block = buf.get() as *const E;
+        // SAFETY: block start..start+len of the split side of each operand,
+        // the factor now column-major in the scratch
+        unsafe {
+            if transposed {
+                gemm_into(
+                    (m, k, len),
+                    dst.offset(at * dst_cs),
+                    [dst_rs, dst_cs],
+                    accumulate,
+                    lhs,
+                    [lhs_rs, lhs_cs],
+                    block,
+                    [len as isize, 1],
+                    parallel,
+                )
+            } else {
+                gemm_into(
+                    (len, k, n),
+                    dst.offset(at * dst_rs),
+                    [dst_rs, dst_cs],
+                    accumulate,
+                    block,
+                    [1, len as isize],
+                    rhs,
+                    [rhs_rs, rhs_cs],
+                    parallel,
+                )
+            }
+        }
+        start += len;
+    }
+}
+
+/// Columns of the factor one task of [`gemm_transposing`] transposes.
+const STRIP: usize = 64;
+
+/// The widest destination (in gemm's column-major orientation: its
+/// contiguous side) for which gemm 0.19 packs a strided left factor on the
+/// calling thread alone before its threads start (its "prepack" path:
+/// destinations of at most 2 × its row block, which is at most 8 × 64 rows
+/// with AVX-512): `dX += dY · Wᵀ` of every projection from the model width.
+const NARROW_ROWS: usize = 1024;
+
+/// The fewest of those rows each thread's part of a split product gets (a
+/// whole AVX-512 microkernel's height).
+const NARROW_PART: usize = 64;
+
+/// [`gemm_into`] of a narrow product with a strided left factor (see
+/// [`NARROW_ROWS`]), split by gemm's rows — ours along `n` for a
+/// `transposed` (row-major) destination, along `m` otherwise — into
+/// `parts` blocks of whole vectors, one single-threaded gemm each on the
+/// rayon pool, so that each thread packs its own part of the factor
+/// instead of one thread packing all of it while the others wait.
+/// Measured on the AMD EPYC Zen 4 (6 December 2026, 2 threads): the
+/// encoder's `1840 × 2048 · 2048 × 512` gradient at 143 GFLOP/s through
+/// gemm's own split, 200 split here. Every element is the same sum in the
+/// same order either way (same depth blocks, same microkernels).
+///
+/// # Safety
+/// As [`gemm_into`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_split<E: Float>(
+    parts: usize,
+    transposed: bool,
+    (m, k, n): (usize, usize, usize),
+    dst: SendPtr<E>,
+    [dst_rs, dst_cs]: [isize; 2],
+    accumulate: bool,
+    lhs: SendPtr<E>,
+    [lhs_rs, lhs_cs]: [isize; 2],
+    rhs: SendPtr<E>,
+    [rhs_rs, rhs_cs]: [isize; 2],
+) {
+    let rows = if transposed { n } else { m };
+    // block boundaries on whole 16-lane vectors
+    let edge = |p: usize| (rows * p / parts).div_ceil(16) * 16;
+    rayon::scope(|scope| {
+        for p in 0..parts {
+            let (start, end) = (edge(p).min(rows), edge(p + 1).min(rows));
+            if start == end {
+                continue;
+            }
+            let len = end - start;
+            scope.spawn(move |_| {
+                let (dst, lhs, rhs) = (dst.get(), lhs.get() as *const E, rhs.get() as *const E);
+                let at = start as isize;
+                // SAFETY: block `start..end` of the split side of each
+                // operand it indexes; the blocks' destinations are disjoint
+                unsafe {
+                    if transposed {
+                        gemm_into(
+                            (m, k, len),
+                            dst.offset(at * dst_cs),
+                            [dst_rs, dst_cs],
+                            accumulate,
+                            lhs,
+                            [lhs_rs, lhs_cs],
+                            rhs.offset(at * rhs_cs),
+                            [rhs_rs, rhs_cs],
+                            false,
+                        )
+                    } else {
+                        gemm_into(
+                            (len, k, n),
+                            dst.offset(at * dst_rs),
+                            [dst_rs, dst_cs],
+                            accumulate,
+                            lhs.offset(at * lhs_rs),
+                            [lhs_rs, lhs_cs],
+                            rhs,
+                            [rhs_rs, rhs_cs],
+                            false,
+                        )
+                    }
+                }
+            });
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What [`written`] relies on: a product that does not accumulate
+    /// writes every element of its destination and reads none (a NaN left
+    /// in it, or read from it, would show), for the shapes of gemm's
+    /// paths: empty inner dimension, vectors, small and large blocks, in
+    /// parallel and not.
+    #[test]
+    fn products_not_accumulating_write_their_whole_destination() {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (3, 0, 5),
+            (1, 7, 9),
+            (9, 7, 1),
+            (5, 3, 4),
+            (17, 33, 65),
+            (230, 64, 230),
+            (96, 128, 512),
+        ] {
+            let lhs: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 - 6.0).collect();
+            let rhs: Vec<f32> = (0..k * n).map(|i| (i % 7) as f32 - 3.0).collect();
+            for parallel in [false, true] {
+                let mut dst = vec![f32::NAN; m * n];
+                // SAFETY: the buffers hold m×k, k×n and m×n elements
+                unsafe {
+                    gemm_into(
+                        (m, k, n),
+                        dst.as_mut_ptr(),
+                        [n as isize, 1],
+                        false,
+                        lhs.as_ptr(),
+                        [k as isize, 1],
+                        rhs.as_ptr(),
+                        [n as isize, 1],
+                        parallel,
+                    );
+                }
+                for (at, &d) in dst.iter().enumerate() {
+                    let (r, c) = (at / n, at % n);
+                    let want: f32 = (0..k).map(|j| lhs[r * k + j] * rhs[j * n + c]).sum();
+                    assert_eq!(d, want, "{m}×{k}·{k}×{n} at ({r}, {c})");
+                }
+            }
+        }
+    }
+
+    /// A narrow product with a strided left factor (in gemm's orientation)
+    /// is split over the threads by [`gemm_split`] (the last three cases:
+    /// factors too small for [`gemm_transposing`]; the first three take
+    /// that path instead): every element equals the single-threaded
+    /// gemm's, bit for bit, accumulating, for both orientations of the
+    /// destination and blocks that do not divide evenly.
+    #[test]
+    fn split_products_equal_whole_ones_bit_for_bit() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        // (m, k, n, dst, lhs, rhs strides) as `linear`'s gradients pass them
+        let rm = |c: usize| [c as isize, 1];
+        let cm = |r: usize| [1, r as isize];
+        for (m, k, n, ds, ls, rs) in [
+            (230, 300, 512, rm(512), rm(300), cm(300)),
+            (97, 520, 200, rm(200), rm(520), cm(520)),
+            (512, 230, 300, cm(512), rm(230), rm(300)),
+            (200, 64, 33, cm(200), rm(64), cm(64)),
+            (230, 100, 250, rm(250), rm(100), cm(100)),
+            (256, 120, 90, cm(256), rm(120), rm(90)),
+        ] {
+            let lhs: Vec<f32> = (0..m * k)
+                .map(|i| ((i % 97) as f32 - 48.0) * 1e-2)
+                .collect();
+            let rhs: Vec<f32> = (0..k * n)
+                .map(|i| ((i % 89) as f32 - 44.0) * 1e-2)
+                .collect();
+            let start: Vec<f32> = (0..m * n).map(|i| ((i % 13) as f32 - 6.0) * 0.5).collect();
+            let run = |parallel: bool| {
+                let mut dst = start.clone();
+                // SAFETY: the buffers hold m×k, k×n and m×n elements
+                // under the given strides
+                pool.install(|| unsafe {
+                    gemm_into(
+                        (m, k, n),
+                        dst.as_mut_ptr(),
+                        ds,
+                        true,
+                        lhs.as_ptr(),
+                        ls,
+                        rhs.as_ptr(),
+                        rs,
+                        parallel,
+                    )
+                });
+                dst
+            };
+            let (whole, split) = (run(false), run(true));
+            for (at, (a, b)) in whole.iter().zip(&split).enumerate() {
+                assert_eq!(a.to_bits(), b.to_bits(), "{m}×{k}·{k}×{n} at {at}");
+            }
+            // and it is the product: one element checked in f64
+            let (r, c) = (m / 2, n / 3);
+            let at =
+                |[rs_, cs_]: [isize; 2], i: usize, j: usize| i * rs_ as usize + j * cs_ as usize;
+            let want = start[at(ds, r, c)] as f64
+                + (0..k)
+                    .map(|j| lhs[at(ls, r, j)] as f64 * rhs[at(rs, j, c)] as f64)
+                    .sum::<f64>();
+            assert!((split[at(ds, r, c)] as f64 - want).abs() < 1e-3 * want.abs().max(1.0));
+        }
+    }
+
+    /// A product whose left factor (in gemm's orientation) is row-major
+    /// goes through [`gemm_transposing`]: every element equals gemm's own
+    /// product of the untransposed factor, bit for bit, accumulating, in
+    /// parallel and not, for both orientations of the destination, factors
+    /// of several blocks (the last one short) and depths of several of
+    /// gemm's depth blocks; as the model passes them (the LM head's
+    /// forward, every projection's `dX += dY · Wᵀ`).
+    #[test]
+    fn transposed_factors_give_gemms_own_bits() {
+        let rm = |c: usize| [c as isize, 1];
+        let cm = |r: usize| [1, r as isize];
+        // (m, k, n, dst, lhs, rhs strides): rhs row-major seen transposed
+        // under a row-major destination, and lhs row-major under a
+        // column-major one
+        for (m, k, n, ds, ls, rs) in [
+            (52, 300, 2500, rm(2500), rm(300), cm(300)),
+            (33, 1100, 700, rm(700), rm(1100), cm(1100)),
+            (2300, 250, 40, cm(2300), rm(250), rm(40)),
+            (130, 520, 129, cm(130), rm(520), cm(520)),
+        ] {
+            let (rows, factor_rs) = if ds[1] == 1 { (n, rs[1]) } else { (m, ls[0]) };
+            assert!(
+                factor_rs != 1 && rows * k >= TRANSPOSE_MIN,
+                "the case transposes"
+            );
+            let lhs: Vec<f32> = (0..m * k)
+                .map(|i| ((i % 97) as f32 - 48.0) * 1e-2)
+                .collect();
+            let rhs: Vec<f32> = (0..k * n)
+                .map(|i| ((i % 89) as f32 - 44.0) * 1e-2)
+                .collect();
+            let start: Vec<f32> = (0..m * n).map(|i| ((i % 13) as f32 - 6.0) * 0.5).collect();
+            let mut want = start.clone();
+            // SAFETY: the buffers hold m×k, k×n and m×n elements under the
+            // given strides
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    want.as_mut_ptr(),
+                    ds[1],
+                    ds[0],
+                    true,
+                    lhs.as_ptr(),
+                    ls[1],
+                    ls[0],
+                    rhs.as_ptr(),
+                    rs[1],
+                    rs[0],
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    Parallelism::None,
+                )
+            };
+            for parallel in [false, true] {
+                let mut got = start.clone();
+                // SAFETY: as above
+                unsafe {
+                    gemm_into(
+                        (m, k, n),
+                        got.as_mut_ptr(),
+                        ds,
+                        true,
+                        lhs.as_ptr(),
+                        ls,
+                        rhs.as_ptr(),
+                        rs,
+                        parallel,
+                    )
+                };
+                for (at, (a, b)) in want.iter().zip(&got).enumerate() {
+                    assert_eq!(a.to_bits(), b.to_bits(), "{m}×{k}·{k}×{n} at {at}");
+                }
+            }
+        }
+    }
+}
