@@ -1,8 +1,8 @@
-//! The projections' matrix products on the CPU: gemm 0.19 driven with
-//! strides (no operand copied to change its layout, except the factors
-//! gemm would gather element by element: [`gemm_transposing`]), split over
-//! the threads where gemm's own split leaves one thread packing
-//! ([`gemm_split`]), or the bf16 units ([`super::amx`],
+//! The matrix products on the CPU: gemm 0.19 driven with strides (no
+//! operand copied to change its layout, except the factors gemm would
+//! gather element by element: `Product::transposing`), split over the
+//! threads where gemm's own split leaves one thread packing
+//! (`Product::split`), or the bf16 units ([`super::amx`],
 //! [`super::dpbf16`]) with [`Matmul::Bf16`].
 
 use std::any::TypeId;
@@ -132,98 +132,276 @@ pub(crate) unsafe fn product_into<E: Float>(
 /// `dst` must not alias `lhs` or `rhs`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn gemm_into<E: Float>(
-    (m, k, n): (usize, usize, usize),
+    mkn: (usize, usize, usize),
     dst: *mut E,
-    [dst_rs, dst_cs]: [isize; 2],
+    dst_strides: [isize; 2],
     accumulate: bool,
     lhs: *const E,
-    [lhs_rs, lhs_cs]: [isize; 2],
+    lhs_strides: [isize; 2],
     rhs: *const E,
-    [rhs_rs, rhs_cs]: [isize; 2],
+    rhs_strides: [isize; 2],
     parallel: bool,
 ) {
-    // gemm works on a column-major destination: a row-major one is
-    // transposed first (dstᵀ = rhsᵀ · lhsᵀ), so its "rows" are ours along
-    // `n` and its left factor our right one
-    let transposed = dst_cs.abs() < dst_rs.abs();
-    let (rows, [factor_rs, factor_cs]) = if transposed {
-        (n, [rhs_cs, rhs_rs])
-    } else {
-        (m, [lhs_rs, lhs_cs])
-    };
-    if factor_cs == 1 && factor_rs.abs() != 1 && rows * k >= TRANSPOSE_MIN {
-        // SAFETY: the caller's
-        return unsafe {
-            gemm_transposing(
-                transposed,
-                (m, k, n),
-                dst,
-                [dst_rs, dst_cs],
-                accumulate,
-                lhs,
-                [lhs_rs, lhs_cs],
-                rhs,
-                [rhs_rs, rhs_cs],
-                parallel,
-            )
-        };
-    }
-    let threads = rayon::current_num_threads();
-    if parallel && threads > 1 {
-        let parts = threads.min(rows / NARROW_PART);
-        if rows <= NARROW_ROWS && factor_rs.abs() != 1 && parts > 1 {
-            // SAFETY: the caller's, each part a block of the same product
-            return unsafe {
-                gemm_split(
-                    parts,
-                    transposed,
-                    (m, k, n),
-                    SendPtr(dst),
-                    [dst_rs, dst_cs],
-                    accumulate,
-                    SendPtr(lhs as *mut E),
-                    [lhs_rs, lhs_cs],
-                    SendPtr(rhs as *mut E),
-                    [rhs_rs, rhs_cs],
-                )
-            };
-        }
-    }
-    let parallelism = match threads {
-        n if parallel && n > 1 => Parallelism::Rayon(n),
-        _ => Parallelism::None,
-    };
-    gemm::gemm(
-        m,
-        n,
-        k,
+    let product = Product {
+        mkn,
         dst,
-        dst_cs,
-        dst_rs,
+        dst_strides,
         accumulate,
         lhs,
-        lhs_cs,
-        lhs_rs,
+        lhs_strides,
         rhs,
-        rhs_cs,
-        rhs_rs,
-        E::one(),
-        E::one(),
-        false,
-        false,
-        false,
-        parallelism,
-    )
+        rhs_strides,
+    };
+    // SAFETY: the caller's
+    unsafe { product.run(parallel) }
+}
+
+/// One product `dst (m × n) [+]= lhs (m × k) · rhs (k × n)`, each matrix
+/// by its pointer and `[row stride, column stride]` in elements.
+#[derive(Clone, Copy)]
+struct Product<E> {
+    mkn: (usize, usize, usize),
+    dst: *mut E,
+    dst_strides: [isize; 2],
+    accumulate: bool,
+    lhs: *const E,
+    lhs_strides: [isize; 2],
+    rhs: *const E,
+    rhs_strides: [isize; 2],
+}
+
+// SAFETY: the tasks sharing a product write disjoint blocks of its
+// destination and only read its factors
+unsafe impl<E> Send for Product<E> {}
+unsafe impl<E> Sync for Product<E> {}
+
+impl<E: Float> Product<E> {
+    /// Whether gemm transposes the product: it works on a column-major
+    /// destination, so a row-major one is computed as `dstᵀ = rhsᵀ ·
+    /// lhsᵀ`, its rows ours along `n` and its left factor our right one.
+    fn transposed(&self) -> bool {
+        let [rs, cs] = self.dst_strides;
+        cs.abs() < rs.abs()
+    }
+
+    /// The rows of gemm's destination and left factor.
+    fn rows(&self) -> usize {
+        let (m, _, n) = self.mkn;
+        if self.transposed() {
+            n
+        } else {
+            m
+        }
+    }
+
+    /// gemm's left factor: its pointer and `[row stride, column stride]`
+    /// in gemm's orientation.
+    fn factor(&self) -> (*const E, [isize; 2]) {
+        if self.transposed() {
+            let [rs, cs] = self.rhs_strides;
+            (self.rhs, [cs, rs])
+        } else {
+            (self.lhs, self.lhs_strides)
+        }
+    }
+
+    /// Rows `start..start + len` of gemm's destination and left factor:
+    /// each of their elements the same sum as in the whole product.
+    ///
+    /// # Safety
+    /// `start + len` must not exceed [`Product::rows`].
+    unsafe fn rows_block(mut self, start: usize, len: usize) -> Self {
+        let (m, k, n) = self.mkn;
+        let at = start as isize;
+        // SAFETY: inside the matrices (the caller's bound)
+        unsafe {
+            if self.transposed() {
+                self.mkn = (m, k, len);
+                self.dst = self.dst.offset(at * self.dst_strides[1]);
+                self.rhs = self.rhs.offset(at * self.rhs_strides[1]);
+            } else {
+                self.mkn = (len, k, n);
+                self.dst = self.dst.offset(at * self.dst_strides[0]);
+                self.lhs = self.lhs.offset(at * self.lhs_strides[0]);
+            }
+        }
+        self
+    }
+
+    /// The product with gemm's left factor read from `factor` instead:
+    /// the same matrix, column-major in gemm's orientation, each column
+    /// `rows` long.
+    fn with_factor(mut self, factor: *const E, rows: usize) -> Self {
+        if self.transposed() {
+            self.rhs = factor;
+            self.rhs_strides = [rows as isize, 1];
+        } else {
+            self.lhs = factor;
+            self.lhs_strides = [1, rows as isize];
+        }
+        self
+    }
+
+    /// Runs the product: a row-major left factor (in gemm's orientation)
+    /// transposed first ([`Product::transposing`]), a narrow product with
+    /// a strided one split over the threads ([`Product::split`]), anything
+    /// else straight on gemm.
+    ///
+    /// # Safety
+    /// As [`gemm_into`].
+    unsafe fn run(self, parallel: bool) {
+        let (_, k, _) = self.mkn;
+        let rows = self.rows();
+        let (_, [factor_rs, factor_cs]) = self.factor();
+        if factor_cs == 1 && factor_rs.abs() != 1 && rows * k >= TRANSPOSE_MIN {
+            // SAFETY: the caller's
+            return unsafe { self.transposing(parallel) };
+        }
+        let threads = rayon::current_num_threads();
+        let parts = threads.min(rows / NARROW_PART);
+        if parallel && rows <= NARROW_ROWS && factor_rs.abs() != 1 && parts > 1 {
+            // SAFETY: the caller's
+            return unsafe { self.split(parts) };
+        }
+        let parallelism = match threads {
+            n if parallel && n > 1 => Parallelism::Rayon(n),
+            _ => Parallelism::None,
+        };
+        let (m, k, n) = self.mkn;
+        let ([dst_rs, dst_cs], [lhs_rs, lhs_cs], [rhs_rs, rhs_cs]) =
+            (self.dst_strides, self.lhs_strides, self.rhs_strides);
+        // SAFETY: the caller's
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                self.dst,
+                dst_cs,
+                dst_rs,
+                self.accumulate,
+                self.lhs,
+                lhs_cs,
+                lhs_rs,
+                self.rhs,
+                rhs_cs,
+                rhs_rs,
+                E::one(),
+                E::one(),
+                false,
+                false,
+                false,
+                parallelism,
+            )
+        }
+    }
+
+    /// [`Product::run`] where gemm's left factor is row-major (gemm packs
+    /// such a factor element by element, gathering across its rows): the
+    /// factor is transposed block by block of its rows into a
+    /// column-major scratch buffer, by cache-sized tiles, and each block
+    /// multiplied by gemm from there. gemm packs a column-major factor
+    /// into the same panels as a row-major one, so every element is the
+    /// same sum in the same order either way (tested bit for bit; a
+    /// training run's checkpoint is byte-identical with and without this
+    /// path).
+    ///
+    /// This is every `dX += dY · Wᵀ` of a projection and the tied LM head's
+    /// forward `x · Eᵀ`. Measured on the AMD EPYC Zen 4 (6 December 2026, 2
+    /// threads, `cargo bench --bench kernels`): the LM head forward 74.2 →
+    /// 68.2 ms (−8.1%); in `march bench Baseline --products` the decoder's
+    /// `dX` products from 156–170 to 177–194 GFLOP/s.
+    ///
+    /// # Safety
+    /// As [`gemm_into`].
+    unsafe fn transposing(self, parallel: bool) {
+        let (_, k, _) = self.mkn;
+        let rows = self.rows();
+        let (factor, [factor_rs, _]) = self.factor();
+        let per_block = (TRANSPOSE_BLOCK_BYTES / (k * std::mem::size_of::<E>()))
+            .max(64)
+            .div_ceil(64)
+            * 64;
+        let per_block = per_block.min(rows);
+        let mut scratch: Vec<E> = Vec::with_capacity(per_block * k);
+        let buf = SendPtr(scratch.as_mut_ptr());
+        let src = SendPtr(factor as *mut E);
+        let mut start = 0;
+        while start < rows {
+            let len = per_block.min(rows - start);
+            // scratch[c·len + r] = factor[(start + r)·factor_rs + c], by
+            // strips of columns (each task writes its own columns)
+            let strip = |c0: usize| {
+                let (src, buf) = (src.get() as *const E, buf.get());
+                // SAFETY: rows start..start+len and columns c0..c0+STRIP of
+                // the factor, the same columns of the scratch's len × k
+                unsafe {
+                    transpose::transpose(
+                        (len, STRIP.min(k - c0)),
+                        src.offset(start as isize * factor_rs + c0 as isize),
+                        factor_rs,
+                        buf.add(c0 * len),
+                        len,
+                    )
+                }
+            };
+            if parallel {
+                use rayon::prelude::*;
+                (0..k.div_ceil(STRIP))
+                    .into_par_iter()
+                    .for_each(|s| strip(s * STRIP));
+            } else {
+                (0..k.div_ceil(STRIP)).for_each(|s| strip(s * STRIP));
+            }
+            // SAFETY: rows start..start+len, the factor's now column-major
+            // in the scratch
+            unsafe {
+                self.rows_block(start, len)
+                    .with_factor(buf.get(), len)
+                    .run(parallel)
+            }
+            start += len;
+        }
+    }
+
+    /// [`Product::run`] of a narrow product with a strided left factor (see
+    /// [`NARROW_ROWS`]), split by gemm's rows ([`Product::rows_block`]) into
+    /// `parts` blocks of whole vectors, one single-threaded gemm each on the
+    /// rayon pool, so that each thread packs its own part of the factor
+    /// instead of one thread packing all of it while the others wait.
+    /// Measured on the AMD EPYC Zen 4 (6 December 2026, 2 threads): the
+    /// encoder's `1840 × 2048 · 2048 × 512` gradient at 143 GFLOP/s through
+    /// gemm's own split, 200 split here. Every element is the same sum in the
+    /// same order either way (same depth blocks, same microkernels).
+    ///
+    /// # Safety
+    /// As [`gemm_into`].
+    unsafe fn split(self, parts: usize) {
+        let rows = self.rows();
+        // block boundaries on whole 16-lane vectors
+        let edge = |p: usize| (rows * p / parts).div_ceil(16) * 16;
+        rayon::scope(|scope| {
+            for p in 0..parts {
+                let (start, end) = (edge(p).min(rows), edge(p + 1).min(rows));
+                if start == end {
+                    continue;
+                }
+                // SAFETY: block start..end of gemm's rows; the blocks'
+                // destinations are disjoint
+                scope.spawn(move |_| unsafe { self.rows_block(start, end - start).run(false) });
+            }
+        });
+    }
 }
 
 /// The fewest elements of a row-major left factor (in gemm's orientation)
-/// that [`gemm_transposing`] transposes rather than letting gemm pack it:
+/// that [`Product::transposing`] transposes rather than letting gemm pack it:
 /// every projection's weight at the seed scale; not the attention's
 /// per-head products (at most 230 × 230), nor the small model's 128 × 128
-/// weights (those stay with [`gemm_split`]).
+/// weights (those stay with [`Product::split`]).
 const TRANSPOSE_MIN: usize = 1 << 16;
 
-/// The most bytes of a left factor [`gemm_transposing`] transposes at a
+/// The most bytes of a left factor [`Product::transposing`] transposes at a
 /// time (a block that stays in the last-level cache for gemm to pack).
 /// Measured for the LM head's forward (AMD EPYC Zen 4, 2 threads, medians
 /// of 8): blocks of 1,024 embedding rows (2 MiB) 65.1 ms, 2,048 65.4,
@@ -231,112 +409,7 @@ const TRANSPOSE_MIN: usize = 1 << 16;
 /// embedding itself 74.6.
 const TRANSPOSE_BLOCK_BYTES: usize = 2 << 20;
 
-/// [`gemm_into`] of a product whose left factor in gemm's orientation is
-/// row-major (gemm packs such a factor element by element, gathering
-/// across its rows): the factor is transposed block by block of its rows
-/// into a column-major scratch buffer, by cache-sized tiles, and each
-/// block multiplied by gemm from there. gemm packs a column-major factor
-/// into the same panels as a row-major one, so every element is the same
-/// sum in the same order either way (tested bit for bit; a training run's
-/// checkpoint is byte-identical with and without this path).
-///
-/// This is every `dX += dY · Wᵀ` of a projection and the tied LM head's
-/// forward `x · Eᵀ`. Measured on the AMD EPYC Zen 4 (6 December 2026, 2
-/// threads, `cargo bench --bench kernels`): the LM head forward 74.2 →
-/// 68.2 ms (−8.1%); in `march bench Baseline --products` the decoder's
-/// `dX` products from 156–170 to 177–194 GFLOP/s.
-///
-/// # Safety
-/// As [`gemm_into`].
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_transposing<E: Float>(
-    transposed: bool,
-    (m, k, n): (usize, usize, usize),
-    dst: *mut E,
-    [dst_rs, dst_cs]: [isize; 2],
-    accumulate: bool,
-    lhs: *const E,
-    [lhs_rs, lhs_cs]: [isize; 2],
-    rhs: *const E,
-    [rhs_rs, rhs_cs]: [isize; 2],
-    parallel: bool,
-) {
-    let (rows, factor, factor_rs) = if transposed {
-        (n, rhs, rhs_cs)
-    } else {
-        (m, lhs, lhs_rs)
-    };
-    let per_block = (TRANSPOSE_BLOCK_BYTES / (k * std::mem::size_of::<E>()))
-        .max(64)
-        .div_ceil(64)
-        * 64;
-    let per_block = per_block.min(rows);
-    let mut scratch: Vec<E> = Vec::with_capacity(per_block * k);
-    let buf = SendPtr(scratch.as_mut_ptr());
-    let src = SendPtr(factor as *mut E);
-    let mut start = 0;
-    while start < rows {
-        let len = per_block.min(rows - start);
-        // scratch[c·len + r] = factor[(start + r)·factor_rs + c], by strips
-        // of columns (each task writes its own columns of the scratch)
-        let strip = |c0: usize| {
-            let (src, buf) = (src.get() as *const E, buf.get());
-            // SAFETY: rows start..start+len and columns c0..c0+STRIP of the
-            // factor, the same columns of the scratch's len × k
-            unsafe {
-                transpose::transpose(
-                    (len, STRIP.min(k - c0)),
-                    src.offset(start as isize * factor_rs + c0 as isize),
-                    factor_rs,
-                    buf.add(c0 * len),
-                    len,
-                )
-            }
-        };
-        if parallel {
-            use rayon::prelude::*;
-            (0..k.div_ceil(STRIP))
-                .into_par_iter()
-                .for_each(|s| strip(s * STRIP));
-        } else {
-            (0..k.div_ceil(STRIP)).for_each(|s| strip(s * STRIP));
-        }
-        let at = start as isize;
-        let block = buf.get() as *const E;
-        // SAFETY: block start..start+len of the split side of each operand,
-        // the factor now column-major in the scratch
-        unsafe {
-            if transposed {
-                gemm_into(
-                    (m, k, len),
-                    dst.offset(at * dst_cs),
-                    [dst_rs, dst_cs],
-                    accumulate,
-                    lhs,
-                    [lhs_rs, lhs_cs],
-                    block,
-                    [len as isize, 1],
-                    parallel,
-                )
-            } else {
-                gemm_into(
-                    (len, k, n),
-                    dst.offset(at * dst_rs),
-                    [dst_rs, dst_cs],
-                    accumulate,
-                    block,
-                    [1, len as isize],
-                    rhs,
-                    [rhs_rs, rhs_cs],
-                    parallel,
-                )
-            }
-        }
-        start += len;
-    }
-}
-
-/// Columns of the factor one task of [`gemm_transposing`] transposes.
+/// Columns of the factor one task of [`Product::transposing`] transposes.
 const STRIP: usize = 64;
 
 /// The widest destination (in gemm's column-major orientation: its
@@ -349,79 +422,6 @@ const NARROW_ROWS: usize = 1024;
 /// The fewest of those rows each thread's part of a split product gets (a
 /// whole AVX-512 microkernel's height).
 const NARROW_PART: usize = 64;
-
-/// [`gemm_into`] of a narrow product with a strided left factor (see
-/// [`NARROW_ROWS`]), split by gemm's rows — ours along `n` for a
-/// `transposed` (row-major) destination, along `m` otherwise — into
-/// `parts` blocks of whole vectors, one single-threaded gemm each on the
-/// rayon pool, so that each thread packs its own part of the factor
-/// instead of one thread packing all of it while the others wait.
-/// Measured on the AMD EPYC Zen 4 (6 December 2026, 2 threads): the
-/// encoder's `1840 × 2048 · 2048 × 512` gradient at 143 GFLOP/s through
-/// gemm's own split, 200 split here. Every element is the same sum in the
-/// same order either way (same depth blocks, same microkernels).
-///
-/// # Safety
-/// As [`gemm_into`].
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_split<E: Float>(
-    parts: usize,
-    transposed: bool,
-    (m, k, n): (usize, usize, usize),
-    dst: SendPtr<E>,
-    [dst_rs, dst_cs]: [isize; 2],
-    accumulate: bool,
-    lhs: SendPtr<E>,
-    [lhs_rs, lhs_cs]: [isize; 2],
-    rhs: SendPtr<E>,
-    [rhs_rs, rhs_cs]: [isize; 2],
-) {
-    let rows = if transposed { n } else { m };
-    // block boundaries on whole 16-lane vectors
-    let edge = |p: usize| (rows * p / parts).div_ceil(16) * 16;
-    rayon::scope(|scope| {
-        for p in 0..parts {
-            let (start, end) = (edge(p).min(rows), edge(p + 1).min(rows));
-            if start == end {
-                continue;
-            }
-            let len = end - start;
-            scope.spawn(move |_| {
-                let (dst, lhs, rhs) = (dst.get(), lhs.get() as *const E, rhs.get() as *const E);
-                let at = start as isize;
-                // SAFETY: block `start..end` of the split side of each
-                // operand it indexes; the blocks' destinations are disjoint
-                unsafe {
-                    if transposed {
-                        gemm_into(
-                            (m, k, len),
-                            dst.offset(at * dst_cs),
-                            [dst_rs, dst_cs],
-                            accumulate,
-                            lhs,
-                            [lhs_rs, lhs_cs],
-                            rhs.offset(at * rhs_cs),
-                            [rhs_rs, rhs_cs],
-                            false,
-                        )
-                    } else {
-                        gemm_into(
-                            (len, k, n),
-                            dst.offset(at * dst_rs),
-                            [dst_rs, dst_cs],
-                            accumulate,
-                            lhs.offset(at * lhs_rs),
-                            [lhs_rs, lhs_cs],
-                            rhs,
-                            [rhs_rs, rhs_cs],
-                            false,
-                        )
-                    }
-                }
-            });
-        }
-    });
-}
 
 #[cfg(test)]
 mod tests {
@@ -472,8 +472,8 @@ mod tests {
     }
 
     /// A narrow product with a strided left factor (in gemm's orientation)
-    /// is split over the threads by [`gemm_split`] (the last three cases:
-    /// factors too small for [`gemm_transposing`]; the first three take
+    /// is split over the threads by [`Product::split`] (the last three cases:
+    /// factors too small for [`Product::transposing`]; the first three take
     /// that path instead): every element equals the single-threaded
     /// gemm's, bit for bit, accumulating, for both orientations of the
     /// destination and blocks that do not divide evenly.
@@ -537,12 +537,13 @@ mod tests {
     }
 
     /// A product whose left factor (in gemm's orientation) is row-major
-    /// goes through [`gemm_transposing`]: every element equals gemm's own
-    /// product of the untransposed factor, bit for bit, accumulating, in
-    /// parallel and not, for both orientations of the destination, factors
-    /// of several blocks (the last one short) and depths of several of
-    /// gemm's depth blocks; as the model passes them (the LM head's
-    /// forward, every projection's `dX += dY · Wᵀ`).
+    /// goes through [`Product::transposing`]: every element equals gemm's
+    /// own product of the untransposed factor, bit for bit, accumulating
+    /// or not (then reading nothing of the destination), in parallel and
+    /// not, for both orientations of the destination, factors of several
+    /// blocks (the last one short) and depths of several of gemm's depth
+    /// blocks; as the model passes them (the LM head's forward, every
+    /// projection's `dX += dY · Wᵀ`).
     #[test]
     fn transposed_factors_give_gemms_own_bits() {
         let rm = |c: usize| [c as isize, 1];
@@ -567,51 +568,61 @@ mod tests {
             let rhs: Vec<f32> = (0..k * n)
                 .map(|i| ((i % 89) as f32 - 44.0) * 1e-2)
                 .collect();
-            let start: Vec<f32> = (0..m * n).map(|i| ((i % 13) as f32 - 6.0) * 0.5).collect();
-            let mut want = start.clone();
-            // SAFETY: the buffers hold m×k, k×n and m×n elements under the
-            // given strides
-            unsafe {
-                gemm::gemm(
-                    m,
-                    n,
-                    k,
-                    want.as_mut_ptr(),
-                    ds[1],
-                    ds[0],
-                    true,
-                    lhs.as_ptr(),
-                    ls[1],
-                    ls[0],
-                    rhs.as_ptr(),
-                    rs[1],
-                    rs[0],
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    Parallelism::None,
-                )
-            };
-            for parallel in [false, true] {
-                let mut got = start.clone();
-                // SAFETY: as above
+            for accumulate in [true, false] {
+                // a product that does not accumulate reads nothing of its
+                // destination: NaN there would show
+                let start: Vec<f32> = (0..m * n)
+                    .map(|i| match accumulate {
+                        true => ((i % 13) as f32 - 6.0) * 0.5,
+                        false => f32::NAN,
+                    })
+                    .collect();
+                let mut want = start.clone();
+                // SAFETY: the buffers hold m×k, k×n and m×n elements under
+                // the given strides
                 unsafe {
-                    gemm_into(
-                        (m, k, n),
-                        got.as_mut_ptr(),
-                        ds,
-                        true,
+                    gemm::gemm(
+                        m,
+                        n,
+                        k,
+                        want.as_mut_ptr(),
+                        ds[1],
+                        ds[0],
+                        accumulate,
                         lhs.as_ptr(),
-                        ls,
+                        ls[1],
+                        ls[0],
                         rhs.as_ptr(),
-                        rs,
-                        parallel,
+                        rs[1],
+                        rs[0],
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        Parallelism::None,
                     )
                 };
-                for (at, (a, b)) in want.iter().zip(&got).enumerate() {
-                    assert_eq!(a.to_bits(), b.to_bits(), "{m}×{k}·{k}×{n} at {at}");
+                assert!(want.iter().all(|x| x.is_finite()));
+                for parallel in [false, true] {
+                    let mut got = start.clone();
+                    // SAFETY: as above
+                    unsafe {
+                        gemm_into(
+                            (m, k, n),
+                            got.as_mut_ptr(),
+                            ds,
+                            accumulate,
+                            lhs.as_ptr(),
+                            ls,
+                            rhs.as_ptr(),
+                            rs,
+                            parallel,
+                        )
+                    };
+                    for (at, (a, b)) in want.iter().zip(&got).enumerate() {
+                        assert_eq!(a.to_bits(), b.to_bits(), "{m}×{k}·{k}×{n} at {at}");
+                    }
                 }
             }
         }

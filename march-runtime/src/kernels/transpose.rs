@@ -1,5 +1,5 @@
 //! Out-of-place matrix transposition, for the products whose left factor
-//! gemm would otherwise gather element by element (see `gemm_transposing`
+//! gemm would otherwise gather element by element (see `Product::transposing`
 //! in the parent module).
 //!
 //! `f32` runs by 8 × 8 tiles in AVX2 registers where the CPU has AVX2
