@@ -130,7 +130,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         args.steps
     );
     eprintln!("  on {}", machine.summary());
-    let (ceiling, at) = bench::matmul_ceiling(&bench::step_products(arch, w), 3, args.matmul)
+    // the best of five of each shape: on a shared host fewer let a slow
+    // spell lower the ceiling and flatter the step's ratio to its floor
+    let (ceiling, at) = bench::matmul_ceiling(&bench::step_products(arch, w), 5, args.matmul)
         .map_err(|e| anyhow!("--matmul {}: {e}", args.matmul))?;
     let mut step = entry.bench(DeviceKind::Cpu, w, mode, args.matmul)?;
     let (m, median, min, max) = measure_steps(args, &mut step);
