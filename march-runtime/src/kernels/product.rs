@@ -450,6 +450,26 @@ const NARROW_PART: usize = 64;
 mod tests {
     use super::*;
 
+    /// A product of this shape and these strides with no matrices behind
+    /// it: enough to ask its [`Product::path`].
+    fn shaped(
+        mkn: (usize, usize, usize),
+        dst_strides: [isize; 2],
+        lhs_strides: [isize; 2],
+        rhs_strides: [isize; 2],
+    ) -> Product<f32> {
+        Product {
+            mkn,
+            dst: std::ptr::null_mut(),
+            dst_strides,
+            accumulate: true,
+            lhs: std::ptr::null(),
+            lhs_strides,
+            rhs: std::ptr::null(),
+            rhs_strides,
+        }
+    }
+
     /// What [`written`] relies on: a product that does not accumulate
     /// writes every element of its destination and reads none (a NaN left
     /// in it, or read from it, would show), for the shapes of gemm's
@@ -518,16 +538,7 @@ mod tests {
             (230, 12, 150, rm(150), rm(12), cm(12), Path::Split(2)),
             (256, 10, 90, cm(256), rm(10), rm(90), Path::Split(3)),
         ] {
-            let product = Product {
-                mkn: (m, k, n),
-                dst: std::ptr::null_mut::<f32>(),
-                dst_strides: ds,
-                accumulate: true,
-                lhs: std::ptr::null(),
-                lhs_strides: ls,
-                rhs: std::ptr::null(),
-                rhs_strides: rs,
-            };
+            let product = shaped((m, k, n), ds, ls, rs);
             assert_eq!(pool.install(|| product.path(true)), path, "{m}×{k}·{k}×{n}");
             let lhs: Vec<f32> = (0..m * k)
                 .map(|i| ((i % 97) as f32 - 48.0) * 1e-2)
@@ -592,16 +603,7 @@ mod tests {
             (2300, 250, 40, cm(2300), rm(250), rm(40)),
             (130, 520, 129, cm(130), rm(520), cm(520)),
         ] {
-            let product = Product {
-                mkn: (m, k, n),
-                dst: std::ptr::null_mut::<f32>(),
-                dst_strides: ds,
-                accumulate: true,
-                lhs: std::ptr::null(),
-                lhs_strides: ls,
-                rhs: std::ptr::null(),
-                rhs_strides: rs,
-            };
+            let product = shaped((m, k, n), ds, ls, rs);
             assert_eq!(product.path(true), Path::Transposing);
             assert_eq!(product.path(false), Path::Transposing);
             let lhs: Vec<f32> = (0..m * k)
