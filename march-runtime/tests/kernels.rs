@@ -790,7 +790,9 @@ fn gelu_has_the_erf_gelus_derivative() {
 
 /// `march bench --products`' tally: one forward and backward of a
 /// projection counts its three products by role and shape (a shape no
-/// other test here multiplies), and nothing is counted once stopped.
+/// other test here multiplies), one of the fused attention its forward and
+/// backward with the flops of their per-head products, and nothing is
+/// counted once stopped. (One test: the tally is the process's.)
 #[test]
 fn the_tally_counts_each_product_by_role_and_shape() {
     use march_runtime::kernels::linear::linear;
@@ -819,6 +821,36 @@ fn the_tally_counts_each_product_by_role_and_shape() {
     ] {
         let t = ours(role, mkn).unwrap_or_else(|| panic!("{role:?} {mkn:?} not counted"));
         assert_eq!(t.calls, 1, "{role:?}");
+        assert_eq!((t.heads, t.flops()), (1, 2.0 * (b * s * K * N) as f64));
+        assert!(t.seconds > 0.0 && t.gflops().is_finite(), "{t:?}");
+    }
+
+    // the attention: 2 × 3 (batch, head) pairs of 5 × 4 · 4 × 7 products
+    use march_runtime::kernels::attention::fused_attention;
+    const H: usize = 3;
+    const D: usize = 4;
+    let (sq, sk) = (5, 7);
+    let flat = |len: usize, seed| -> Tensor<(usize, usize, usize), f32, Cpu> {
+        dev.tensor_from_vec(values::<f32>(b * len * H * D, seed, 1.0), (b, len, H * D))
+    };
+    let (q, k, v) = (flat(sq, 21), flat(sk, 22), flat(sk, 23));
+    let bias: Tensor<(usize, usize, usize), f32, Cpu> = dev.zeros_like(&(b, sq, sk));
+    tally::start();
+    let out = fused_attention::<H, D, f32, _>(q.leaky_trace(), &k, &v, &bias, None, None);
+    out.sum::<Rank0, _>().backward();
+    let counted = tally::stop();
+    for (role, products) in [(Role::AttentionForward, 2), (Role::AttentionBackward, 4)] {
+        let t = counted
+            .iter()
+            .find(|t| t.role == role)
+            .unwrap_or_else(|| panic!("{role:?} not counted: {counted:?}"));
+        assert_eq!(
+            (t.calls, t.heads, t.mkn),
+            (1, b * H, (sq, D, sk)),
+            "{role:?}"
+        );
+        let flops = 2.0 * (b * H * sq * D * sk * products) as f64;
+        assert_eq!(t.flops(), flops, "{role:?}");
         assert!(t.seconds > 0.0 && t.gflops().is_finite(), "{t:?}");
     }
     pass();

@@ -4,7 +4,7 @@ use anyhow::{anyhow, bail, Result};
 use march_runtime::arch::thousands;
 use march_runtime::bench::{self, Mode};
 use march_runtime::kernels::simd::{set_isa, Isa};
-use march_runtime::kernels::tally;
+use march_runtime::kernels::tally::{self, Role};
 use march_runtime::kernels::{bf16_unit, Bf16Unit};
 use march_runtime::machine::Machine;
 use march_runtime::ops::Matmul;
@@ -213,16 +213,25 @@ fn products(args: &BenchArgs, step: &mut bench::Step, ceiling: f64) -> Result<()
     let step_s = measured.step_s.iter().sum::<f64>() / args.steps as f64;
     let per_step = |x: f64| x / args.steps as f64;
     let mut out = format!(
-        "  products   {} more steps, each projection and LM-head product timed:\n             ms/step  calls/step  GFLOP/s  of ceiling  product\n",
+        "  products   {} more steps, each projection and LM-head product and each attention op timed:\n             ms/step  calls/step  GFLOP/s  of ceiling  product\n",
         args.steps
     );
-    let (mut seconds, mut flops) = (0.0, 0.0);
+    // (seconds, flops) of the projections and of the attention
+    let (mut linear, mut attention) = ((0.0, 0.0), (0.0, 0.0));
     for t in &tallied {
         let (m, k, n) = t.mkn;
-        seconds += t.seconds;
-        flops += t.flops();
+        let sum = match t.role {
+            Role::AttentionForward | Role::AttentionBackward => &mut attention,
+            _ => &mut linear,
+        };
+        sum.0 += t.seconds;
+        sum.1 += t.flops();
+        let shape = match t.heads {
+            1 => format!("{m}×{k}·{k}×{n}"),
+            h => format!("{h} heads × {m}×{k}·{k}×{n}, {} a head", t.role.products()),
+        };
         out += &format!(
-            "             {:7.1}  {:10.1}  {:7.0}  {:9.0}%  {:<12} {m}×{k}·{k}×{n}\n",
+            "             {:7.1}  {:10.1}  {:7.0}  {:9.0}%  {:<12} {shape}\n",
             per_step(t.seconds) * 1e3,
             per_step(t.calls as f64),
             t.gflops(),
@@ -230,14 +239,29 @@ fn products(args: &BenchArgs, step: &mut bench::Step, ceiling: f64) -> Result<()
             t.role.name(),
         );
     }
-    let rate = flops / seconds / 1e9;
+    let line = |what: &str, (seconds, flops): (f64, f64)| {
+        let rate = flops / seconds / 1e9;
+        format!(
+            "  {what} {:.1} ms a step: {:.1} GFLOP at {rate:.0} GFLOP/s ({:.0}% of the ceiling)",
+            per_step(seconds) * 1e3,
+            per_step(flops) / 1e9,
+            100.0 * rate / ceiling,
+        )
+    };
     out += &format!(
-        "  products   {:.1} ms a step of those steps' mean {:.1} ms: {:.1} GFLOP at {rate:.0} GFLOP/s ({:.0}% of the ceiling); the rest (attention, element-wise ops, optimizer) {:.1} ms\n",
-        per_step(seconds) * 1e3,
-        step_s * 1e3,
-        per_step(flops) / 1e9,
-        100.0 * rate / ceiling,
-        (step_s - per_step(seconds)) * 1e3,
+        "{} of those steps' mean {:.1} ms\n",
+        line("products  ", linear),
+        step_s * 1e3
+    );
+    if attention.0 > 0.0 {
+        out += &format!(
+            "{}, with its softmax and dropout\n",
+            line("attention ", attention)
+        );
+    }
+    out += &format!(
+        "  the rest   {:.1} ms a step (element-wise ops, norms, embedding, loss, optimizer)\n",
+        (step_s - per_step(linear.0 + attention.0)) * 1e3,
     );
     super::list::emit(&out)
 }

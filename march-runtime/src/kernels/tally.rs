@@ -1,10 +1,12 @@
-//! A tally of [`linear`](super::linear)'s matrix products — every
-//! projection and the LM head, forward and both gradients — by role and
-//! shape, with the seconds each took: what `march bench --products`
+//! A tally of the step's matrix products — every projection and the LM
+//! head ([`linear`](super::linear)), forward and both gradients, and the
+//! fused [`attention`](super::attention), forward and backward — by role
+//! and shape, with the seconds each took: what `march bench --products`
 //! prints, so that the step's products can be compared one by one with
 //! the matmul ceiling. Off unless [`start`]ed; then one clock read on
-//! either side of each product (the attention's per-head products, tasks
-//! of a parallel loop, are not counted).
+//! either side of each product, and of each attention op as a whole (its
+//! per-head products, tasks of a parallel loop, with the softmax and the
+//! dropout between them).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +22,13 @@ pub enum Role {
     InputGradient,
     /// `dW += Xᵀ · dY`.
     WeightGradient,
+    /// The fused attention's forward, per head `S = Q·Kᵀ`, the softmax and
+    /// the dropout, `O = P·V`: two products of `seq_q × dim · dim × seq_k`'s
+    /// flops.
+    AttentionForward,
+    /// Its backward, per head `dP = dO·Vᵀ`, `dV += Pᵀ·dO`, the softmax's
+    /// gradient, `dQ += dS·K`, `dK += dSᵀ·Q`: four such products.
+    AttentionBackward,
 }
 
 impl Role {
@@ -28,6 +37,17 @@ impl Role {
             Role::Forward => "Y = X·W",
             Role::InputGradient => "dX += dY·Wᵀ",
             Role::WeightGradient => "dW += Xᵀ·dY",
+            Role::AttentionForward => "attention",
+            Role::AttentionBackward => "attention ∂",
+        }
+    }
+
+    /// How many products of the tallied shape one call makes (per head).
+    pub fn products(self) -> usize {
+        match self {
+            Role::AttentionForward => 2,
+            Role::AttentionBackward => 4,
+            _ => 1,
         }
     }
 }
@@ -36,8 +56,12 @@ impl Role {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tallied {
     pub role: Role,
-    /// `(m, k, n)` of the `m × k · k × n` product.
+    /// `(m, k, n)` of the `m × k · k × n` product (for the attention:
+    /// `(seq_q, dim_qkv, seq_k)`, the shape of `Q·Kᵀ`).
     pub mkn: (usize, usize, usize),
+    /// How many of them one call computes: 1 for a projection, batch ×
+    /// heads for the attention (its products are per head).
+    pub heads: usize,
     pub calls: u64,
     pub seconds: f64,
 }
@@ -46,7 +70,8 @@ impl Tallied {
     /// Floating-point operations over all its calls.
     pub fn flops(&self) -> f64 {
         let (m, k, n) = self.mkn;
-        2.0 * (m * k * n) as f64 * self.calls as f64
+        let per_call = 2.0 * (m * k * n * self.heads * self.role.products()) as f64;
+        per_call * self.calls as f64
     }
 
     /// Its rate over all its calls.
@@ -55,7 +80,7 @@ impl Tallied {
     }
 }
 
-type Key = (Role, (usize, usize, usize));
+type Key = (Role, usize, (usize, usize, usize));
 
 static ON: AtomicBool = AtomicBool::new(false);
 static TALLY: Mutex<BTreeMap<Key, (u64, f64)>> = Mutex::new(BTreeMap::new());
@@ -76,9 +101,10 @@ pub fn stop() -> Vec<Tallied> {
     ON.store(false, Ordering::SeqCst);
     let mut out: Vec<Tallied> = std::mem::take(&mut *tally())
         .into_iter()
-        .map(|((role, mkn), (calls, seconds))| Tallied {
+        .map(|((role, heads, mkn), (calls, seconds))| Tallied {
             role,
             mkn,
+            heads,
             calls,
             seconds,
         })
@@ -89,6 +115,16 @@ pub fn stop() -> Vec<Tallied> {
 
 /// Runs the product `f` of `role` and shape `mkn`, timed while counting.
 pub(crate) fn timed<R>(role: Role, mkn: (usize, usize, usize), f: impl FnOnce() -> R) -> R {
+    timed_heads(role, 1, mkn, f)
+}
+
+/// [`timed`] for `heads` products of shape `mkn` at once (the attention).
+pub(crate) fn timed_heads<R>(
+    role: Role,
+    heads: usize,
+    mkn: (usize, usize, usize),
+    f: impl FnOnce() -> R,
+) -> R {
     if !ON.load(Ordering::Relaxed) {
         return f();
     }
@@ -96,7 +132,7 @@ pub(crate) fn timed<R>(role: Role, mkn: (usize, usize, usize), f: impl FnOnce() 
     let r = f();
     let dt = t0.elapsed().as_secs_f64();
     let mut t = tally();
-    let e = t.entry((role, mkn)).or_insert((0, 0.0));
+    let e = t.entry((role, heads, mkn)).or_insert((0, 0.0));
     e.0 += 1;
     e.1 += dt;
     r
