@@ -1,10 +1,10 @@
 //! `#[march_model(...)]`: a variant declaration expanded into a statically
 //! shaped dfdx encoder-decoder with a compile-time parameter budget.
 //!
-//! The implementation is split like thiserror's: [`ast`] parses the attribute
-//! into spanned entries, [`valid`] applies them to the base through the
+//! The implementation is split like thiserror's: `ast` parses the attribute
+//! into spanned entries, `valid` applies them to the base through the
 //! vocabulary of `march-spec` (which owns every key, its values, the counts
-//! and the checks) and turns its problems into spanned errors, and [`expand`]
+//! and the checks) and turns its problems into spanned errors, and `expand`
 //! generates the items. The macro does not spell the vocabulary itself.
 //!
 //! A derived variant (`base = Baseline`) cannot see its base's attribute, so

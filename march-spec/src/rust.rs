@@ -2,7 +2,7 @@
 //! macro can emit `const ARCH: Arch = <expression>;` without spelling the
 //! architecture's fields itself.
 //!
-//! [`names!`] and [`record!`] define an enum or a struct and its
+//! [`names!`](crate::names) and [`record!`](crate::record) define an enum or a struct and its
 //! [`ToRust`] together, from one list of variants or fields.
 
 /// Where the generated code finds this crate's types.

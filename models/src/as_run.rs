@@ -19,7 +19,7 @@
 //!   (`--span-format april_2023`, which the `original` preset sets).
 //!
 //! Each variant here is the library's variant of the same name with these
-//! three keys, written once ([`as_run!`]). The original-scale ones have the
+//! three keys, written once (`as_run!`). The original-scale ones have the
 //! original's logged `train/num_params` (tested); the `SmallAsRun…` ones
 //! are the CPU-scale twins the reproduction sweeps.
 

@@ -158,7 +158,7 @@ pub struct TrainArgs {
     /// the dropout masks [default: the preset's, 0].
     #[arg(long)]
     seed: Option<u64>,
-    /// Run directory [default: runs/<variant>-seed<seed>].
+    /// Run directory (default: runs/VARIANT-seedSEED).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Continue the run in --out from its last checkpoint, with the run's own

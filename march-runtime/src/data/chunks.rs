@@ -104,7 +104,7 @@ pub fn cut(stream: &[u32], len: usize) -> Vec<Vec<u32>> {
 }
 
 /// Of `n` chunks, `splits[0]` drawn at random (a permutation seeded by
-/// [`HELD_OUT_SALT`] and `n`, not by the run), the next `splits[1]` of the
+/// `HELD_OUT_SALT` and `n`, not by the run), the next `splits[1]` of the
 /// permutation, …, each in the order drawn; and the indices left, in order.
 pub fn draw_ids(n: usize, splits: &[usize]) -> (Vec<Vec<usize>>, Vec<usize>) {
     let total: usize = splits.iter().sum();

@@ -8,7 +8,7 @@
 //! output to bf16; here the output, the master weights, the gradients'
 //! storage and everything else stay `f32`). Only the matrix products of
 //! [`linear`](super::linear) take it, and only when asked
-//! ([`set_matmul`](super::set_matmul)): it changes the numbers, to bf16's
+//! ([`Ctx::with_matmul`](crate::layers::Ctx::with_matmul)): it changes the numbers, to bf16's
 //! 8 significant bits per factor.
 //!
 //! Layout. Both factors are packed into 16 × 32 bf16 tiles (1 KiB): the

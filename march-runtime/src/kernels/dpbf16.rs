@@ -1,5 +1,5 @@
 //! Matrix products in bf16 on AVX-512 BF16 (`VDPBF16PS`: AMD Zen 4 and
-//! later, Intel Cooper Lake and Sapphire Rapids): the function [`amx`]
+//! later, Intel Cooper Lake and Sapphire Rapids): the function [`amx`](super::amx)
 //! computes, for CPUs without the tile unit. `dst (m × n) [+]= lhs (m × k) ·
 //! rhs (k × n)` with both factors rounded to bf16 (nearest, ties to even)
 //! and the products summed in `f32`.
@@ -10,8 +10,8 @@
 //! each addition rounds once, as an FMA's does; only the factors lose
 //! precision (8 significant bits).
 //!
-//! Layout. The factors are packed as for AMX ([`amx::pack_lhs`],
-//! [`amx::pack_rhs`]): the left one in row tiles of 16 × 32 bf16, the right
+//! Layout. The factors are packed as for AMX (`amx::pack_lhs`,
+//! `amx::pack_rhs`): the left one in row tiles of 16 × 32 bf16, the right
 //! one in column tiles of pair rows (16 `u32`, each two consecutive `k` of
 //! one column: one register). A left factor with contiguous columns is
 //! packed pair-major instead, the way the right one is (the kernel reads

@@ -64,10 +64,10 @@ pub fn time_product((m, k, n): (usize, usize, usize), precision: Matmul) -> Resu
 }
 
 /// [`gemm_into`], or with `bf16` (and `E` = `f32`) [`amx::matmul`] or
-/// [`dpbf16::matmul`] (see [`bf16_unit`]).
+/// [`dpbf16::matmul`] (see [`bf16_unit`](super::bf16_unit)).
 ///
 /// # Safety
-/// As [`gemm_into`]; with `bf16`, [`bf16_unit`] must be some unit.
+/// As [`gemm_into`]; with `bf16`, [`bf16_unit`](super::bf16_unit) must be some unit.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn product_into<E: Float>(
     bf16: bool,

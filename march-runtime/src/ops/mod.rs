@@ -2,7 +2,7 @@
 //! one trait.
 //!
 //! The model is written against [`Ops`]; each device says once how it runs
-//! each op. [`Cpu`](dfdx::prelude::Cpu) runs march's kernels
+//! each op. [`Cpu`] runs march's kernels
 //! ([`crate::kernels`], on concrete CPU tensors); any other device (CUDA)
 //! takes the default methods, dfdx's compositions ([`composed`]), which are
 //! also what the kernels are tested against.

@@ -3,8 +3,8 @@
 //!
 //! - [`runs`] finds and reads run directories,
 //! - [`stats`] has the statistics (mean ± std, Welch's interval),
-//!   [`holm`] the correction for many comparisons, [`rank`] the rank
-//!   agreement with a [`reference`],
+//!   [`holm`](mod@holm) the correction for many comparisons, [`rank`] the rank
+//!   agreement with a [`reference`](mod@reference),
 //! - [`markdown`] writes the table, [`plot`] the figures (SVG and PNG).
 
 pub mod holm;
