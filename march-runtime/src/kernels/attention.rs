@@ -102,75 +102,72 @@ where
     let mut kept = vec![0u8; if record { n_probs } else { 0 }];
     let kept_ptr = SendPtr(kept.as_mut_ptr());
     let tallied = (sq, dqk, sk);
-    tally::timed_heads(Role::AttentionForward, b * heads, tallied, || {
-        (0..b * heads).into_par_iter().for_each_init(
-            || vec![E::zero(); sq * sk],
-            |scratch, task| {
-                let (bi, hi) = (task / heads, task % heads);
-                let (qo, ko) = (bi * sq * i + hi * dqk, bi * sk * i + hi * dqk);
-                // SAFETY: each operand lies inside its buffer (`probs` and `out`
-                // have capacity n_probs and n_out); this task's block of
-                // `probs` and its output head block are written by this task
-                // only, the first whole by S = Q Kᵀ before it is read
-                let p = unsafe {
-                    let p = probs_ptr.get().add(task * sq * sk);
-                    // S = Q Kᵀ  (seq_q × seq_k)
-                    gemm_into(
-                        (sq, dqk, sk),
-                        p,
-                        [sk as isize, 1],
-                        false,
-                        qs[qo..].as_ptr(),
-                        [i as isize, 1],
-                        ks[ko..].as_ptr(),
-                        [1, i as isize],
-                        false,
-                    );
-                    std::slice::from_raw_parts_mut(p, sq * sk)
-                };
-                if let Some(hb) = &hb_vals {
-                    for (x, &h) in p.iter_mut().zip(&hb[hi * sq * sk..(hi + 1) * sq * sk]) {
-                        *x += h;
-                    }
+    let timer = tally::begin(Role::AttentionForward, b * heads, tallied);
+    (0..b * heads).into_par_iter().for_each_init(
+        || vec![E::zero(); sq * sk],
+        |scratch, task| {
+            let (bi, hi) = (task / heads, task % heads);
+            let (qo, ko) = (bi * sq * i + hi * dqk, bi * sk * i + hi * dqk);
+            // SAFETY: each operand lies inside its buffer (`probs` and `out`
+            // have capacity n_probs and n_out); this task's block of
+            // `probs` and its output head block are written by this task
+            // only, the first whole by S = Q Kᵀ before it is read
+            let p = unsafe {
+                let p = probs_ptr.get().add(task * sq * sk);
+                // S = Q Kᵀ  (seq_q × seq_k)
+                gemm_into(
+                    (sq, dqk, sk),
+                    p,
+                    [sk as isize, 1],
+                    false,
+                    qs[qo..].as_ptr(),
+                    [i as isize, 1],
+                    ks[ko..].as_ptr(),
+                    [1, i as isize],
+                    false,
+                );
+                std::slice::from_raw_parts_mut(p, sq * sk)
+            };
+            if let Some(hb) = &hb_vals {
+                for (x, &h) in p.iter_mut().zip(&hb[hi * sq * sk..(hi + 1) * sq * sk]) {
+                    *x += h;
                 }
-                for (qi, row) in p.chunks_mut(sk).enumerate() {
-                    softmax_row(row, &bias_vals[bi * bias_b + qi * bias_q..][..sk]);
+            }
+            for (qi, row) in p.chunks_mut(sk).enumerate() {
+                softmax_row(row, &bias_vals[bi * bias_b + qi * bias_q..][..sk]);
+            }
+            let pd: &[E] = match &dropout {
+                None => p,
+                Some(m) if record => {
+                    // SAFETY: this task's own chunk of `kept`
+                    let k = unsafe {
+                        std::slice::from_raw_parts_mut(kept_ptr.get().add(task * sq * sk), sq * sk)
+                    };
+                    m.apply_recording(p, scratch, k, (task * sq * sk) as u64);
+                    scratch
                 }
-                let pd: &[E] = match &dropout {
-                    None => p,
-                    Some(m) if record => {
-                        // SAFETY: this task's own chunk of `kept`
-                        let k = unsafe {
-                            std::slice::from_raw_parts_mut(
-                                kept_ptr.get().add(task * sq * sk),
-                                sq * sk,
-                            )
-                        };
-                        m.apply_recording(p, scratch, k, (task * sq * sk) as u64);
-                        scratch
-                    }
-                    Some(m) => {
-                        m.apply(p, scratch, (task * sq * sk) as u64);
-                        scratch
-                    }
-                };
-                unsafe {
-                    // O = P_drop V  (seq_q × dim_qkv), into the merged heads
-                    gemm_into(
-                        (sq, sk, dqk),
-                        out_ptr.get().add(bi * sq * i + hi * dqk),
-                        [i as isize, 1],
-                        false,
-                        pd.as_ptr(),
-                        [sk as isize, 1],
-                        vs[ko..].as_ptr(),
-                        [i as isize, 1],
-                        false,
-                    );
+                Some(m) => {
+                    m.apply(p, scratch, (task * sq * sk) as u64);
+                    scratch
                 }
-            },
-        )
-    });
+            };
+            unsafe {
+                // O = P_drop V  (seq_q × dim_qkv), into the merged heads
+                gemm_into(
+                    (sq, sk, dqk),
+                    out_ptr.get().add(bi * sq * i + hi * dqk),
+                    [i as isize, 1],
+                    false,
+                    pd.as_ptr(),
+                    [sk as isize, 1],
+                    vs[ko..].as_ptr(),
+                    [i as isize, 1],
+                    false,
+                );
+            }
+        },
+    );
+    timer.end();
     // SAFETY: every task wrote its sq × sk block of `probs` and, by O =
     // P_drop V, its sq × dqk head block of `out`: together all of both
     unsafe {
@@ -186,142 +183,142 @@ where
     let (k, v, out_id) = (k.clone(), v.clone(), out.clone());
     let head_bias = head_bias.cloned();
     tape.add_backward_op(move |grads| {
-        tally::timed_heads(Role::AttentionBackward, b * heads, tallied, || {
-            for t in [&q, &k, &v, &out_id] {
-                grads.try_alloc_for(t)?;
+        let timer = tally::begin(Role::AttentionBackward, b * heads, tallied);
+        for t in [&q, &k, &v, &out_id] {
+            grads.try_alloc_for(t)?;
+        }
+        let g_out = cpu_grad::<E>(grads.get_or_alloc_mut(&out_id)?);
+        let g_q = cpu_grad::<E>(grads.get_or_alloc_mut(&q)?);
+        let g_k = cpu_grad::<E>(grads.get_or_alloc_mut(&k)?);
+        let g_v = cpu_grad::<E>(grads.get_or_alloc_mut(&v)?);
+        assert!(g_out.1 == b * sq * i && g_q.1 == b * sq * i);
+        assert!(g_k.1 == b * sk * i && g_v.1 == b * sk * i);
+        let (qs, ks, vs) = (view(&q), view(&k), view(&v));
+        let (g_out, g_q, g_k, g_v) = (
+            SendPtr(g_out.0),
+            SendPtr(g_q.0),
+            SendPtr(g_k.0),
+            SendPtr(g_v.0),
+        );
+        // each (batch, head)'s logit gradient, summed over the batch below
+        let mut ds_all = vec![
+            E::zero();
+            if head_bias.is_some() {
+                b * heads * sq * sk
+            } else {
+                0
             }
-            let g_out = cpu_grad::<E>(grads.get_or_alloc_mut(&out_id)?);
-            let g_q = cpu_grad::<E>(grads.get_or_alloc_mut(&q)?);
-            let g_k = cpu_grad::<E>(grads.get_or_alloc_mut(&k)?);
-            let g_v = cpu_grad::<E>(grads.get_or_alloc_mut(&v)?);
-            assert!(g_out.1 == b * sq * i && g_q.1 == b * sq * i);
-            assert!(g_k.1 == b * sk * i && g_v.1 == b * sk * i);
-            let (qs, ks, vs) = (view(&q), view(&k), view(&v));
-            let (g_out, g_q, g_k, g_v) = (
-                SendPtr(g_out.0),
-                SendPtr(g_q.0),
-                SendPtr(g_k.0),
-                SendPtr(g_v.0),
-            );
-            // each (batch, head)'s logit gradient, summed over the batch below
-            let mut ds_all = vec![
-                E::zero();
-                if head_bias.is_some() {
-                    b * heads * sq * sk
-                } else {
-                    0
+        ];
+        let ds_all_empty = ds_all.is_empty();
+        let ds_ptr = SendPtr(ds_all.as_mut_ptr());
+        probs.par_chunks(sq * sk).enumerate().for_each_init(
+            || (vec![E::zero(); sq * sk], vec![E::zero(); sq * sk]),
+            |(pd, dp), (task, p)| {
+                let (bi, hi) = (task / heads, task % heads);
+                let (qo, ko) = (bi * sq * i + hi * dqk, bi * sk * i + hi * dqk);
+                let kept = kept
+                    .get(task * sq * sk..(task + 1) * sq * sk)
+                    .unwrap_or(&[]);
+                let pd: &[E] = match &dropout {
+                    None => p,
+                    Some(m) => {
+                        apply_kept(kept, m.scale, p, pd);
+                        pd
+                    }
+                };
+                // SAFETY: as in the forward; the gradient head blocks of
+                // (batch, head) are written by this task only, and the four
+                // gradient buffers are distinct
+                unsafe {
+                    // dP_drop = dO Vᵀ  (seq_q × seq_k)
+                    gemm_into(
+                        (sq, dqk, sk),
+                        dp.as_mut_ptr(),
+                        [sk as isize, 1],
+                        false,
+                        g_out.get().add(qo),
+                        [i as isize, 1],
+                        vs[ko..].as_ptr(),
+                        [1, i as isize],
+                        false,
+                    );
+                    // dV += P_dropᵀ dO  (seq_k × dim_qkv)
+                    gemm_into(
+                        (sk, sq, dqk),
+                        g_v.get().add(ko),
+                        [i as isize, 1],
+                        true,
+                        pd.as_ptr(),
+                        [1, sk as isize],
+                        g_out.get().add(qo),
+                        [i as isize, 1],
+                        false,
+                    );
                 }
-            ];
-            let ds_all_empty = ds_all.is_empty();
-            let ds_ptr = SendPtr(ds_all.as_mut_ptr());
-            probs.par_chunks(sq * sk).enumerate().for_each_init(
-                || (vec![E::zero(); sq * sk], vec![E::zero(); sq * sk]),
-                |(pd, dp), (task, p)| {
-                    let (bi, hi) = (task / heads, task % heads);
-                    let (qo, ko) = (bi * sq * i + hi * dqk, bi * sk * i + hi * dqk);
-                    let kept = kept
-                        .get(task * sq * sk..(task + 1) * sq * sk)
-                        .unwrap_or(&[]);
-                    let pd: &[E] = match &dropout {
-                        None => p,
-                        Some(m) => {
-                            apply_kept(kept, m.scale, p, pd);
-                            pd
-                        }
-                    };
-                    // SAFETY: as in the forward; the gradient head blocks of
-                    // (batch, head) are written by this task only, and the four
-                    // gradient buffers are distinct
+                if let Some(m) = &dropout {
+                    apply_kept_in_place(kept, m.scale, dp);
+                }
+                // dS = P ⊙ (dP − ⟨dP, P⟩ per row)
+                for (dp_row, p_row) in dp.chunks_mut(sk).zip(p.chunks(sk)) {
+                    softmax_backward_row(dp_row, p_row);
+                }
+                if !ds_all_empty {
+                    // SAFETY: this task's own chunk of `ds_all`
                     unsafe {
-                        // dP_drop = dO Vᵀ  (seq_q × seq_k)
-                        gemm_into(
-                            (sq, dqk, sk),
-                            dp.as_mut_ptr(),
-                            [sk as isize, 1],
-                            false,
-                            g_out.get().add(qo),
-                            [i as isize, 1],
-                            vs[ko..].as_ptr(),
-                            [1, i as isize],
-                            false,
-                        );
-                        // dV += P_dropᵀ dO  (seq_k × dim_qkv)
-                        gemm_into(
-                            (sk, sq, dqk),
-                            g_v.get().add(ko),
-                            [i as isize, 1],
-                            true,
-                            pd.as_ptr(),
-                            [1, sk as isize],
-                            g_out.get().add(qo),
-                            [i as isize, 1],
-                            false,
-                        );
-                    }
-                    if let Some(m) = &dropout {
-                        apply_kept_in_place(kept, m.scale, dp);
-                    }
-                    // dS = P ⊙ (dP − ⟨dP, P⟩ per row)
-                    for (dp_row, p_row) in dp.chunks_mut(sk).zip(p.chunks(sk)) {
-                        softmax_backward_row(dp_row, p_row);
-                    }
-                    if !ds_all_empty {
-                        // SAFETY: this task's own chunk of `ds_all`
-                        unsafe {
-                            std::ptr::copy_nonoverlapping(
-                                dp.as_ptr(),
-                                ds_ptr.get().add(task * sq * sk),
-                                sq * sk,
-                            );
-                        }
-                    }
-                    unsafe {
-                        // dQ += dS K  (seq_q × dim_qkv)
-                        gemm_into(
-                            (sq, sk, dqk),
-                            g_q.get().add(qo),
-                            [i as isize, 1],
-                            true,
+                        std::ptr::copy_nonoverlapping(
                             dp.as_ptr(),
-                            [sk as isize, 1],
-                            ks[ko..].as_ptr(),
-                            [i as isize, 1],
-                            false,
-                        );
-                        // dK += dSᵀ Q  (seq_k × dim_qkv)
-                        gemm_into(
-                            (sk, sq, dqk),
-                            g_k.get().add(ko),
-                            [i as isize, 1],
-                            true,
-                            dp.as_ptr(),
-                            [1, sk as isize],
-                            qs[qo..].as_ptr(),
-                            [i as isize, 1],
-                            false,
+                            ds_ptr.get().add(task * sq * sk),
+                            sq * sk,
                         );
                     }
-                },
-            );
-            if let Some(hb) = &head_bias {
-                grads.try_alloc_for(hb)?;
-                let (g_hb, n) = cpu_grad::<E>(grads.get_or_alloc_mut(hb)?);
-                assert_eq!(n, heads * sq * sk);
-                // SAFETY: the head bias's gradient buffer, of the asserted size
-                let g_hb = unsafe { std::slice::from_raw_parts_mut(g_hb, n) };
-                // summed over the batch in order: the same on any number of threads
-                g_hb.par_chunks_mut(sk).enumerate().for_each(|(r, g)| {
-                    let (hi, row) = (r / sq, r % sq);
-                    for bi in 0..b {
-                        let off = ((bi * heads + hi) * sq + row) * sk;
-                        for (g, &d) in g.iter_mut().zip(&ds_all[off..off + sk]) {
-                            *g += d;
-                        }
+                }
+                unsafe {
+                    // dQ += dS K  (seq_q × dim_qkv)
+                    gemm_into(
+                        (sq, sk, dqk),
+                        g_q.get().add(qo),
+                        [i as isize, 1],
+                        true,
+                        dp.as_ptr(),
+                        [sk as isize, 1],
+                        ks[ko..].as_ptr(),
+                        [i as isize, 1],
+                        false,
+                    );
+                    // dK += dSᵀ Q  (seq_k × dim_qkv)
+                    gemm_into(
+                        (sk, sq, dqk),
+                        g_k.get().add(ko),
+                        [i as isize, 1],
+                        true,
+                        dp.as_ptr(),
+                        [1, sk as isize],
+                        qs[qo..].as_ptr(),
+                        [i as isize, 1],
+                        false,
+                    );
+                }
+            },
+        );
+        if let Some(hb) = &head_bias {
+            grads.try_alloc_for(hb)?;
+            let (g_hb, n) = cpu_grad::<E>(grads.get_or_alloc_mut(hb)?);
+            assert_eq!(n, heads * sq * sk);
+            // SAFETY: the head bias's gradient buffer, of the asserted size
+            let g_hb = unsafe { std::slice::from_raw_parts_mut(g_hb, n) };
+            // summed over the batch in order: the same on any number of threads
+            g_hb.par_chunks_mut(sk).enumerate().for_each(|(r, g)| {
+                let (hi, row) = (r / sq, r % sq);
+                for bi in 0..b {
+                    let off = ((bi * heads + hi) * sq + row) * sk;
+                    for (g, &d) in g.iter_mut().zip(&ds_all[off..off + sk]) {
+                        *g += d;
                     }
-                });
-            }
-            Ok(())
-        })
+                }
+            });
+        }
+        timer.end();
+        Ok(())
     });
     out.put_tape(tape)
 }

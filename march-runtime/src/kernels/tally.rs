@@ -115,25 +115,33 @@ pub fn stop() -> Vec<Tallied> {
 
 /// Runs the product `f` of `role` and shape `mkn`, timed while counting.
 pub(crate) fn timed<R>(role: Role, mkn: (usize, usize, usize), f: impl FnOnce() -> R) -> R {
-    timed_heads(role, 1, mkn, f)
+    let timer = begin(role, 1, mkn);
+    let r = f();
+    timer.end();
+    r
 }
 
-/// [`timed`] for `heads` products of shape `mkn` at once (the attention).
-pub(crate) fn timed_heads<R>(
-    role: Role,
-    heads: usize,
-    mkn: (usize, usize, usize),
-    f: impl FnOnce() -> R,
-) -> R {
+/// A clock started by [`begin`] for `heads` products of one role and shape
+/// at once (the attention), read by [`Timer::end`]: the code it times stays
+/// as it is, not moved into a closure.
+pub(crate) struct Timer(Option<(Key, Instant)>);
+
+/// Starts a [`Timer`]; one that records nothing unless counting.
+pub(crate) fn begin(role: Role, heads: usize, mkn: (usize, usize, usize)) -> Timer {
     if !ON.load(Ordering::Relaxed) {
-        return f();
+        return Timer(None);
     }
-    let t0 = Instant::now();
-    let r = f();
-    let dt = t0.elapsed().as_secs_f64();
-    let mut t = tally();
-    let e = t.entry((role, heads, mkn)).or_insert((0, 0.0));
-    e.0 += 1;
-    e.1 += dt;
-    r
+    Timer(Some(((role, heads, mkn), Instant::now())))
+}
+
+impl Timer {
+    /// Adds the seconds since [`begin`] and one call to the tally.
+    pub(crate) fn end(self) {
+        let Some((key, t0)) = self.0 else { return };
+        let dt = t0.elapsed().as_secs_f64();
+        let mut t = tally();
+        let e = t.entry(key).or_insert((0, 0.0));
+        e.0 += 1;
+        e.1 += dt;
+    }
 }
