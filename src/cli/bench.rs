@@ -4,7 +4,7 @@ use anyhow::{anyhow, bail, Result};
 use march_runtime::arch::thousands;
 use march_runtime::bench::{self, Mode};
 use march_runtime::kernels::simd::{set_isa, Isa};
-use march_runtime::kernels::tally::{self, Role};
+use march_runtime::kernels::tally;
 use march_runtime::kernels::{bf16_unit, Bf16Unit};
 use march_runtime::machine::Machine;
 use march_runtime::ops::Matmul;
@@ -220,9 +220,10 @@ fn products(args: &BenchArgs, step: &mut bench::Step, ceiling: f64) -> Result<()
     let (mut linear, mut attention) = ((0.0, 0.0), (0.0, 0.0));
     for t in &tallied {
         let (m, k, n) = t.mkn;
-        let sum = match t.role {
-            Role::AttentionForward | Role::AttentionBackward => &mut attention,
-            _ => &mut linear,
+        let sum = if t.role.attention() {
+            &mut attention
+        } else {
+            &mut linear
         };
         sum.0 += t.seconds;
         sum.1 += t.flops();

@@ -42,6 +42,12 @@ impl Role {
         }
     }
 
+    /// Whether it is the attention's (rated per head) rather than a
+    /// projection's.
+    pub fn attention(self) -> bool {
+        matches!(self, Role::AttentionForward | Role::AttentionBackward)
+    }
+
     /// How many products of the tallied shape one call makes (per head).
     pub fn products(self) -> usize {
         match self {
