@@ -3,9 +3,10 @@
 //! gradient entering dfdx's tape, tested against the plain dfdx composition
 //! it replaces (`march-runtime/tests/kernels.rs`) and benchmarked next to it
 //! (`cargo bench --bench kernels`). A kernel replaces the composition in the
-//! model only once the benchmark shows it faster: [`linear`] (every
-//! projection and the LM head) and [`attention`] do; the fused
-//! cross-entropy is correct but not faster yet (see its module).
+//! model only once the benchmark shows it faster; every op [`crate::ops`]
+//! lists for the CPU does (e.g. the masked cross-entropy at 8 × 52 ×
+//! 30,000, forward and backward: 13.2 ms fused against 154.6 ms for dfdx's
+//! composition, AMD EPYC Zen 4, 2 threads, 7 December 2026).
 //!
 //! The kernels take concrete [`Cpu`] tensors. Which device runs a kernel and
 //! which runs dfdx's composition is said in one place: [`crate::ops`].
