@@ -39,8 +39,9 @@ pub trait Param<E: Float, D: Ops<E>>: Any {
     fn values(&self) -> Vec<E>;
     /// Replace the values (`values.len() == numel()`).
     fn set_values(&mut self, values: &[E]);
-    /// Zero the tensor's gradient in `grads` (allocating it); returns its id.
-    fn zero_grad(&self, grads: &mut Gradients<E, D>) -> UniqueId;
+    /// The tensor's gradient in `grads` allocated (zeroed) where missing,
+    /// and with `zero` zeroed where present; returns the tensor's id.
+    fn keep_grad(&self, grads: &mut Gradients<E, D>, zero: bool) -> UniqueId;
     /// Calls `f` with the tensor's gradient ([`Ops::with_grad`]).
     fn with_grad(&self, grads: &mut Gradients<E, D>, f: &mut dyn FnMut(&[E]));
     /// A zeroed tensor of the same shape (an optimizer moment).
@@ -71,13 +72,15 @@ impl<S: Shape, E: Float, D: Ops<E>> Param<E, D> for Tensor<S, E, D> {
         self.copy_from(values);
     }
 
-    fn zero_grad(&self, grads: &mut Gradients<E, D>) -> UniqueId {
+    fn keep_grad(&self, grads: &mut Gradients<E, D>, zero: bool) -> UniqueId {
         let g = grads
             .get_or_alloc_mut(self)
             .unwrap_or_else(|e| panic!("allocating a gradient: {e:?}"));
-        self.device()
-            .try_fill_with_zeros(g)
-            .unwrap_or_else(|e| panic!("zeroing a gradient: {e:?}"));
+        if zero {
+            self.device()
+                .try_fill_with_zeros(g)
+                .unwrap_or_else(|e| panic!("zeroing a gradient: {e:?}"));
+        }
         // dfdx 0.13's one public way to a tensor's id
         let mut ids = UnusedTensors::default();
         ids.add(self);
@@ -229,8 +232,28 @@ pub fn zero_grads<E: Float, D: Ops<E>>(
     model: &(impl Params<E, D> + ?Sized),
     grads: &mut Gradients<E, D>,
 ) {
+    keep_grads(model, grads, true);
+}
+
+/// [`zero_grads`] for gradients known to be zero already (as
+/// [`Ops::adamw`] leaves them): allocates any that is missing and drops the
+/// temporaries, without writing the rest again.
+pub fn retain_grads<E: Float, D: Ops<E>>(
+    model: &(impl Params<E, D> + ?Sized),
+    grads: &mut Gradients<E, D>,
+) {
+    keep_grads(model, grads, false);
+}
+
+fn keep_grads<E: Float, D: Ops<E>>(
+    model: &(impl Params<E, D> + ?Sized),
+    grads: &mut Gradients<E, D>,
+    zero: bool,
+) {
     let mut ids = Vec::new();
-    model.visit(&mut String::new(), &mut |_, p| ids.push(p.zero_grad(grads)));
+    model.visit(&mut String::new(), &mut |_, p| {
+        ids.push(p.keep_grad(grads, zero))
+    });
     grads.retain_leafs(&ids);
 }
 

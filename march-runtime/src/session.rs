@@ -22,8 +22,8 @@ use crate::model::{Seq2Seq, Seq2SeqBatch};
 use crate::ops::{Matmul, Ops};
 use crate::optim::{grad_norm, AdamW, AdamWConfig};
 use crate::params::{
-    alloc_grads, for_each_grad_slice, for_each_param, grad_magnitudes, num_params, set_params,
-    zero_grads, Build, ParamInfo, Params,
+    alloc_grads, for_each_grad_slice, for_each_param, grad_magnitudes, num_params, retain_grads,
+    set_params, zero_grads, Build, ParamInfo, Params,
 };
 
 /// Where to train.
@@ -131,6 +131,8 @@ pub trait Session {
     /// Mean loss of `batch`, no dropout, no gradients.
     fn eval_loss(&self, batch: &HostBatch) -> f64;
     /// Zero the accumulated gradients (the start of an optimizer step).
+    /// After an [`update`](Session::update), which leaves them zeroed, this
+    /// only drops the intermediates.
     fn zero_grads(&mut self);
     /// Forward and backward pass of `batch`, adding to the accumulated
     /// gradients; `dropout_seed` draws the dropout masks, `None`: no dropout.
@@ -138,7 +140,8 @@ pub trait Session {
     /// Global L2 norm of the accumulated gradients.
     fn grad_norm(&mut self) -> f64;
     /// One AdamW update at `lr` with the gradients scaled by `grad_scale`;
-    /// returns how many tensors were updated. Needs a training session.
+    /// returns how many tensors were updated. It consumes the gradients:
+    /// they read zero after it ([`Ops::adamw`]). Needs a training session.
     fn update(&mut self, lr: f64, grad_scale: f64) -> usize;
     /// Optimizer steps taken.
     fn optimizer_steps(&self) -> u64;
@@ -173,6 +176,10 @@ pub struct ModelSession<M, D: Ops<f32>> {
     model: M,
     opt: Option<AdamW<f32, D>>,
     grads: Option<Gradients<f32, D>>,
+    /// Whether every trainable tensor's gradient is zero: after the
+    /// allocation, [`Session::zero_grads`] and [`Session::update`]; not
+    /// after [`Session::accumulate`].
+    grads_zero: bool,
 }
 
 impl<M, D> ModelSession<M, D>
@@ -202,6 +209,7 @@ where
             model,
             opt,
             grads,
+            grads_zero: true,
         })
     }
 }
@@ -232,8 +240,13 @@ where
 
     fn zero_grads(&mut self) {
         let mut g = self.grads.take().expect("gradients");
-        zero_grads(self.params(), &mut g);
+        if self.grads_zero {
+            retain_grads(self.params(), &mut g);
+        } else {
+            zero_grads(self.params(), &mut g);
+        }
         self.grads = Some(g);
+        self.grads_zero = true;
     }
 
     fn accumulate(&mut self, batch: &HostBatch, dropout_seed: Option<u64>) -> Pass {
@@ -244,6 +257,7 @@ where
             None => Ctx::eval(self.arch).with_matmul(self.matmul),
         };
         let g = self.grads.take().expect("gradients");
+        self.grads_zero = false;
         let loss = self.model.loss(&b, &labels, &ctx, tape_into(&self.dev, g));
         let value = loss.as_vec()[0] as f64;
         let t1 = Instant::now();
@@ -273,6 +287,8 @@ where
             grad_scale,
         );
         self.grads = Some(g);
+        // every tensor's gradient consumed, or all zeros and skipped
+        self.grads_zero = true;
         n
     }
 

@@ -856,3 +856,61 @@ fn the_tally_counts_each_product_by_role_and_shape() {
         "counted while stopped"
     );
 }
+
+/// AdamW's one-pass kernel ([`Ops::adamw`] on the CPU) against dfdx's
+/// composition (what other devices run), twice over, with weight decay:
+/// the same parameters and moments to rounding, and both leave the
+/// gradient zeroed (the step consumes it).
+///
+/// [`Ops::adamw`]: march_runtime::ops::Ops::adamw
+fn adamw_matches_the_composition_in<E: march_runtime::layers::Float>(tol: f64)
+where
+    Cpu: march_runtime::ops::Ops<E>,
+{
+    use march_runtime::ops::{composed, AdamWStep, Ops};
+    const N: usize = 4099;
+    let dev = Cpu::default();
+    let run = |fused: bool| {
+        let mut p: Tensor<Rank1<N>, E, Cpu> = dev.tensor(values::<E>(N, 1, 1.0));
+        let mut m: Tensor<Rank1<N>, E, Cpu> = dev.zeros();
+        let mut v: Tensor<Rank1<N>, E, Cpu> = dev.zeros();
+        let mut grads = Gradients::leaky();
+        for t in 1..=2 {
+            let k = dev.tensor(values::<E>(N, 10 + t, 0.5));
+            let loss = (p.clone().traced(grads) * k).square().sum::<Rank0, _>();
+            grads = loss.backward();
+            let step = AdamWStep {
+                beta1: 0.9,
+                beta2: 0.95,
+                eps: 1e-8,
+                grad_scale: 0.5,
+                bias_correction: (1.0 - 0.9f64.powi(t as i32), 1.0 - 0.95f64.powi(t as i32)),
+                lr: 1e-2,
+                decay: 1e-3,
+            };
+            let updated = if fused {
+                <Cpu as Ops<E>>::adamw(&mut p, &mut m, &mut v, &mut grads, step)
+            } else {
+                composed::adamw(&mut p, &mut m, &mut v, &mut grads, step)
+            };
+            assert!(updated.unwrap());
+            let g = to_f64(grads.get(&p).as_vec());
+            assert!(g.iter().all(|&x| x == 0.0), "the gradient is consumed");
+        }
+        [p, m, v].map(|t| to_f64(t.as_vec()))
+    };
+    let (fused, composed) = (run(true), run(false));
+    for (name, (a, b)) in ["parameters", "m", "v"]
+        .iter()
+        .zip(fused.iter().zip(&composed))
+    {
+        let d = max_rel_diff(a, b);
+        assert!(d < tol, "{name}: max relative difference {d:e}");
+    }
+}
+
+#[test]
+fn adamw_kernel_matches_the_composition() {
+    adamw_matches_the_composition_in::<f64>(1e-12);
+    adamw_matches_the_composition_in::<f32>(1e-5);
+}

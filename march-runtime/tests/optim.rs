@@ -106,6 +106,15 @@ where
         let lr = 0.01 * (step + 1) as f64;
         let updated = opt.step(&mut model, &mut grads, lr, scale);
         assert_eq!(updated, 2, "the unused tensor is skipped");
+        for g in [
+            grads.get(&model.w).as_vec(),
+            grads.get(&model.norm).as_vec(),
+        ] {
+            assert!(
+                g.iter().all(|&x| x == e(0.0)),
+                "consumed by the step: {g:?}"
+            );
+        }
         for (i, r) in refs.iter_mut().enumerate() {
             // want[3..5], the norm's values, are decayed only with decay_norms
             want[i] = r.step(want[i], g[i] * scale, lr, &cfg, i < 3 || decay_norms);

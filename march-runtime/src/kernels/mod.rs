@@ -35,6 +35,7 @@ use std::any::TypeId;
 use std::borrow::Cow;
 
 use dfdx::prelude::*;
+use rayon::prelude::*;
 
 use crate::tensor::Float;
 
@@ -246,6 +247,21 @@ where
 /// it).
 pub(crate) fn cpu_grad<E: Unit>(v: &mut <Cpu as Storage<E>>::Vec) -> (*mut E, usize) {
     (v.as_mut_ptr(), v.len())
+}
+
+/// A CPU gradient buffer as the vector it is (to hand a whole buffer over).
+pub(crate) fn cpu_grad_vec<E: Unit>(v: &mut <Cpu as Storage<E>>::Vec) -> &mut Vec<E> {
+    v
+}
+
+/// Whether every element of `x` is zero (either sign), in parallel;
+/// stops at the first block that is not.
+pub(crate) fn all_zero<E: Float>(x: &[E]) -> bool {
+    const CHUNK: usize = 1 << 14;
+    match f32s(x) {
+        Some(x) => x.par_chunks(CHUNK).all(simd::all_zero),
+        None => x.par_iter().all(|&v| v == E::zero()),
+    }
 }
 
 /// A raw pointer that tasks on the rayon pool may share, each writing its

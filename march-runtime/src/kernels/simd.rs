@@ -532,12 +532,15 @@ multiversion! {
         }
     }
 
-    /// AdamW on one block: moments and parameters updated in place.
-    pub fn adamw(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], s: AdamWScalars) {
+    /// AdamW on one block: moments and parameters updated in place, the
+    /// gradient read and zeroed in the same pass (the step consumes it).
+    pub fn adamw(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &mut [f32], s: AdamWScalars) {
         let n = p.len();
         assert!(m.len() == n && v.len() == n && g.len() == n);
         for i in 0..n {
-            let g = g[i] * s.grad_scale;
+            let gi = g[i];
+            g[i] = 0.0;
+            let g = gi * s.grad_scale;
             m[i] = s.beta1 * m[i] + s.one_minus_beta1 * g;
             v[i] = s.beta2 * v[i] + s.one_minus_beta2 * (g * g);
             let update = m[i] / ((v[i] * s.inv_bc2).sqrt() + s.eps);
@@ -800,11 +803,13 @@ mod tests {
             w.iter().map(|v| v * v).collect::<Vec<_>>(),
         );
         let (mut pb, mut mb, mut vb) = (pa.clone(), ma.clone(), va.clone());
-        adamw(&mut pa, &mut ma, &mut va, &y, sc);
-        portable::adamw(&mut pb, &mut mb, &mut vb, &y, sc);
+        let (mut ga, mut gb) = (y.clone(), y.clone());
+        adamw(&mut pa, &mut ma, &mut va, &mut ga, sc);
+        portable::adamw(&mut pb, &mut mb, &mut vb, &mut gb, sc);
         assert_eq!(
             (bits(&pa), bits(&ma), bits(&va)),
             (bits(&pb), bits(&mb), bits(&vb))
         );
+        assert!(ga.iter().chain(&gb).all(|&g| g.to_bits() == 0), "consumed");
     }
 }

@@ -294,7 +294,7 @@ pub fn cross_entropy<const V: usize, E: Float, D: Device<E>, T: AnyTape<E, D>>(
 }
 
 /// One AdamW update in place (`axpy`: the parameters keep their ids, so the
-/// gradient buffers stay theirs).
+/// gradient buffers stay theirs), the gradient zeroed after it.
 pub fn adamw<S: Shape, E: Float, D: Device<E>>(
     p: &mut Tensor<S, E, D>,
     m: &mut Tensor<S, E, D>,
@@ -316,5 +316,7 @@ pub fn adamw<S: Shape, E: Float, D: Device<E>>(
     let denom = (v.clone() * c(1.0 / bc2)).sqrt() + c(s.eps);
     let update = m.clone() / denom;
     p.axpy(1.0 - s.decay, &update, -s.lr / bc1);
+    let dev = p.device().clone();
+    dev.try_fill_with_zeros(grads.get_or_alloc_mut(p)?)?;
     Ok(true)
 }

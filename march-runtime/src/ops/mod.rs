@@ -166,8 +166,10 @@ pub trait Ops<E: Float>: Device<E> {
     }
 
     /// One AdamW update of `p` and its moments `m`, `v` from `p`'s gradient
-    /// in `grads`. Returns `false` (and changes nothing) when the gradient
-    /// is all zeros.
+    /// in `grads`, which it leaves zeroed (the step consumes it; the
+    /// session's next [`zero_grads`](crate::session::Session::zero_grads)
+    /// then only drops the intermediates). Returns `false` (and changes
+    /// nothing) when the gradient is all zeros.
     fn adamw<S: Shape>(
         p: &mut Tensor<S, E, Self>,
         m: &mut Tensor<S, E, Self>,
