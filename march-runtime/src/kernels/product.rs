@@ -163,6 +163,8 @@ enum Path {
     Transposing,
     /// [`Product::split`] into this many parts.
     Split(usize),
+    /// [`Product::split_depth`] into [`DEPTH_PARTS`] parts.
+    SplitDepth,
     /// gemm alone, on the pool's threads or the caller's.
     Gemm,
 }
@@ -267,6 +269,9 @@ impl<E: Float> Product<E> {
         if parallel && rows <= NARROW_ROWS && factor_rs.abs() != 1 && parts > 1 {
             return Path::Split(parts);
         }
+        if parallel && self.deep() {
+            return Path::SplitDepth;
+        }
         Path::Gemm
     }
 
@@ -279,11 +284,26 @@ impl<E: Float> Product<E> {
         match self.path(parallel) {
             Path::Transposing => return unsafe { self.transposing(parallel) },
             Path::Split(parts) => return unsafe { self.split(parts) },
+            Path::SplitDepth => return unsafe { self.split_depth() },
             Path::Gemm => {}
         }
-        let threads = rayon::current_num_threads();
+        let threads = if parallel {
+            rayon::current_num_threads()
+        } else {
+            1
+        };
+        // SAFETY: the caller's
+        unsafe { self.gemm(threads) }
+    }
+
+    /// The product on gemm alone, split by gemm over `threads` of the pool
+    /// (its own split keeps every element's sum in one order).
+    ///
+    /// # Safety
+    /// As [`gemm_into`].
+    unsafe fn gemm(self, threads: usize) {
         let parallelism = match threads {
-            n if parallel && n > 1 => Parallelism::Rayon(n),
+            n if n > 1 => Parallelism::Rayon(n),
             _ => Parallelism::None,
         };
         let (m, k, n) = self.mkn;
@@ -373,11 +393,16 @@ impl<E: Float> Product<E> {
                 (0..k.div_ceil(STRIP)).for_each(|s| strip(s * STRIP));
             }
             // SAFETY: rows start..start+len, the factor's now column-major
-            // in the scratch
+            // in the scratch; on gemm itself (not `run`, which could split
+            // a deep block's depth), so that the bits are gemm's own
             unsafe {
                 self.rows_block(start, len)
                     .with_factor(buf.get(), len)
-                    .run(parallel)
+                    .gemm(if parallel {
+                        rayon::current_num_threads()
+                    } else {
+                        1
+                    })
             }
             start += len;
         }
@@ -411,7 +436,109 @@ impl<E: Float> Product<E> {
             }
         });
     }
+
+    /// Whether the product is deep: its depth longer than either side of
+    /// its (small) destination, each of [`DEPTH_PARTS`] parts at least
+    /// [`DEPTH_PART_MIN`] deep, and the destination contiguous along one
+    /// side — every weight gradient `dW += Xᵀ·dY` of a projection whose
+    /// rows (batch × positions) outnumber its width: gemm 0.19 splits a
+    /// product over its threads by the destination's blocks only, and a
+    /// 128 × 128 or 512 × 512 destination has too few of them for two
+    /// threads to share one depth block's packing and microkernels well.
+    fn deep(&self) -> bool {
+        let (m, k, n) = self.mkn;
+        let [rs, cs] = self.dst_strides;
+        k >= m.max(n)
+            && k >= DEPTH_PARTS * DEPTH_PART_MIN
+            && m * n <= DEPTH_DST_MAX
+            && (rs == 1 || cs == 1)
+    }
+
+    /// [`Product::run`] of a [`Product::deep`] product: its depth split
+    /// into [`DEPTH_PARTS`] blocks, each a product of its own run side by
+    /// side on the pool (each on gemm over its share of the threads), the
+    /// first summing into the destination, the others into scratch
+    /// destinations; then the destination gets each scratch added in
+    /// order. Every element is `((d + Σ₀) + Σ₁)`, `Σᵢ` the gemm sum of
+    /// part `i`: a fixed order, the same on any number of threads (the
+    /// parts are fixed, and gemm's own split does not reorder a sum), but
+    /// not the unsplit product's bits.
+    ///
+    /// # Safety
+    /// As [`gemm_into`].
+    unsafe fn split_depth(self) {
+        let (m, k, n) = self.mkn;
+        let [rs, cs] = self.dst_strides;
+        // the scratch destinations laid out as the destination's
+        // contiguous side runs: (lines, line length, line stride)
+        let (lines, len, stride, scratch_strides) = if rs == 1 {
+            (n, m, cs, [1, m as isize])
+        } else {
+            (m, n, rs, [n as isize, 1])
+        };
+        let threads = rayon::current_num_threads();
+        let per_part = threads.div_ceil(DEPTH_PARTS).max(1);
+        let edge = |p: usize| (k * p / DEPTH_PARTS).div_ceil(16) * 16;
+        let part = |p: usize| {
+            let (start, end) = (edge(p).min(k), edge(p + 1).min(k));
+            let mut block = self;
+            block.mkn = (m, end - start, n);
+            // SAFETY: depth start..end lies inside both factors
+            unsafe {
+                block.lhs = block.lhs.offset(start as isize * self.lhs_strides[1]);
+                block.rhs = block.rhs.offset(start as isize * self.rhs_strides[0]);
+            }
+            block
+        };
+        let mut scratch: Vec<Vec<E>> = (1..DEPTH_PARTS)
+            .map(|_| Vec::with_capacity(m * n))
+            .collect();
+        rayon::scope(|scope| {
+            let first = part(0);
+            // SAFETY: the caller's destination, written by this part alone
+            scope.spawn(move |_| unsafe { first.gemm(per_part) });
+            for (p, buf) in scratch.iter_mut().enumerate() {
+                let mut block = part(p + 1);
+                block.dst = buf.as_mut_ptr();
+                block.dst_strides = scratch_strides;
+                block.accumulate = false;
+                // SAFETY: the scratch's m × n elements, this part's alone
+                scope.spawn(move |_| unsafe { block.gemm(per_part) });
+            }
+        });
+        for buf in &mut scratch {
+            // SAFETY: its part's product, not accumulating, wrote all m × n
+            // elements (as `written` relies on)
+            unsafe { buf.set_len(m * n) };
+        }
+        let dst = SendPtr(self.dst);
+        let add = |line: usize| {
+            // SAFETY: line `line` of the destination, its own task's
+            let d = unsafe {
+                std::slice::from_raw_parts_mut(dst.get().offset(line as isize * stride), len)
+            };
+            for s in &scratch {
+                for (d, &s) in d.iter_mut().zip(&s[line * len..(line + 1) * len]) {
+                    *d += s;
+                }
+            }
+        };
+        use rayon::prelude::*;
+        (0..lines).into_par_iter().for_each(add);
+    }
 }
+
+/// Parts of the depth [`Product::split_depth`] splits a deep product into:
+/// fixed, not the pool's threads, so that its sums do not depend on them.
+const DEPTH_PARTS: usize = 2;
+
+/// The fewest depth elements (rows of both factors) of each part of
+/// [`Product::split_depth`].
+const DEPTH_PART_MIN: usize = 256;
+
+/// The most elements of a destination [`Product::split_depth`] splits the
+/// product of: each part past the first sums into a scratch copy of it.
+const DEPTH_DST_MAX: usize = 1 << 20;
 
 /// The fewest elements of a row-major left factor (in gemm's orientation)
 /// that [`Product::transposing`] transposes rather than letting gemm pack
@@ -579,6 +706,121 @@ mod tests {
                     .map(|j| lhs[at(ls, r, j)] as f64 * rhs[at(rs, j, c)] as f64)
                     .sum::<f64>();
             assert!((split[at(ds, r, c)] as f64 - want).abs() < 1e-3 * want.abs().max(1.0));
+        }
+    }
+
+    /// A deep product (`dW += Xᵀ·dY` of a projection over many rows) is
+    /// split by its depth ([`Product::split_depth`]): the same bits on 1,
+    /// 2 and 3 threads, accumulating or not, for both orientations of the
+    /// destination and depths that do not divide evenly; within f32
+    /// rounding of the f64 product; and products that are not deep (the
+    /// forward, `dX`, a shallow `dW`, the attention's per-head products run
+    /// on one thread) keep their paths.
+    #[test]
+    fn deep_products_split_their_depth_the_same_on_any_threads() {
+        let rm = |c: usize| [c as isize, 1];
+        let cm = |r: usize| [1, r as isize];
+        for (m, k, n, ds, ls, rs, parallel, path) in [
+            // a 128-wide projection's dW over 16 × 230 rows, as `linear` passes it
+            (
+                128,
+                3680,
+                128,
+                cm(128),
+                cm(128),
+                rm(128),
+                true,
+                Path::SplitDepth,
+            ),
+            (96, 1001, 80, rm(80), cm(96), rm(80), true, Path::SplitDepth),
+            (
+                64,
+                700,
+                200,
+                cm(64),
+                cm(64),
+                rm(200),
+                true,
+                Path::SplitDepth,
+            ),
+            // not deep: shallower than the destination is wide, too
+            // shallow to split, one thread's task
+            (512, 416, 512, cm(512), cm(512), rm(512), true, Path::Gemm),
+            (128, 500, 128, cm(128), cm(128), rm(128), true, Path::Gemm),
+            (128, 3680, 128, cm(128), cm(128), rm(128), false, Path::Gemm),
+        ] {
+            let product = shaped((m, k, n), ds, ls, rs);
+            assert_eq!(product.path(parallel), path, "{m}×{k}·{k}×{n}");
+            if path != Path::SplitDepth {
+                continue;
+            }
+            let at =
+                |[rs_, cs_]: [isize; 2], i: usize, j: usize| i * rs_ as usize + j * cs_ as usize;
+            let lhs: Vec<f32> = (0..m * k)
+                .map(|i| ((i % 97) as f32 - 48.0) * 1e-2)
+                .collect();
+            let rhs: Vec<f32> = (0..k * n)
+                .map(|i| ((i % 89) as f32 - 44.0) * 1e-2)
+                .collect();
+            let start: Vec<f32> = (0..m * n).map(|i| ((i % 13) as f32 - 6.0) * 0.5).collect();
+            for accumulate in [true, false] {
+                let run = |threads: usize| {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    let mut dst = if accumulate {
+                        start.clone()
+                    } else {
+                        vec![f32::NAN; m * n]
+                    };
+                    // SAFETY: the buffers hold m×k, k×n and m×n elements
+                    // under the given strides
+                    pool.install(|| unsafe {
+                        gemm_into(
+                            (m, k, n),
+                            dst.as_mut_ptr(),
+                            ds,
+                            accumulate,
+                            lhs.as_ptr(),
+                            ls,
+                            rhs.as_ptr(),
+                            rs,
+                            true,
+                        )
+                    });
+                    dst
+                };
+                let one = run(1);
+                for threads in [2, 3] {
+                    let other = run(threads);
+                    for (i, (a, b)) in one.iter().zip(&other).enumerate() {
+                        assert_eq!(
+                            a.to_bits(),
+                            b.to_bits(),
+                            "{m}×{k}·{k}×{n} at {i}, {threads} threads"
+                        );
+                    }
+                }
+                for r in 0..m {
+                    for c in 0..n {
+                        let base = if accumulate {
+                            start[at(ds, r, c)] as f64
+                        } else {
+                            0.0
+                        };
+                        let want = base
+                            + (0..k)
+                                .map(|j| lhs[at(ls, r, j)] as f64 * rhs[at(rs, j, c)] as f64)
+                                .sum::<f64>();
+                        let got = one[at(ds, r, c)] as f64;
+                        assert!(
+                            (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                            "{m}×{k}·{k}×{n} at ({r}, {c}): {got} against {want}"
+                        );
+                    }
+                }
+            }
         }
     }
 
