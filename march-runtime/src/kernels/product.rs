@@ -2,7 +2,9 @@
 //! operand copied to change its layout, except the factors gemm would
 //! gather element by element: `Product::transposing`), split over the
 //! threads where gemm's own split leaves one thread packing
-//! (`Product::split`), or the bf16 units ([`super::amx`],
+//! (`Product::split`), split by their depth where the destination is too
+//! small for gemm's split to share (`Product::split_depth`: the weight
+//! gradients), or the bf16 units ([`super::amx`],
 //! [`super::dpbf16`]) with [`Matmul::Bf16`].
 
 use std::any::TypeId;
