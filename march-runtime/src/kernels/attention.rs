@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use super::product::gemm_into;
 use super::tally::{self, Role};
 use super::{apply_kept, apply_kept_in_place, DropMask};
-use super::{cpu_grad, f32s, f32s_mut, simd, strided_rows, view, SendPtr};
+use super::{cpu_grad, f32s, f32s_mut, filled, simd, strided_rows, view, SendPtr};
 use crate::tensor::Float;
 
 /// `[batch, seq, heads·dim_qkv]`.
@@ -99,7 +99,8 @@ where
     // under a tape, the dropout's draws (a byte per probability), read
     // back by the backward instead of hashing twice more
     let record = T::OWNS_TAPE && dropout.is_some();
-    let mut kept = vec![0u8; if record { n_probs } else { 0 }];
+    // (each task's block zeroed by that task: see `zeroed_chunks`)
+    let mut kept: Vec<u8> = Vec::with_capacity(if record { n_probs } else { 0 });
     let kept_ptr = SendPtr(kept.as_mut_ptr());
     let tallied = (sq, dqk, sk);
     let timer = tally::begin(Role::AttentionForward, b * heads, tallied);
@@ -139,10 +140,8 @@ where
             let pd: &[E] = match &dropout {
                 None => p,
                 Some(m) if record => {
-                    // SAFETY: this task's own chunk of `kept`
-                    let k = unsafe {
-                        std::slice::from_raw_parts_mut(kept_ptr.get().add(task * sq * sk), sq * sk)
-                    };
+                    // SAFETY: this task's own chunk of `kept`'s capacity
+                    let k = unsafe { filled(kept_ptr.get().add(task * sq * sk), sq * sk, 0u8) };
                     m.apply_recording(p, scratch, k, (task * sq * sk) as u64);
                     scratch
                 }
@@ -169,10 +168,12 @@ where
     );
     timer.end();
     // SAFETY: every task wrote its sq × sk block of `probs` and, by O =
-    // P_drop V, its sq × dqk head block of `out`: together all of both
+    // P_drop V, its sq × dqk head block of `out`: together all of both; and
+    // under `record`, its block of `kept`
     unsafe {
         probs.set_len(n_probs);
         out.set_len(n_out);
+        kept.set_len(kept.capacity());
     }
     drop((qs, ks, vs));
     let out = q.device().tensor_from_vec(out, (b, sq, i));

@@ -18,7 +18,7 @@ use dfdx::prelude::*;
 use rayon::prelude::*;
 
 use super::{apply_kept_add, DropMask};
-use super::{cpu_grad, f32s, f32s_mut, simd, view};
+use super::{cpu_grad, f32s, f32s_mut, simd, view, zeroed_chunks};
 use crate::tensor::Float;
 
 const CHUNK: usize = 1 << 14;
@@ -36,11 +36,9 @@ where
     let (t, tape) = t.split_tape();
     let xs = view(&t);
     if !T::OWNS_TAPE {
-        let mut y = vec![E::zero(); xs.len()];
-        y.par_chunks_mut(CHUNK)
-            .zip(xs.par_chunks(CHUNK))
-            .enumerate()
-            .for_each(|(c, (y, x))| mask.apply(x, y, (c * CHUNK) as u64));
+        let (y, _) = zeroed_chunks((E::zero(), 0u8), xs.len(), false, CHUNK, |c, y, _| {
+            mask.apply(&xs[c * CHUNK..][..y.len()], y, (c * CHUNK) as u64)
+        });
         drop(xs);
         return t.device().tensor_from_vec(y, shape).put_tape(tape);
     }
@@ -119,13 +117,7 @@ fn recorded<E: Float>(
     n: usize,
     f: impl Fn(usize, &mut [E], &mut [u8]) + Sync,
 ) -> (Vec<E>, Vec<u8>) {
-    let mut y = vec![E::zero(); n];
-    let mut kept = vec![0u8; n];
-    y.par_chunks_mut(CHUNK)
-        .zip(kept.par_chunks_mut(CHUNK))
-        .enumerate()
-        .for_each(|(c, (y, k))| f(c, y, k));
-    (y, kept)
+    zeroed_chunks((E::zero(), 0u8), n, true, CHUNK, f)
 }
 
 /// `out` with `tape`, and under a tape the backward `g_input += g_out · scale`

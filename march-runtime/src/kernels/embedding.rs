@@ -19,7 +19,7 @@ use std::borrow::Cow;
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{cpu_grad, view, DropMask, SendPtr};
+use super::{cpu_grad, filled, view, DropMask, SendPtr};
 use crate::arch::Combine;
 use crate::tensor::{AnyTape, Float, Hidden};
 
@@ -55,8 +55,9 @@ where
     let mean = with_table && combine == Combine::Mean;
     let n = b * s * M;
     // under a tape, each dropout's draws (a byte per element)
+    // (each row zeroed by the task that writes it: see `zeroed_chunks`)
     let mut kept: [Vec<u8>; 2] =
-        masks.map(|m| vec![0u8; if T::OWNS_TAPE && m.is_some() { n } else { 0 }]);
+        masks.map(|m| Vec::with_capacity(if T::OWNS_TAPE && m.is_some() { n } else { 0 }));
     let kept_ptr = [SendPtr(kept[0].as_mut_ptr()), SendPtr(kept[1].as_mut_ptr())];
     let es = view(embedding);
     // (dfdx's `as_vec` of a tensor of no elements panics)
@@ -65,16 +66,19 @@ where
     } else {
         Cow::Borrowed(&[][..])
     };
-    let mut y = vec![E::zero(); n];
-    y.par_chunks_mut(ROWS * M).enumerate().for_each_init(
+    let mut y: Vec<E> = Vec::with_capacity(n);
+    let y_ptr = SendPtr(y.as_mut_ptr());
+    (0..n.div_ceil(ROWS * M)).into_par_iter().for_each_init(
         || vec![E::zero(); M],
-        |dropped, (task, y)| {
+        |dropped, task| {
+            let start = task * ROWS * M;
+            // SAFETY: this task's rows of `y`'s capacity, its own
+            let y = unsafe { filled(y_ptr.get().add(start), (ROWS * M).min(n - start), E::zero()) };
             for (r, y) in (task * ROWS..).zip(y.chunks_mut(M)) {
                 let at = r * M;
-                // SAFETY (each): row r of a recording, written by this task only
-                let record = |d: usize| unsafe {
-                    std::slice::from_raw_parts_mut(kept_ptr[d].get().add(at), M)
-                };
+                // SAFETY (each): row r of a recording's capacity, made once
+                // and by this task only
+                let record = |d: usize| unsafe { filled(kept_ptr[d].get().add(at), M, 0u8) };
                 let dropout_row = |d: usize, src: &[E], dst: &mut [E]| match masks[d] {
                     Some(m) if T::OWNS_TAPE => m.apply_recording(src, dst, record(d), at as u64),
                     Some(m) => m.apply(src, dst, at as u64),
@@ -91,6 +95,14 @@ where
         },
     );
     drop((es, ts));
+    // SAFETY: every row of `y` was written above, and of each recording
+    // that exists (a dropout under a tape) by its dropout
+    unsafe {
+        y.set_len(n);
+        for k in &mut kept {
+            k.set_len(k.capacity());
+        }
+    }
     let out = embedding
         .device()
         .tensor_from_vec(y, (b, s, Const::<M>))

@@ -264,6 +264,62 @@ pub(crate) fn all_zero<E: Float>(x: &[E]) -> bool {
     }
 }
 
+/// Two buffers of `n` elements (the second empty without `both`) made on
+/// the rayon pool in chunks of `chunk`: each chunk set to `zero` by the task
+/// that then gets it, `f(chunk index, first's chunk, second's chunk)`,
+/// where `vec![zero; n]` would have one thread clear the whole buffer
+/// first — a single-threaded `memset`, ~29 GB/s on one core of the Intel
+/// Xeon (family 6 model 167) against ~53 on two, and the chunk cold again
+/// by the time its task writes it.
+pub(crate) fn zeroed_chunks<A: Copy + Send + Sync, B: Copy + Send + Sync>(
+    (zero_a, zero_b): (A, B),
+    n: usize,
+    both: bool,
+    chunk: usize,
+    f: impl Fn(usize, &mut [A], &mut [B]) + Sync,
+) -> (Vec<A>, Vec<B>) {
+    let nb = if both { n } else { 0 };
+    let mut a: Vec<A> = Vec::with_capacity(n);
+    let mut b: Vec<B> = Vec::with_capacity(nb);
+    let (pa, pb) = (SendPtr(a.as_mut_ptr()), SendPtr(b.as_mut_ptr()));
+    (0..n.div_ceil(chunk)).into_par_iter().for_each(|c| {
+        let (start, len) = (c * chunk, chunk.min(n - c * chunk));
+        // SAFETY: chunk c of each buffer's reserved capacity, this task's
+        // alone, every element set before the slice is made
+        let (ca, cb) = unsafe {
+            (
+                filled(pa.get().add(start), len, zero_a),
+                if both {
+                    filled(pb.get().add(start), len, zero_b)
+                } else {
+                    &mut []
+                },
+            )
+        };
+        f(c, ca, cb)
+    });
+    // SAFETY: every chunk of both was set above
+    unsafe {
+        a.set_len(n);
+        b.set_len(nb);
+    }
+    (a, b)
+}
+
+/// `len` elements at `p` set to `v`, as a slice.
+///
+/// # Safety
+/// `p` must address `len` writable elements that nothing else uses while
+/// the slice lives.
+unsafe fn filled<'a, T: Copy>(p: *mut T, len: usize, v: T) -> &'a mut [T] {
+    // SAFETY: the caller's; written as `MaybeUninit` before it is read as `T`
+    unsafe {
+        let s = std::slice::from_raw_parts_mut(p.cast::<std::mem::MaybeUninit<T>>(), len);
+        s.fill(std::mem::MaybeUninit::new(v));
+        &mut *(s as *mut [std::mem::MaybeUninit<T>] as *mut [T])
+    }
+}
+
 /// A raw pointer that tasks on the rayon pool may share, each writing its
 /// own disjoint part.
 #[derive(Clone, Copy)]
@@ -333,5 +389,38 @@ mod tests {
         view_mut(&mut m)[5] = -1.0;
         assert_eq!(m.as_vec()[5], -1.0);
         assert_eq!(t.as_vec()[5], 5.0, "a shared buffer is unshared first");
+    }
+
+    /// [`zeroed_chunks`] hands each chunk out once, zeroed, at its place
+    /// (the last one short), and returns what the tasks wrote; without
+    /// `both` the second buffer is empty.
+    #[test]
+    fn zeroed_chunks_hand_out_every_chunk_zeroed_once() {
+        for (n, chunk, both) in [
+            (10_000, 1024, true),
+            (1024, 1024, true),
+            (7, 3, false),
+            (0, 4, true),
+        ] {
+            let seen = std::sync::atomic::AtomicUsize::new(0);
+            let (a, b) = zeroed_chunks((0f32, 0u8), n, both, chunk, |c, a, b| {
+                assert_eq!(a.len(), chunk.min(n - c * chunk));
+                assert_eq!(b.len(), if both { a.len() } else { 0 });
+                assert!(a.iter().all(|&x| x == 0.0) && b.iter().all(|&x| x == 0));
+                for (i, x) in a.iter_mut().enumerate() {
+                    *x = (c * chunk + i) as f32;
+                }
+                b.fill(c as u8 + 1);
+                seen.fetch_add(a.len(), std::sync::atomic::Ordering::Relaxed);
+            });
+            assert_eq!(seen.into_inner(), n);
+            assert_eq!(a, (0..n).map(|i| i as f32).collect::<Vec<_>>());
+            let want: Vec<u8> = if both {
+                (0..n).map(|i| (i / chunk) as u8 + 1).collect()
+            } else {
+                vec![]
+            };
+            assert_eq!(b, want);
+        }
     }
 }

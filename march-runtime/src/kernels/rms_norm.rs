@@ -12,7 +12,7 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{cpu_grad, f32s, f32s_mut, realized, simd, view};
+use super::{cpu_grad, f32s, f32s_mut, filled, realized, simd, view, SendPtr};
 use crate::tensor::{Float, Hidden};
 
 /// Rows per task.
@@ -55,13 +55,17 @@ where
     };
     let rows = xs.len() / dim;
     let mut inv = vec![E::zero(); rows];
-    let mut y = vec![E::zero(); xs.len()];
+    // each row zeroed by the task that writes it (see `zeroed_chunks`)
+    let mut y: Vec<E> = Vec::with_capacity(xs.len());
+    let y_ptr = SendPtr(y.as_mut_ptr());
     let (eps, m) = (E::from_f64(eps).unwrap(), E::from_usize(dim).unwrap());
-    y.par_chunks_mut(dim)
-        .zip(xs.par_chunks(dim))
+    xs.par_chunks(dim)
         .zip(inv.par_iter_mut())
+        .enumerate()
         .with_min_len(ROWS)
-        .for_each(|((y, x), inv)| {
+        .for_each(|(r, (x, inv))| {
+            // SAFETY: row r of `y`'s capacity, this task's alone
+            let y = unsafe { filled(y_ptr.get().add(r * dim), dim, E::zero()) };
             if let (Some(yf), Some(xf), Some(wf)) = (f32s_mut(y), f32s(x), f32s(&ws)) {
                 let e = eps.to_f32().unwrap();
                 *inv = E::from_f32(simd::rms_norm_row(yf, xf, wf, e)).unwrap();
@@ -73,6 +77,8 @@ where
                 *y = *inv * x * w;
             }
         });
+    // SAFETY: every row was written above
+    unsafe { y.set_len(xs.len()) };
     drop(xs);
     let out = x.device().tensor_from_vec(y, shape);
     if !T::OWNS_TAPE {
