@@ -30,18 +30,25 @@ pub(crate) unsafe fn written<E>(n: usize, fill: impl FnOnce(*mut E)) -> Vec<E> {
     v
 }
 
+/// Factors of an `m × k · k × n` product, `m × k` and `k × n` elements of
+/// small, exactly representable values (for timing and tests).
+fn factors((m, k, n): (usize, usize, usize)) -> (Vec<f32>, Vec<f32>) {
+    let lhs = (0..m * k)
+        .map(|i| ((i % 97) as f32 - 48.0) * 1e-2)
+        .collect();
+    let rhs = (0..k * n)
+        .map(|i| ((i % 89) as f32 - 44.0) * 1e-2)
+        .collect();
+    (lhs, rhs)
+}
+
 /// Seconds of one `m × k · k × n` f32 product through the projections'
 /// own path (gemm, or bf16 with [`Matmul::Bf16`]), into a fresh buffer:
 /// what `march bench` measures its ceiling with. Errors where
 /// [`Matmul::check`] does.
 pub fn time_product((m, k, n): (usize, usize, usize), precision: Matmul) -> Result<f64, String> {
     precision.check()?;
-    let lhs: Vec<f32> = (0..m * k)
-        .map(|i| ((i % 97) as f32 - 48.0) * 1e-2)
-        .collect();
-    let rhs: Vec<f32> = (0..k * n)
-        .map(|i| ((i % 89) as f32 - 44.0) * 1e-2)
-        .collect();
+    let (lhs, rhs) = factors((m, k, n));
     let mut dst = vec![0f32; m * n];
     let bf16 = precision == Matmul::Bf16;
     let t0 = std::time::Instant::now();
@@ -579,6 +586,16 @@ const NARROW_PART: usize = 64;
 mod tests {
     use super::*;
 
+    /// A starting destination of `n` elements for products that accumulate.
+    fn destination(n: usize) -> Vec<f32> {
+        (0..n).map(|i| ((i % 13) as f32 - 6.0) * 0.5).collect()
+    }
+
+    /// Where element `(i, j)` of a matrix with these strides lies.
+    fn at([rs, cs]: [isize; 2], i: usize, j: usize) -> usize {
+        i * rs as usize + j * cs as usize
+    }
+
     /// A product of this shape and these strides with no matrices behind
     /// it: enough to ask its [`Product::path`].
     fn shaped(
@@ -669,13 +686,8 @@ mod tests {
         ] {
             let product = shaped((m, k, n), ds, ls, rs);
             assert_eq!(pool.install(|| product.path(true)), path, "{m}×{k}·{k}×{n}");
-            let lhs: Vec<f32> = (0..m * k)
-                .map(|i| ((i % 97) as f32 - 48.0) * 1e-2)
-                .collect();
-            let rhs: Vec<f32> = (0..k * n)
-                .map(|i| ((i % 89) as f32 - 44.0) * 1e-2)
-                .collect();
-            let start: Vec<f32> = (0..m * n).map(|i| ((i % 13) as f32 - 6.0) * 0.5).collect();
+            let (lhs, rhs) = factors((m, k, n));
+            let start = destination(m * n);
             let run = |parallel: bool| {
                 let mut dst = start.clone();
                 // SAFETY: the buffers hold m×k, k×n and m×n elements
@@ -701,8 +713,6 @@ mod tests {
             }
             // and it is the product: one element checked in f64
             let (r, c) = (m / 2, n / 3);
-            let at =
-                |[rs_, cs_]: [isize; 2], i: usize, j: usize| i * rs_ as usize + j * cs_ as usize;
             let want = start[at(ds, r, c)] as f64
                 + (0..k)
                     .map(|j| lhs[at(ls, r, j)] as f64 * rhs[at(rs, j, c)] as f64)
@@ -756,15 +766,8 @@ mod tests {
             if path != Path::SplitDepth {
                 continue;
             }
-            let at =
-                |[rs_, cs_]: [isize; 2], i: usize, j: usize| i * rs_ as usize + j * cs_ as usize;
-            let lhs: Vec<f32> = (0..m * k)
-                .map(|i| ((i % 97) as f32 - 48.0) * 1e-2)
-                .collect();
-            let rhs: Vec<f32> = (0..k * n)
-                .map(|i| ((i % 89) as f32 - 44.0) * 1e-2)
-                .collect();
-            let start: Vec<f32> = (0..m * n).map(|i| ((i % 13) as f32 - 6.0) * 0.5).collect();
+            let (lhs, rhs) = factors((m, k, n));
+            let start = destination(m * n);
             for accumulate in [true, false] {
                 let run = |threads: usize| {
                     let pool = rayon::ThreadPoolBuilder::new()
@@ -850,21 +853,14 @@ mod tests {
             let product = shaped((m, k, n), ds, ls, rs);
             assert_eq!(product.path(true), Path::Transposing);
             assert_eq!(product.path(false), Path::Transposing);
-            let lhs: Vec<f32> = (0..m * k)
-                .map(|i| ((i % 97) as f32 - 48.0) * 1e-2)
-                .collect();
-            let rhs: Vec<f32> = (0..k * n)
-                .map(|i| ((i % 89) as f32 - 44.0) * 1e-2)
-                .collect();
+            let (lhs, rhs) = factors((m, k, n));
             for accumulate in [true, false] {
                 // a product that does not accumulate reads nothing of its
                 // destination: NaN there would show
-                let start: Vec<f32> = (0..m * n)
-                    .map(|i| match accumulate {
-                        true => ((i % 13) as f32 - 6.0) * 0.5,
-                        false => f32::NAN,
-                    })
-                    .collect();
+                let start = match accumulate {
+                    true => destination(m * n),
+                    false => vec![f32::NAN; m * n],
+                };
                 let mut want = start.clone();
                 // SAFETY: the buffers hold m×k, k×n and m×n elements under
                 // the given strides
