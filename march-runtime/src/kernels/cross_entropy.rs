@@ -22,7 +22,7 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{all_zero, cpu_grad, cpu_grad_vec, f32s, f32s_mut, simd, view, SendPtr};
+use super::{all_zero, cpu_grad, cpu_grad_vec, f32s, f32s_mut, filled, simd, view, SendPtr};
 use crate::tensor::{AnyTape, Float};
 
 /// Loss of one position: `logsumexp(z) − z[label]`, and (with `grad`) its
@@ -109,11 +109,7 @@ where
             .map(|(i, (r, l))| {
                 // SAFETY: row i of the reserved buffer, this task's alone,
                 // zeroed before it is made a slice
-                let g = unsafe {
-                    let p = at.get().add(i * V);
-                    std::ptr::write_bytes(p, 0, V);
-                    std::slice::from_raw_parts_mut(p, V)
-                };
+                let g = unsafe { filled(at.get().add(i * V), V, E::zero()) };
                 row_loss((r, Some(g)), l)
             })
             .collect();
