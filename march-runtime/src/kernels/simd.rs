@@ -121,7 +121,11 @@ pub fn set_isa(isa_: Isa) -> Result<Isa, String> {
 /// Defines each `pub fn` given four times: in [`portable`] (compiled for
 /// the baseline), in `v3` and `v4` (the same body compiled for AVX2 + FMA
 /// and for AVX-512) and here, choosing by [`isa`]. Helpers the bodies call
-/// must be `#[inline(always)]` to be compiled for each target with them.
+/// must be `#[inline(always)]` to be compiled for each target with them,
+/// and the bodies loop with `for`, not with iterator consumers (`sum`,
+/// `fold`, `for_each`) over long ranges: those are generic functions LLVM
+/// may keep out of line, compiled for the baseline with the loop inside
+/// (`objdump -d` of the binary lists what each `v4::` function calls).
 macro_rules! multiversion {
     ($(
         $(#[doc = $doc:literal])*
@@ -380,7 +384,14 @@ multiversion! {
     /// `Σ x²`, accumulated in `f64` per block of 1,024 (for gradient norms
     /// over millions of elements).
     pub fn sum_squares_f64(x: &[f32]) -> f64 {
-        x.chunks(1024).map(|c| dot_lanes(c, c) as f64).sum()
+        // a `for` loop, not `.map(..).sum()`: that `fold` is a generic
+        // function LLVM kept out of line, compiled for the baseline, so
+        // every build ran the SSE2 loop
+        let mut s = 0.0f64;
+        for c in x.chunks(1024) {
+            s += dot_lanes(c, c) as f64;
+        }
+        s
     }
 
     /// The softmax's backward on one row: `dp ← p ⊙ (dp − ⟨dp, p⟩)`.
