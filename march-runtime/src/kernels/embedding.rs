@@ -19,7 +19,7 @@ use std::borrow::Cow;
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{cpu_grad, filled, view, DropMask, SendPtr};
+use super::{cpu_grad, f32s, f32s_mut, filled, simd, view, DropMask, SendPtr};
 use crate::arch::Combine;
 use crate::tensor::{AnyTape, Float, Hidden};
 
@@ -132,6 +132,16 @@ where
         // dropout `which`
         let add_row = |which: usize, dst: &mut [E], r: usize, at: std::ops::Range<usize>| {
             let gy = &gy[r * M..][at.clone()];
+            if let (Some(dst), Some(gy)) = (f32s_mut(dst), f32s(gy)) {
+                let s = scales[which].map(|s| s.to_f32().unwrap());
+                let kept = if s.is_some() {
+                    &kept[which][r * M..][at]
+                } else {
+                    &[][..]
+                };
+                let c = with_table.then(|| c.to_f32().unwrap());
+                return simd::embedding_grad_add(kept, s, c, dst, gy);
+            }
             let g = |g: E| if with_table { E::zero() + c * g } else { g };
             match scales[which] {
                 Some(scale) => {

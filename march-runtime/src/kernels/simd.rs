@@ -526,6 +526,39 @@ multiversion! {
         }
     }
 
+    /// The input embedding's gradient of one dropout's input, added:
+    /// `gx[j] += 0 + g·s` where `kept[j]` (else `+= 0`), `g = 0 + c · gy[j]`
+    /// under the mean's factor `c`, else `gy[j]`; without a dropout
+    /// (`s = None`) `gx[j] += g`. The composition's operations in its order,
+    /// signed zeros included (`kernels/embedding.rs`).
+    pub fn embedding_grad_add(kept: &[u8], s: Option<f32>, c: Option<f32>, gx: &mut [f32], gy: &[f32]) {
+        assert_eq!(gx.len(), gy.len());
+        match (s, c) {
+            (Some(s), Some(c)) => {
+                assert_eq!(kept.len(), gx.len());
+                for ((g, &y), &k) in gx.iter_mut().zip(gy).zip(kept) {
+                    *g += if k != 0 { 0.0 + (0.0 + c * y) * s } else { 0.0 };
+                }
+            }
+            (Some(s), None) => {
+                assert_eq!(kept.len(), gx.len());
+                for ((g, &y), &k) in gx.iter_mut().zip(gy).zip(kept) {
+                    *g += if k != 0 { 0.0 + y * s } else { 0.0 };
+                }
+            }
+            (None, Some(c)) => {
+                for (g, &y) in gx.iter_mut().zip(gy) {
+                    *g += 0.0 + c * y;
+                }
+            }
+            (None, None) => {
+                for (g, &y) in gx.iter_mut().zip(gy) {
+                    *g += y;
+                }
+            }
+        }
+    }
+
     /// `x[j] ← x[j] · mask(offset + j)`.
     pub fn dropout_in_place(mask: &DropMask, x: &mut [f32], offset: u64) {
         let s = mask.scale as f32;
@@ -781,6 +814,29 @@ mod tests {
         portable::kept_scale_add(&kb, s, &mut db, &y);
         portable::dropout_backward(&mask, &mut dw, &y, 77);
         assert_eq!((bits(&da), bits(&db)), (bits(&dw), bits(&dw)));
+        // the embedding's gradient, each form: every build alike, and the
+        // scalar expression's bits (signed zeros included: `y` has some)
+        for (s, c) in [
+            (Some(s), Some(0.5)),
+            (Some(s), None),
+            (None, Some(0.5)),
+            (None, None),
+        ] {
+            let (mut da, mut db) = (w.clone(), w.clone());
+            embedding_grad_add(&ka, s, c, &mut da, &y);
+            portable::embedding_grad_add(&kb, s, c, &mut db, &y);
+            let want: Vec<f32> = (w.iter().zip(&y).zip(&ka))
+                .map(|((&d, &y), &k)| {
+                    let g = c.map_or(y, |c| 0.0 + c * y);
+                    d + match s {
+                        Some(s) if k != 0 => 0.0 + g * s,
+                        Some(_) => 0.0,
+                        None => g,
+                    }
+                })
+                .collect();
+            assert_eq!((bits(&da), bits(&db)), (bits(&want), bits(&want)));
+        }
         // the fused residual add: dropout's values plus the residual
         let (mut ka, mut kb) = (vec![7u8; n], vec![7u8; n]);
         dropout_keep_add(&mask, &x, &w, &mut ya, &mut ka, 77);
