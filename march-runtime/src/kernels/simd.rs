@@ -424,17 +424,19 @@ multiversion! {
     ) {
         let m = x.len();
         assert!(gx.len() == m && dw.len() == m && gy.len() == m && w.len() == m);
+        // ⟨gy ⊙ w, x⟩ over the lanes (by chunks: indexed, the loop ran
+        // one lane at a time)
         let mut acc = [0.0f32; LANES];
-        let mut i = 0;
-        while i + LANES <= m {
+        let (cg, cw, cx) = (gy.chunks_exact(LANES), w.chunks_exact(LANES), x.chunks_exact(LANES));
+        let (rg, rw, rx) = (cg.remainder(), cw.remainder(), cx.remainder());
+        for ((g, w), x) in cg.zip(cw).zip(cx) {
             for j in 0..LANES {
-                acc[j] += gy[i + j] * w[i + j] * x[i + j];
+                acc[j] += g[j] * w[j] * x[j];
             }
-            i += LANES;
         }
         let mut d = sum_lanes(acc);
-        for j in i..m {
-            d += gy[j] * w[j] * x[j];
+        for ((&g, &w), &x) in rg.iter().zip(rw).zip(rx) {
+            d += g * w * x;
         }
         let c = inv * inv * inv * d / m as f32;
         for j in 0..m {
