@@ -312,8 +312,16 @@ pub(crate) fn zeroed_chunks<A: Copy + Send + Sync, B: Copy + Send + Sync>(
 /// `p` must address `len` writable elements that nothing else uses while
 /// the slice lives.
 unsafe fn filled<'a, T: Copy>(p: *mut T, len: usize, v: T) -> &'a mut [T] {
-    // SAFETY: the caller's; written as `MaybeUninit` before it is read as `T`
+    // SAFETY: the caller's; written as `MaybeUninit` before it is read as
+    // `T`; `v`'s bytes are read as the plain bytes of a `Copy` value
     unsafe {
+        let bytes = std::slice::from_raw_parts((&v as *const T).cast::<u8>(), size_of::<T>());
+        if bytes.iter().all(|&b| b == 0) {
+            // zero (the usual case): libc's `memset`, at the CPU's full
+            // vector width, where the generic loop is built for the baseline
+            std::ptr::write_bytes(p, 0, len);
+            return std::slice::from_raw_parts_mut(p, len);
+        }
         let s = std::slice::from_raw_parts_mut(p.cast::<std::mem::MaybeUninit<T>>(), len);
         s.fill(std::mem::MaybeUninit::new(v));
         &mut *(s as *mut [std::mem::MaybeUninit<T>] as *mut [T])
