@@ -24,6 +24,9 @@
 //! The cost: memory freed after the data is loaded stays in the process
 //! (reused by the tensors, not returned). Measured: see the README's
 //! performance section.
+//!
+//! [`ParallelZeroing`], the `march` binary's global allocator, clears large
+//! zeroed blocks (dfdx's gradient buffers) on every thread of the pool.
 
 /// Tunes glibc's malloc as described in the module docs. A no-op on other
 /// targets. Call once, early (the `march` binary does, as do the benches).
@@ -50,5 +53,127 @@ pub fn keep_freed_memory() {
             mallopt(M_TRIM_THRESHOLD, i32::MAX);
             mallopt(M_TOP_PAD, 256 << 20);
         }
+    }
+}
+
+/// The system allocator, with large zeroed blocks cleared by every thread
+/// of the rayon pool instead of one: dfdx allocates each intermediate's
+/// gradient buffer zeroed (`vec![0; n]`, a `calloc`), on the thread that
+/// runs the backward, while the pool's other threads wait. Only a request
+/// of at least [`ParallelZeroing::MIN`] bytes made on a pool thread is
+/// split; anything else is the system allocator's. Install with
+/// `#[global_allocator]` (the `march` binary does).
+pub struct ParallelZeroing;
+
+impl ParallelZeroing {
+    /// Below this, one thread's `memset` is as fast as a hand-off.
+    pub const MIN: usize = 1 << 20;
+    /// Bytes per task: a multiple of the cache line.
+    const PART: usize = 256 << 10;
+}
+
+/// `n` bytes at `p` set to zero by the rayon pool's threads, in parts of
+/// [`ParallelZeroing::PART`] (the last one short).
+///
+/// # Safety
+/// `p` must address `n` writable bytes that nothing else uses meanwhile.
+unsafe fn zero_in_parallel(p: *mut u8, n: usize) {
+    use rayon::prelude::*;
+    let at = p as usize;
+    // (a range's parallel loop allocates nothing itself: no re-entry
+    // beyond the small blocks rayon's bookkeeping may take)
+    (0..n.div_ceil(ParallelZeroing::PART))
+        .into_par_iter()
+        .for_each(|i| {
+            let start = i * ParallelZeroing::PART;
+            let len = ParallelZeroing::PART.min(n - start);
+            // SAFETY: bytes [start, start + len) of the caller's block, each
+            // part written by one task
+            unsafe { std::ptr::write_bytes((at + start) as *mut u8, 0, len) };
+        });
+}
+
+// SAFETY: every block comes from `System` and goes back to it with its
+// layout; `alloc_zeroed` returns it with all `layout.size()` bytes zero
+unsafe impl std::alloc::GlobalAlloc for ParallelZeroing {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let n = layout.size();
+        if n < Self::MIN || rayon::current_thread_index().is_none() {
+            return unsafe { std::alloc::System.alloc_zeroed(layout) };
+        }
+        let p = unsafe { std::alloc::System.alloc(layout) };
+        if p.is_null() {
+            return p;
+        }
+        // SAFETY: the block just allocated, `n` bytes, nothing else's yet
+        unsafe { zero_in_parallel(p, n) };
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{zero_in_parallel, ParallelZeroing};
+    use std::alloc::{GlobalAlloc, Layout};
+
+    /// Dirty buffers cleared on the pool: every byte zero, the last part
+    /// short; nothing past the end touched.
+    #[test]
+    fn zeroing_on_the_pool_clears_every_part() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        for n in [1, ParallelZeroing::PART, 3 * ParallelZeroing::PART + 4100] {
+            let mut buf = vec![0xA5u8; n + 1];
+            // SAFETY: the first n bytes of `buf`, borrowed by nothing else
+            pool.install(|| unsafe { zero_in_parallel(buf.as_mut_ptr(), n) });
+            assert!(buf[..n].iter().all(|&b| b == 0), "{n} bytes not all zero");
+            assert_eq!(buf[n], 0xA5, "the byte past the end");
+        }
+    }
+
+    /// `alloc_zeroed` gives zeroed blocks on a pool thread and off it,
+    /// above and below the split's threshold (whether glibc reuses a dirty
+    /// block here is its choice: the clearing itself is tested above).
+    #[test]
+    fn zeroed_blocks_are_zero_on_and_off_the_pool() {
+        let sizes = [ParallelZeroing::MIN - 64, ParallelZeroing::MIN, 50 << 20];
+        let check = || {
+            for &n in &sizes {
+                let layout = Layout::from_size_align(n, 64).unwrap();
+                // SAFETY: a valid non-zero layout; each block freed with it
+                unsafe {
+                    let p = ParallelZeroing.alloc(layout);
+                    std::ptr::write_bytes(p, 0xA5, n);
+                    ParallelZeroing.dealloc(p, layout);
+                    let z = ParallelZeroing.alloc_zeroed(layout);
+                    assert!(!z.is_null());
+                    assert!(std::slice::from_raw_parts(z, n).iter().all(|&b| b == 0));
+                    ParallelZeroing.dealloc(z, layout);
+                }
+            }
+        };
+        check();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            assert!(rayon::current_thread_index().is_some());
+            check()
+        });
     }
 }
