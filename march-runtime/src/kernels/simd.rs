@@ -317,9 +317,17 @@ multiversion! {
             }
         }
         let mut s = sum_lanes(acc);
-        for v in chunks.into_remainder() {
-            *v = exp(*v - shift);
-            s += *v;
+        // the tail (a 230-wide attention row has 6) through the vector
+        // loop too, padded; added one by one as before
+        let rest = chunks.into_remainder();
+        let mut tail = [shift; LANES];
+        tail[..rest.len()].copy_from_slice(rest);
+        for t in tail.iter_mut() {
+            *t = exp(*t - shift);
+        }
+        for (v, &t) in rest.iter_mut().zip(&tail) {
+            *v = t;
+            s += t;
         }
         s
     }
@@ -674,6 +682,27 @@ mod tests {
         let mut e = x.clone();
         let s = exp_shifted(&mut e, want_max);
         assert!((s as f64 - want_exp).abs() < 1e-5 * want_exp);
+        // every length's tail: the scalar `exp` of each element and the
+        // lanes' sum, then the tail's, one by one (the bits of the loop
+        // as first written, where the tail ran element by element)
+        for n in 0..2 * LANES + 3 {
+            let mut got = x[..n].to_vec();
+            let sum = exp_shifted(&mut got, 1.5);
+            let want: Vec<f32> = x[..n].iter().map(|&v| exp(v - 1.5)).collect();
+            let full = n / LANES * LANES;
+            let mut acc = [0.0f32; LANES];
+            for c in want[..full].chunks(LANES) {
+                for j in 0..LANES {
+                    acc[j] += c[j];
+                }
+            }
+            let want_sum = want[full..].iter().fold(sum_lanes(acc), |s, &v| s + v);
+            assert_eq!(
+                (bits(&got), sum.to_bits()),
+                (bits(&want), want_sum.to_bits()),
+                "{n}"
+            );
+        }
         assert!(all_zero(&[0.0, -0.0, 0.0]));
         assert!(!all_zero(&[0.0, 1e-30]));
     }
