@@ -11,7 +11,7 @@ use std::any::TypeId;
 
 use gemm::Parallelism;
 
-use super::{amx, dpbf16, transpose, Matmul, SendPtr};
+use super::{amx, dpbf16, f32s, f32s_mut, simd, transpose, Matmul, SendPtr};
 use crate::tensor::Float;
 
 /// A fresh buffer of `n` elements, every one written by `fill` through the
@@ -527,7 +527,13 @@ impl<E: Float> Product<E> {
                 std::slice::from_raw_parts_mut(dst.get().offset(line as isize * stride), len)
             };
             for s in &scratch {
-                for (d, &s) in d.iter_mut().zip(&s[line * len..(line + 1) * len]) {
+                let s = &s[line * len..(line + 1) * len];
+                // (`d + 1·s` is `d + s`: the same bits, at the vector width)
+                if let (Some(d), Some(s)) = (f32s_mut(&mut *d), f32s(s)) {
+                    simd::axpy(d, 1.0, s);
+                    continue;
+                }
+                for (d, &s) in d.iter_mut().zip(s) {
                     *d += s;
                 }
             }
