@@ -63,6 +63,11 @@ pub fn keep_freed_memory() {
 /// of at least [`ParallelZeroing::MIN`] bytes made on a pool thread is
 /// split; anything else is the system allocator's. Install with
 /// `#[global_allocator]` (the `march` binary does).
+///
+/// While its parts run, the allocating thread may run other tasks of the
+/// pool (rayon's join steals): as with any parallel loop, a large zeroed
+/// allocation must not be made while holding a lock those tasks take.
+/// march's kernels make none under a lock.
 pub struct ParallelZeroing;
 
 impl ParallelZeroing {

@@ -310,7 +310,8 @@ pub(crate) fn zeroed_chunks<A: Copy + Send + Sync, B: Copy + Send + Sync>(
 ///
 /// # Safety
 /// `p` must address `len` writable elements that nothing else uses while
-/// the slice lives.
+/// the slice lives, and `T` must have no padding bytes (the kernels' numbers
+/// and bytes: `v`'s bytes are compared with zero).
 unsafe fn filled<'a, T: Copy>(p: *mut T, len: usize, v: T) -> &'a mut [T] {
     // SAFETY: the caller's; written as `MaybeUninit` before it is read as
     // `T`; `v`'s bytes are read as the plain bytes of a `Copy` value
