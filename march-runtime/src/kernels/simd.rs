@@ -320,6 +320,9 @@ multiversion! {
         // the tail (a 230-wide attention row has 6) through the vector
         // loop too, padded; added one by one as before
         let rest = chunks.into_remainder();
+        if rest.is_empty() {
+            return s;
+        }
         let mut tail = [shift; LANES];
         tail[..rest.len()].copy_from_slice(rest);
         for t in tail.iter_mut() {
