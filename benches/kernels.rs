@@ -170,6 +170,40 @@ fn multi_head_attention(c: &mut Criterion) {
     g.finish();
 }
 
+/// The small model's encoder self-attention (`SmallBaseline`: batch 16,
+/// 4 heads of 32), forward and backward with padding and dropout 0.1: its
+/// products are a quarter as deep as the baseline's, so the softmax, the
+/// dropout and each product's fixed costs weigh more.
+fn small_attention(c: &mut Criterion) {
+    const BS: usize = 16;
+    let arch = baseline();
+    let dev = Cpu::seed_from_u64(0);
+    type Flat = Tensor<(usize, usize, usize), f32, Cpu>;
+    let q: Flat = dev.sample_normal_like(&(BS, SE, 128));
+    let k: Flat = dev.sample_normal_like(&(BS, SE, 128));
+    let v: Flat = dev.sample_normal_like(&(BS, SE, 128));
+    let bias = padding_bias(&dev.ones_like(&(BS, SE)), SE);
+    let mut g = c.benchmark_group("attention_16x4x230x230_dim32");
+    g.throughput(Throughput::Elements((BS * 4 * SE * SE) as u64));
+    g.sample_size(20);
+    g.bench_function("fused", |b| {
+        b.iter(|| {
+            let ctx = Ctx::train_seeded(arch, 1);
+            let mask = ctx.dropout_mask(0.1);
+            let out = fused_attention::<4, 32, f32, _>(q.leaky_trace(), &k, &v, &bias, None, mask);
+            out.sum::<Rank0, _>().backward()
+        })
+    });
+    g.bench_function("fused_forward", |b| {
+        b.iter(|| {
+            let ctx = Ctx::train_seeded(arch, 1);
+            let mask = ctx.dropout_mask(0.1);
+            fused_attention::<4, 32, f32, _>(q.leaky_trace(), &k, &v, &bias, None, mask)
+        })
+    });
+    g.finish();
+}
+
 fn rms_norm(c: &mut Criterion) {
     let dev = Cpu::seed_from_u64(0);
     let norm = <RmsNorm<512, 512, f32, Cpu> as BuildModule<Cpu, f32>>::build(&dev);
@@ -323,6 +357,7 @@ criterion_group!(
     projection,
     lm_head,
     multi_head_attention,
+    small_attention,
     rms_norm,
     dropout,
     input_embedding,
