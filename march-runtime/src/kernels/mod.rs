@@ -21,6 +21,7 @@ pub mod embedding;
 pub mod glu;
 pub mod linear;
 mod mask;
+mod panels;
 mod product;
 pub mod rms_norm;
 pub mod rope;

@@ -11,7 +11,7 @@ use std::any::TypeId;
 
 use gemm::Parallelism;
 
-use super::{amx, dpbf16, f32s, f32s_mut, simd, transpose, Matmul, SendPtr};
+use super::{amx, dpbf16, f32s, f32s_mut, panels, simd, transpose, Matmul, SendPtr};
 use crate::tensor::Float;
 
 /// A fresh buffer of `n` elements, every one written by `fill` through the
@@ -170,6 +170,8 @@ pub(crate) unsafe fn gemm_into<E: Float>(
 enum Path {
     /// [`Product::transposing`].
     Transposing,
+    /// [`Product::panels`].
+    Panels,
     /// [`Product::split`] into this many parts.
     Split(usize),
     /// [`Product::split_depth`] into [`DEPTH_PARTS`] parts.
@@ -250,6 +252,68 @@ impl<E: Float> Product<E> {
         self
     }
 
+    /// The same product as gemm sees it (see [`Product::transposed`]):
+    /// `dstᵀ = rhsᵀ · lhsᵀ` where the destination is row-major.
+    fn in_gemm_orientation(self) -> Self {
+        if !self.transposed() {
+            return self;
+        }
+        let (m, k, n) = self.mkn;
+        let swap = |[rs, cs]: [isize; 2]| [cs, rs];
+        Product {
+            mkn: (n, k, m),
+            dst: self.dst,
+            dst_strides: swap(self.dst_strides),
+            accumulate: self.accumulate,
+            lhs: self.rhs,
+            lhs_strides: swap(self.rhs_strides),
+            rhs: self.lhs,
+            rhs_strides: swap(self.lhs_strides),
+        }
+    }
+
+    /// [`Product::run`] where gemm's left factor is row-major and has at
+    /// least as many rows as the destination has columns (gemm's
+    /// orientation; `f32`, on gemm's vector microkernels): its rows packed
+    /// straight into gemm's panels and split over the threads by
+    /// [`panels::row_major_product`], every element gemm's own sum (tested
+    /// bit for bit). The LM head's forward (30,000 rows, 416 columns) and
+    /// the decoder's `dX += dY · Wᵀ` (512 or 2,048 rows, 416 columns);
+    /// where the columns outnumber the rows (the encoder's 1,840),
+    /// [`Product::transposing`] is as fast or faster: gemm splits the
+    /// columns and packs the right factor once for both threads.
+    /// Measured on the Intel Xeon (family 6 model 167, 2 threads, 7
+    /// December 2026, `march bench Baseline --products`, alternated with
+    /// the build before): the LM head's forward 49.9–52.0 → 44.8–45.2 ms,
+    /// the decoder's `416×512·512×512` gradients 17.5–17.9 → 15.4–16.1 ms
+    /// (18 a step).
+    ///
+    /// # Safety
+    /// As [`gemm_into`]; `E` must be `f32` and [`panels::available`] hold.
+    unsafe fn panels(self, parallel: bool) {
+        let threads = match parallel {
+            true => rayon::current_num_threads(),
+            false => 1,
+        };
+        let g = self.in_gemm_orientation();
+        let [a_rs, a_cs] = g.lhs_strides;
+        debug_assert_eq!(a_cs, 1, "a row-major left factor");
+        // SAFETY: the caller's (E is f32)
+        unsafe {
+            panels::row_major_product(
+                g.mkn,
+                g.dst as *mut f32,
+                g.dst_strides,
+                g.accumulate,
+                g.lhs as *const f32,
+                a_rs,
+                g.rhs as *const f32,
+                g.rhs_strides,
+                threads,
+            )
+        }
+    }
+
     /// The product with gemm's left factor read from `factor` instead:
     /// the same matrix, column-major in gemm's orientation, each column
     /// `rows` long.
@@ -272,6 +336,11 @@ impl<E: Float> Product<E> {
         let rows = self.rows();
         let (_, [factor_rs, factor_cs]) = self.factor();
         if factor_cs == 1 && factor_rs.abs() != 1 && rows * k >= TRANSPOSE_MIN {
+            let (m, _, n) = self.mkn;
+            let cols = if self.transposed() { m } else { n };
+            if TypeId::of::<E>() == TypeId::of::<f32>() && panels::available() && rows >= cols {
+                return Path::Panels;
+            }
             return Path::Transposing;
         }
         let parts = rayon::current_num_threads().min(rows / NARROW_PART);
@@ -292,6 +361,7 @@ impl<E: Float> Product<E> {
         // SAFETY (all three): the caller's
         match self.path(parallel) {
             Path::Transposing => return unsafe { self.transposing(parallel) },
+            Path::Panels => return unsafe { self.panels(parallel) },
             Path::Split(parts) => return unsafe { self.split(parts) },
             Path::SplitDepth => return unsafe { self.split_depth() },
             Path::Gemm => {}
@@ -682,10 +752,15 @@ mod tests {
         // them, and the path each takes on 3 threads
         let rm = |c: usize| [c as isize, 1];
         let cm = |r: usize| [1, r as isize];
+        let panels = match super::panels::available() {
+            true => Path::Panels,
+            false => Path::Transposing,
+        };
         for (m, k, n, ds, ls, rs, path) in [
-            (230, 300, 512, rm(512), rm(300), cm(300), Path::Transposing),
-            (97, 520, 200, rm(200), rm(520), cm(520), Path::Transposing),
-            (512, 230, 300, cm(512), rm(230), rm(300), Path::Transposing),
+            (230, 300, 512, rm(512), rm(300), cm(300), panels),
+            (97, 520, 200, rm(200), rm(520), cm(520), panels),
+            (512, 230, 300, cm(512), rm(230), rm(300), panels),
+            (300, 230, 512, cm(300), rm(230), rm(512), Path::Transposing),
             (200, 16, 33, cm(200), rm(16), cm(16), Path::Split(3)),
             (230, 12, 150, rm(150), rm(12), cm(12), Path::Split(2)),
             (256, 10, 90, cm(256), rm(10), rm(90), Path::Split(3)),
@@ -836,29 +911,40 @@ mod tests {
     }
 
     /// A product whose left factor (in gemm's orientation) is row-major
-    /// goes through [`Product::transposing`]: every element equals gemm's
-    /// own product of the untransposed factor, bit for bit, accumulating
-    /// or not (then reading nothing of the destination), in parallel and
-    /// not, for both orientations of the destination, factors of several
-    /// blocks (the last one short) and depths of several of gemm's depth
-    /// blocks; as the model passes them (the LM head's forward, every
-    /// projection's `dX += dY · Wᵀ`).
+    /// goes through [`Product::panels`] where that factor has at least as
+    /// many rows as the destination has columns, else through
+    /// [`Product::transposing`]: every element equals gemm's own product
+    /// of the untransposed factor, bit for bit, accumulating or not (then
+    /// reading nothing of the destination), in parallel and not, for both
+    /// orientations of the destination, factors of several blocks and
+    /// panels (the last ones short: a last row panel of 4 rows, a last
+    /// column panel of 4 columns), depths of several of gemm's depth
+    /// blocks, the right factor read in place and packed; as the model
+    /// passes them (the LM head's forward, every projection's `dX += dY ·
+    /// Wᵀ`).
     #[test]
     fn transposed_factors_give_gemms_own_bits() {
         let rm = |c: usize| [c as isize, 1];
         let cm = |r: usize| [1, r as isize];
-        // (m, k, n, dst, lhs, rhs strides): rhs row-major seen transposed
-        // under a row-major destination, and lhs row-major under a
-        // column-major one
-        for (m, k, n, ds, ls, rs) in [
-            (52, 300, 2500, rm(2500), rm(300), cm(300)),
-            (33, 1100, 700, rm(700), rm(1100), cm(1100)),
-            (2300, 250, 40, cm(2300), rm(250), rm(40)),
-            (130, 520, 129, cm(130), rm(520), cm(520)),
+        let panels = match super::panels::available() {
+            true => Path::Panels,
+            false => Path::Transposing,
+        };
+        // (m, k, n, dst, lhs, rhs strides, path): rhs row-major seen
+        // transposed under a row-major destination, and lhs row-major under
+        // a column-major one
+        for (m, k, n, ds, ls, rs, path) in [
+            (52, 300, 2500, rm(2500), rm(300), cm(300), panels),
+            (33, 1100, 700, rm(700), rm(1100), cm(1100), panels),
+            // the right factor's depth strided: packed, as gemm would
+            (2300, 250, 40, cm(2300), rm(250), rm(40), panels),
+            (130, 520, 129, cm(130), rm(520), cm(520), panels),
+            (100, 300, 700, cm(100), rm(300), rm(700), Path::Transposing),
+            (700, 300, 90, rm(90), rm(300), cm(300), Path::Transposing),
         ] {
             let product = shaped((m, k, n), ds, ls, rs);
-            assert_eq!(product.path(true), Path::Transposing);
-            assert_eq!(product.path(false), Path::Transposing);
+            assert_eq!(product.path(true), path, "{m}×{k}·{k}×{n}");
+            assert_eq!(product.path(false), path, "{m}×{k}·{k}×{n}");
             let (lhs, rhs) = factors((m, k, n));
             for accumulate in [true, false] {
                 // a product that does not accumulate reads nothing of its

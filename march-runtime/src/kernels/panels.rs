@@ -1,0 +1,308 @@
+//! f32 products whose left factor (in gemm's orientation) is row-major,
+//! packed straight into gemm 0.19's panels and multiplied by gemm's own
+//! microkernels: every projection's `dX += dY · Wᵀ` and the tied LM head's
+//! forward `x · Eᵀ`.
+//!
+//! gemm packs such a factor element by element, so [`super::product`]
+//! first transposed it into a column-major scratch buffer, which gemm then
+//! packed again, each of two threads all of it where gemm splits the
+//! destination by columns. Here the factor's rows are transposed once,
+//! tile by tile, straight into the `MR`-row panels the microkernel reads,
+//! and the threads split the destination by those rows: each packs its own
+//! part of the long factor and reads (or, by gemm's own rule, packs) all of
+//! the short one. That pays where the left factor is the longer one by far
+//! (the LM head's forward: 30,000 rows against 416 columns); where the two
+//! sides are alike, gemm's split, which packs the right factor once for all
+//! threads, is as fast or faster ([`super::product`] chooses).
+//!
+//! Every element is the sum gemm computes, bit for bit: the same depth
+//! blocks (gemm's `kc`, which depends on the depth alone), the same
+//! microkernels (each element one FMA chain over a block, in order), added
+//! to the destination block after block as gemm adds them (tested against
+//! gemm in `product.rs`).
+
+use gemm_common::cache::kernel_params;
+use gemm_common::microkernel::MicroKernelFn;
+use rayon::prelude::*;
+
+use super::{transpose, SendPtr};
+
+/// gemm's f32 microkernels for one instruction set: `UKR[v − 1][c − 1]`
+/// multiplies `v` vectors of rows by `c` columns.
+struct Kernels {
+    /// f32 lanes of a vector.
+    lanes: usize,
+    /// Vectors of rows of the largest kernel: its rows `MR` = `vectors · lanes`.
+    vectors: usize,
+    /// Columns of the largest kernel (`NR`).
+    cols: usize,
+    ukr: &'static [[MicroKernelFn<f32>; 6]],
+}
+
+impl Kernels {
+    /// The kernels gemm 0.19 runs on this CPU (its own choice, by
+    /// `avx512f`, then `fma`), where it has vector ones.
+    fn detected() -> Option<&'static Kernels> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            static AVX512: Kernels = Kernels {
+                lanes: 16,
+                vectors: gemm_f32::microkernel::avx512f::f32::MR_DIV_N,
+                cols: gemm_f32::microkernel::avx512f::f32::NR,
+                ukr: &gemm_f32::microkernel::avx512f::f32::UKR,
+            };
+            static FMA: Kernels = Kernels {
+                lanes: 8,
+                vectors: gemm_f32::microkernel::fma::f32::MR_DIV_N,
+                cols: gemm_f32::microkernel::fma::f32::NR,
+                ukr: &gemm_f32::microkernel::fma::f32::UKR,
+            };
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Some(&AVX512);
+            }
+            if std::arch::is_x86_feature_detected!("fma") {
+                return Some(&FMA);
+            }
+        }
+        None
+    }
+
+    fn mr(&self) -> usize {
+        self.vectors * self.lanes
+    }
+}
+
+/// Whether [`row_major_product`] runs on this CPU.
+pub(crate) fn available() -> bool {
+    Kernels::detected().is_some()
+}
+
+/// `dst (m × n) [+]= a (m × k) · b (k × n)` in gemm's orientation: `a`
+/// row-major with `a_rs` between rows, `b` and `dst` with any strides
+/// (`dst` fastest with unit row stride: gemm's column-major destination);
+/// its rows split over `threads` of the rayon pool.
+///
+/// # Safety
+/// Every pointer must address the whole matrix its strides describe,
+/// `dst` must not alias `a` or `b`, and [`available`] must hold.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn row_major_product(
+    (m, k, n): (usize, usize, usize),
+    dst: *mut f32,
+    [d_rs, d_cs]: [isize; 2],
+    accumulate: bool,
+    a: *const f32,
+    a_rs: isize,
+    b: *const f32,
+    [b_rs, b_cs]: [isize; 2],
+    threads: usize,
+) {
+    let ker = Kernels::detected().expect("vector microkernels");
+    let (mr, nr) = (ker.mr(), ker.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    // gemm's depth blocks (`kc` depends on the depth alone, but for its
+    // small products) and its row block for the L2 cache
+    let params = kernel_params(m, n, k, mr, nr, size_of::<f32>());
+    let kc = match m <= 64 && n <= 64 {
+        true => k.min(512),
+        false => params.kc,
+    }
+    .max(1);
+    let mc = params.mc.max(mr) / mr * mr;
+    // whole panels of rows to each thread
+    let panels = m.div_ceil(mr);
+    let parts = threads.clamp(1, panels);
+    let edge = |p: usize| (panels * p / parts * mr).min(m);
+    let (dst, a, b) = (SendPtr(dst), SendPtr(a as *mut f32), SendPtr(b as *mut f32));
+    let part = |p: usize| {
+        let rows = edge(p)..edge(p + 1);
+        if rows.is_empty() {
+            return;
+        }
+        // SAFETY: the caller's matrices; this part's rows of `dst` are its own
+        unsafe {
+            block(
+                ker,
+                (kc, mc),
+                (rows, n, k),
+                (dst.get(), d_rs, d_cs),
+                accumulate,
+                (a.get(), a_rs),
+                (b.get(), b_rs, b_cs),
+            )
+        };
+    };
+    if parts == 1 {
+        part(0);
+    } else {
+        (0..parts).into_par_iter().for_each(part);
+    }
+}
+
+/// Rows `rows` of the destination (all `n` columns), over the whole depth
+/// `k`, on the calling thread: for each depth block, the right factor's
+/// block packed into `NR`-column panels where gemm would pack it (else read
+/// in place), then for each `mc` rows their left factor transposed into
+/// `MR`-row panels, and every (row panel, column panel) tile multiplied by
+/// the microkernel of its size.
+#[allow(clippy::too_many_arguments)]
+unsafe fn block(
+    ker: &Kernels,
+    (kc, mc): (usize, usize),
+    (rows, n, k): (std::ops::Range<usize>, usize, usize),
+    (dst, d_rs, d_cs): (*mut f32, isize, isize),
+    accumulate: bool,
+    (a, a_rs): (*const f32, isize),
+    (b, b_rs, b_cs): (*const f32, isize, isize),
+) {
+    let (mr, nr) = (ker.mr(), ker.cols);
+    let n_panels = n.div_ceil(nr);
+    let kb_max = kc.min(k);
+    // gemm's rule for packing its right factor, for this thread's rows
+    let pack_b = match b_rs.unsigned_abs() {
+        1 => rows.len() > gemm_common::gemm::get_rhs_packing_threshold() * mr,
+        _ => rows.len() > 2 * mr,
+    };
+    let a_len = mc.min(rows.len().div_ceil(mr) * mr) * kb_max;
+    let b_len = if pack_b { n_panels * nr * kb_max } else { 0 };
+    SCRATCH.with(|scratch| {
+        let (packed_a, packed_b) = &mut *scratch.borrow_mut();
+        // grown (and zeroed) only when a larger product comes
+        if packed_a.len() < a_len {
+            packed_a.resize(a_len, 0.0);
+        }
+        if packed_b.len() < b_len {
+            packed_b.resize(b_len, 0.0);
+        }
+        let mut k0 = 0;
+        while k0 < k {
+            let kb = kc.min(k - k0);
+            let b_block = b.wrapping_offset(k0 as isize * b_rs);
+            if pack_b {
+                // SAFETY: the block's kb rows of `b`, into n_panels panels
+                unsafe { pack_columns((kb, n), b_block, (b_rs, b_cs), nr, packed_b) };
+            }
+            // column panel j's first element, its depth and column strides
+            let rhs = |j: usize| -> (*const f32, isize, isize) {
+                match pack_b {
+                    true => (packed_b[j * nr * kb..].as_ptr(), nr as isize, 1),
+                    false => (
+                        b_block.wrapping_offset((j * nr) as isize * b_cs),
+                        b_rs,
+                        b_cs,
+                    ),
+                }
+            };
+            // the first block of a product that does not accumulate writes
+            // the destination without reading it (gemm's α = 0)
+            let alpha_status = if k0 == 0 && !accumulate { 0 } else { 1 };
+            let mut m0 = rows.start;
+            while m0 < rows.end {
+                let mb = mc.min(rows.end - m0);
+                let row_panels = mb.div_ceil(mr);
+                for i in 0..row_panels {
+                    let (r0, len) = (m0 + i * mr, mr.min(mb - i * mr));
+                    let panel = &mut packed_a[i * mr * kb..(i + 1) * mr * kb];
+                    // SAFETY: rows r0..r0 + len and depth k0..k0 + kb of
+                    // `a`, into a panel of kb columns of `mr` rows
+                    unsafe {
+                        transpose::transpose(
+                            (len, kb),
+                            a.offset(r0 as isize * a_rs + k0 as isize),
+                            a_rs,
+                            panel.as_mut_ptr(),
+                            mr,
+                        )
+                    };
+                    if len < mr {
+                        // the rows the last vector loads past the matrix
+                        let vec_rows = len.div_ceil(ker.lanes) * ker.lanes;
+                        for col in panel.chunks_exact_mut(mr) {
+                            col[len..vec_rows].fill(0.0);
+                        }
+                    }
+                }
+                for j in 0..n_panels {
+                    let width = nr.min(n - j * nr);
+                    let (rhs, rhs_rs, rhs_cs) = rhs(j);
+                    for i in 0..row_panels {
+                        let (r0, len) = (m0 + i * mr, mr.min(mb - i * mr));
+                        let ukr = ker.ukr[len.div_ceil(ker.lanes) - 1][width - 1];
+                        // SAFETY: tile (r0.., j·nr..) of `dst`, this
+                        // thread's rows; the left panel holds kb columns of
+                        // mr rows, the right one kb rows of `width` columns
+                        unsafe {
+                            ukr(
+                                len,
+                                width,
+                                kb,
+                                dst.offset(r0 as isize * d_rs + (j * nr) as isize * d_cs),
+                                packed_a[i * mr * kb..].as_ptr(),
+                                rhs,
+                                d_cs,
+                                d_rs,
+                                mr as isize,
+                                rhs_rs,
+                                rhs_cs,
+                                1.0,
+                                1.0,
+                                alpha_status,
+                                false,
+                                false,
+                                false,
+                                std::ptr::null(),
+                            )
+                        };
+                    }
+                }
+                m0 += mb;
+            }
+            k0 += kb;
+        }
+    })
+}
+
+thread_local! {
+    /// Each thread's packed panels (left, right), kept for its next product.
+    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const {
+        std::cell::RefCell::new((Vec::new(), Vec::new()))
+    };
+}
+
+/// The `kb × n` block of the right factor at `b` (strides `(b_rs, b_cs)`)
+/// into `nr`-column panels: panel `j`'s depth `d` at
+/// `packed[j·nr·kb + d·nr ..][..nr]`, the last panel's missing columns zero.
+///
+/// # Safety
+/// `b` must address the block's every element.
+unsafe fn pack_columns(
+    (kb, n): (usize, usize),
+    b: *const f32,
+    (b_rs, b_cs): (isize, isize),
+    nr: usize,
+    packed: &mut [f32],
+) {
+    for (j, panel) in packed
+        .chunks_exact_mut(nr * kb)
+        .take(n.div_ceil(nr))
+        .enumerate()
+    {
+        let c0 = j * nr;
+        let width = nr.min(n - c0);
+        for c in 0..nr {
+            if c >= width {
+                for d in 0..kb {
+                    panel[d * nr + c] = 0.0;
+                }
+                continue;
+            }
+            let col = (c0 + c) as isize * b_cs;
+            for d in 0..kb {
+                // SAFETY: element (d, c0 + c) of the block
+                panel[d * nr + c] = unsafe { *b.offset(d as isize * b_rs + col) };
+            }
+        }
+    }
+}
