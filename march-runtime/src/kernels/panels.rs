@@ -39,24 +39,30 @@ struct Kernels {
     ukr: &'static [[MicroKernelFn<f32>; 6]],
 }
 
+/// gemm's AVX-512 kernels: 64 rows (4 vectors of 16) by 6 columns.
+#[cfg(target_arch = "x86_64")]
+static AVX512: Kernels = Kernels {
+    lanes: 16,
+    vectors: gemm_f32::microkernel::avx512f::f32::MR_DIV_N,
+    cols: gemm_f32::microkernel::avx512f::f32::NR,
+    ukr: &gemm_f32::microkernel::avx512f::f32::UKR,
+};
+
+/// gemm's AVX2 + FMA kernels: 16 rows (2 vectors of 8) by 6 columns.
+#[cfg(target_arch = "x86_64")]
+static FMA: Kernels = Kernels {
+    lanes: 8,
+    vectors: gemm_f32::microkernel::fma::f32::MR_DIV_N,
+    cols: gemm_f32::microkernel::fma::f32::NR,
+    ukr: &gemm_f32::microkernel::fma::f32::UKR,
+};
+
 impl Kernels {
     /// The kernels gemm 0.19 runs on this CPU (its own choice, by
     /// `avx512f`, then `fma`), where it has vector ones.
     fn detected() -> Option<&'static Kernels> {
         #[cfg(target_arch = "x86_64")]
         {
-            static AVX512: Kernels = Kernels {
-                lanes: 16,
-                vectors: gemm_f32::microkernel::avx512f::f32::MR_DIV_N,
-                cols: gemm_f32::microkernel::avx512f::f32::NR,
-                ukr: &gemm_f32::microkernel::avx512f::f32::UKR,
-            };
-            static FMA: Kernels = Kernels {
-                lanes: 8,
-                vectors: gemm_f32::microkernel::fma::f32::MR_DIV_N,
-                cols: gemm_f32::microkernel::fma::f32::NR,
-                ukr: &gemm_f32::microkernel::fma::f32::UKR,
-            };
             if std::arch::is_x86_feature_detected!("avx512f") {
                 return Some(&AVX512);
             }
@@ -98,6 +104,40 @@ pub(crate) unsafe fn row_major_product(
     threads: usize,
 ) {
     let ker = Kernels::detected().expect("vector microkernels");
+    // SAFETY: the caller's; the CPU runs gemm's choice of kernels
+    unsafe {
+        product_on(
+            ker,
+            (m, k, n),
+            dst,
+            [d_rs, d_cs],
+            accumulate,
+            a,
+            a_rs,
+            b,
+            [b_rs, b_cs],
+            threads,
+        )
+    }
+}
+
+/// [`row_major_product`] on the kernels `ker`.
+///
+/// # Safety
+/// As [`row_major_product`]; the CPU must run `ker`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn product_on(
+    ker: &Kernels,
+    (m, k, n): (usize, usize, usize),
+    dst: *mut f32,
+    [d_rs, d_cs]: [isize; 2],
+    accumulate: bool,
+    a: *const f32,
+    a_rs: isize,
+    b: *const f32,
+    [b_rs, b_cs]: [isize; 2],
+    threads: usize,
+) {
     let (mr, nr) = (ker.mr(), ker.cols);
     if m == 0 || n == 0 {
         return;
@@ -302,6 +342,100 @@ unsafe fn pack_columns(
             for d in 0..kb {
                 // SAFETY: element (d, c0 + c) of the block
                 panel[d * nr + c] = unsafe { *b.offset(d as isize * b_rs + col) };
+            }
+        }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::{product_on, Kernels, AVX512, FMA};
+
+    /// Every set of kernels this CPU runs (the AVX2 + FMA ones that an AMD
+    /// Zen 3 gets, here too where the CPU has AVX-512) multiplies a
+    /// row-major factor as the `f64` product does, to f32 rounding: partial
+    /// row and column panels, several depth blocks, the right factor packed
+    /// (its depth strided) and read in place, accumulating into the
+    /// destination and writing it (a NaN left there would show), on one
+    /// thread and three.
+    #[test]
+    fn each_kernel_set_computes_the_product() {
+        let mut sets: Vec<&Kernels> = Vec::new();
+        if std::arch::is_x86_feature_detected!("fma") {
+            sets.push(&FMA);
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            sets.push(&AVX512);
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        // (m, k, n, right factor's depth stride is 1)
+        for &(m, k, n, b_depth_contiguous) in &[
+            (100, 37, 13, true),
+            (300, 1100, 29, true),
+            (67, 700, 50, false),
+            (1, 9, 1, false),
+        ] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7 % 23) as f32 - 11.0) * 0.03)
+                .collect();
+            let b: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 5 % 19) as f32 - 9.0) * 0.05)
+                .collect();
+            // b as a k × n matrix: column-major (depth contiguous) or row-major
+            let (b_rs, b_cs) = match b_depth_contiguous {
+                true => (1, k as isize),
+                false => (n as isize, 1),
+            };
+            let b_at = |d: usize, j: usize| b[d * b_rs as usize + j * b_cs as usize] as f64;
+            let start: Vec<f32> = (0..m * n).map(|i| (i % 5) as f32 - 2.0).collect();
+            for ker in &sets {
+                for accumulate in [true, false] {
+                    for threads in [1, 3] {
+                        // the destination column-major (gemm's orientation)
+                        let mut dst = match accumulate {
+                            true => start.clone(),
+                            false => vec![f32::NAN; m * n],
+                        };
+                        // SAFETY: the buffers hold m×k, k×n and m×n elements
+                        // under these strides; the CPU runs `ker`
+                        pool.install(|| unsafe {
+                            product_on(
+                                ker,
+                                (m, k, n),
+                                dst.as_mut_ptr(),
+                                [1, m as isize],
+                                accumulate,
+                                a.as_ptr(),
+                                k as isize,
+                                b.as_ptr(),
+                                [b_rs, b_cs],
+                                threads,
+                            )
+                        });
+                        for i in 0..m {
+                            for j in 0..n {
+                                let dot: f64 =
+                                    (0..k).map(|d| a[i * k + d] as f64 * b_at(d, j)).sum();
+                                let want = dot
+                                    + if accumulate {
+                                        start[i + j * m] as f64
+                                    } else {
+                                        0.0
+                                    };
+                                let got = dst[i + j * m] as f64;
+                                assert!(
+                                    (got - want).abs()
+                                        <= 1e-5 * (1.0 + want.abs()) * (k as f64).sqrt(),
+                                    "{} lanes, {m}×{k}·{k}×{n} ({i}, {j}): {got} against {want}",
+                                    ker.lanes
+                                );
+                            }
+                        }
+                    }
+                }
             }
         }
     }
