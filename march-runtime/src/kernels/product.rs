@@ -1,6 +1,7 @@
 //! The matrix products on the CPU: gemm 0.19 driven with strides (no
 //! operand copied to change its layout, except the factors gemm would
-//! gather element by element: `Product::transposing`), split over the
+//! gather element by element: packed by march into gemm's panels,
+//! `Product::panels`, or transposed first, `Product::transposing`), split over the
 //! threads where gemm's own split leaves one thread packing
 //! (`Product::split`), split by their depth where the destination is too
 //! small for gemm's split to share (`Product::split_depth`: the weight
@@ -424,11 +425,14 @@ impl<E: Float> Product<E> {
     /// training run's checkpoint is byte-identical with and without this
     /// path).
     ///
-    /// This is every `dX += dY · Wᵀ` of a projection and the tied LM head's
-    /// forward `x · Eᵀ`. Measured on the AMD EPYC Zen 4 (6 December 2026, 2
-    /// threads, `cargo bench --bench kernels`): the LM head forward 74.2 →
-    /// 68.2 ms (−8.1%); in `march bench Baseline --products` the decoder's
-    /// `dX` products from 156–170 to 177–194 GFLOP/s.
+    /// This was every `dX += dY · Wᵀ` of a projection and the tied LM
+    /// head's forward `x · Eᵀ`; those whose factor is the taller side now
+    /// take [`Product::panels`], and this path keeps the encoder's `dX`
+    /// (1,840 columns), `f64` and CPUs without gemm's vector kernels.
+    /// Measured on the AMD EPYC Zen 4 (6 December 2026, 2 threads, `cargo
+    /// bench --bench kernels`): the LM head forward 74.2 → 68.2 ms (−8.1%);
+    /// in `march bench Baseline --products` the decoder's `dX` products
+    /// from 156–170 to 177–194 GFLOP/s.
     ///
     /// # Safety
     /// As [`gemm_into`].
