@@ -25,7 +25,7 @@ use gemm_common::cache::kernel_params;
 use gemm_common::microkernel::MicroKernelFn;
 use rayon::prelude::*;
 
-use super::{transpose, SendPtr};
+use super::transpose;
 
 /// gemm's f32 microkernels for one instruction set: `UKR[v − 1][c − 1]`
 /// multiplies `v` vectors of rows by `c` columns.
@@ -78,230 +78,208 @@ impl Kernels {
     }
 }
 
-/// Whether [`row_major_product`] runs on this CPU.
+/// Whether [`RowMajor::run`] runs on this CPU.
 pub(crate) fn available() -> bool {
     Kernels::detected().is_some()
 }
 
-/// `dst (m × n) [+]= a (m × k) · b (k × n)` in gemm's orientation: `a`
-/// row-major with `a_rs` between rows, `b` and `dst` with any strides
-/// (`dst` fastest with unit row stride: gemm's column-major destination);
-/// its rows split over `threads` of the rayon pool.
-///
-/// # Safety
-/// Every pointer must address the whole matrix its strides describe,
-/// `dst` must not alias `a` or `b`, and [`available`] must hold.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn row_major_product(
-    (m, k, n): (usize, usize, usize),
-    dst: *mut f32,
-    [d_rs, d_cs]: [isize; 2],
-    accumulate: bool,
-    a: *const f32,
-    a_rs: isize,
-    b: *const f32,
-    [b_rs, b_cs]: [isize; 2],
-    threads: usize,
-) {
-    let ker = Kernels::detected().expect("vector microkernels");
-    // SAFETY: the caller's; the CPU runs gemm's choice of kernels
-    unsafe {
-        product_on(
-            ker,
-            (m, k, n),
+/// One product `dst (m × n) [+]= a (m × k) · b (k × n)` in gemm's
+/// orientation: `a` row-major with `a_rs` between rows, `b` and `dst` with
+/// any `[row stride, column stride]` (`dst` fastest with unit row stride:
+/// gemm's column-major destination).
+#[derive(Clone, Copy)]
+pub(crate) struct RowMajor {
+    pub mkn: (usize, usize, usize),
+    pub dst: *mut f32,
+    pub dst_strides: [isize; 2],
+    pub accumulate: bool,
+    pub a: *const f32,
+    pub a_rs: isize,
+    pub b: *const f32,
+    pub b_strides: [isize; 2],
+}
+
+// SAFETY: the threads sharing a product write disjoint rows of its
+// destination and only read its factors
+unsafe impl Send for RowMajor {}
+unsafe impl Sync for RowMajor {}
+
+impl RowMajor {
+    /// The product, its rows split over `threads` of the rayon pool.
+    ///
+    /// # Safety
+    /// Every pointer must address the whole matrix its strides describe,
+    /// `dst` must not alias `a` or `b`, and [`available`] must hold.
+    pub unsafe fn run(self, threads: usize) {
+        let ker = Kernels::detected().expect("vector microkernels");
+        // SAFETY: the caller's; the CPU runs gemm's choice of kernels
+        unsafe { self.run_on(ker, threads) }
+    }
+
+    /// [`RowMajor::run`] on the kernels `ker`.
+    ///
+    /// # Safety
+    /// As [`RowMajor::run`]; the CPU must run `ker`.
+    unsafe fn run_on(self, ker: &Kernels, threads: usize) {
+        let (m, k, n) = self.mkn;
+        let (mr, nr) = (ker.mr(), ker.cols);
+        if m == 0 || n == 0 {
+            return;
+        }
+        // gemm's depth blocks (`kc` depends on the depth alone, but for
+        // its small products) and its row block for the L2 cache
+        let params = kernel_params(m, n, k, mr, nr, size_of::<f32>());
+        let kc = match m <= 64 && n <= 64 {
+            true => k.min(512),
+            false => params.kc,
+        }
+        .max(1);
+        let mc = params.mc.max(mr) / mr * mr;
+        // whole panels of rows to each thread
+        let panels = m.div_ceil(mr);
+        let parts = threads.clamp(1, panels);
+        let edge = |p: usize| (panels * p / parts * mr).min(m);
+        let part = |p: usize| {
+            let rows = edge(p)..edge(p + 1);
+            if !rows.is_empty() {
+                // SAFETY: the caller's matrices; these rows of `dst` are
+                // this part's own
+                unsafe { self.rows(ker, (kc, mc), rows) };
+            }
+        };
+        if parts == 1 {
+            part(0);
+        } else {
+            (0..parts).into_par_iter().for_each(part);
+        }
+    }
+
+    /// Rows `rows` of the destination (all its columns), over the whole
+    /// depth, on the calling thread: for each depth block, the right
+    /// factor's block packed into `NR`-column panels where gemm would pack
+    /// it (else read in place), then for each `mc` rows their left factor
+    /// transposed into `MR`-row panels, and every (row panel, column panel)
+    /// tile multiplied by the microkernel of its size.
+    ///
+    /// # Safety
+    /// As [`RowMajor::run_on`], and no other thread may write these rows.
+    unsafe fn rows(self, ker: &Kernels, (kc, mc): (usize, usize), rows: std::ops::Range<usize>) {
+        let RowMajor {
+            mkn: (_, k, n),
             dst,
-            [d_rs, d_cs],
+            dst_strides: [d_rs, d_cs],
             accumulate,
             a,
             a_rs,
             b,
-            [b_rs, b_cs],
-            threads,
-        )
-    }
-}
-
-/// [`row_major_product`] on the kernels `ker`.
-///
-/// # Safety
-/// As [`row_major_product`]; the CPU must run `ker`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn product_on(
-    ker: &Kernels,
-    (m, k, n): (usize, usize, usize),
-    dst: *mut f32,
-    [d_rs, d_cs]: [isize; 2],
-    accumulate: bool,
-    a: *const f32,
-    a_rs: isize,
-    b: *const f32,
-    [b_rs, b_cs]: [isize; 2],
-    threads: usize,
-) {
-    let (mr, nr) = (ker.mr(), ker.cols);
-    if m == 0 || n == 0 {
-        return;
-    }
-    // gemm's depth blocks (`kc` depends on the depth alone, but for its
-    // small products) and its row block for the L2 cache
-    let params = kernel_params(m, n, k, mr, nr, size_of::<f32>());
-    let kc = match m <= 64 && n <= 64 {
-        true => k.min(512),
-        false => params.kc,
-    }
-    .max(1);
-    let mc = params.mc.max(mr) / mr * mr;
-    // whole panels of rows to each thread
-    let panels = m.div_ceil(mr);
-    let parts = threads.clamp(1, panels);
-    let edge = |p: usize| (panels * p / parts * mr).min(m);
-    let (dst, a, b) = (SendPtr(dst), SendPtr(a as *mut f32), SendPtr(b as *mut f32));
-    let part = |p: usize| {
-        let rows = edge(p)..edge(p + 1);
-        if rows.is_empty() {
-            return;
-        }
-        // SAFETY: the caller's matrices; this part's rows of `dst` are its own
-        unsafe {
-            block(
-                ker,
-                (kc, mc),
-                (rows, n, k),
-                (dst.get(), d_rs, d_cs),
-                accumulate,
-                (a.get(), a_rs),
-                (b.get(), b_rs, b_cs),
-            )
+            b_strides: [b_rs, b_cs],
+        } = self;
+        let (mr, nr) = (ker.mr(), ker.cols);
+        let n_panels = n.div_ceil(nr);
+        let kb_max = kc.min(k);
+        // gemm's rule for packing its right factor, for this thread's rows
+        let pack_b = match b_rs.unsigned_abs() {
+            1 => rows.len() > gemm_common::gemm::get_rhs_packing_threshold() * mr,
+            _ => rows.len() > 2 * mr,
         };
-    };
-    if parts == 1 {
-        part(0);
-    } else {
-        (0..parts).into_par_iter().for_each(part);
-    }
-}
-
-/// Rows `rows` of the destination (all `n` columns), over the whole depth
-/// `k`, on the calling thread: for each depth block, the right factor's
-/// block packed into `NR`-column panels where gemm would pack it (else read
-/// in place), then for each `mc` rows their left factor transposed into
-/// `MR`-row panels, and every (row panel, column panel) tile multiplied by
-/// the microkernel of its size.
-#[allow(clippy::too_many_arguments)]
-unsafe fn block(
-    ker: &Kernels,
-    (kc, mc): (usize, usize),
-    (rows, n, k): (std::ops::Range<usize>, usize, usize),
-    (dst, d_rs, d_cs): (*mut f32, isize, isize),
-    accumulate: bool,
-    (a, a_rs): (*const f32, isize),
-    (b, b_rs, b_cs): (*const f32, isize, isize),
-) {
-    let (mr, nr) = (ker.mr(), ker.cols);
-    let n_panels = n.div_ceil(nr);
-    let kb_max = kc.min(k);
-    // gemm's rule for packing its right factor, for this thread's rows
-    let pack_b = match b_rs.unsigned_abs() {
-        1 => rows.len() > gemm_common::gemm::get_rhs_packing_threshold() * mr,
-        _ => rows.len() > 2 * mr,
-    };
-    let a_len = mc.min(rows.len().div_ceil(mr) * mr) * kb_max;
-    let b_len = if pack_b { n_panels * nr * kb_max } else { 0 };
-    SCRATCH.with(|scratch| {
-        let (packed_a, packed_b) = &mut *scratch.borrow_mut();
-        // grown (and zeroed) only when a larger product comes
-        if packed_a.len() < a_len {
-            packed_a.resize(a_len, 0.0);
-        }
-        if packed_b.len() < b_len {
-            packed_b.resize(b_len, 0.0);
-        }
-        let mut k0 = 0;
-        while k0 < k {
-            let kb = kc.min(k - k0);
-            let b_block = b.wrapping_offset(k0 as isize * b_rs);
-            if pack_b {
-                // SAFETY: the block's kb rows of `b`, into n_panels panels
-                unsafe { pack_columns((kb, n), b_block, (b_rs, b_cs), nr, packed_b) };
+        let a_len = mc.min(rows.len().div_ceil(mr) * mr) * kb_max;
+        let b_len = if pack_b { n_panels * nr * kb_max } else { 0 };
+        SCRATCH.with(|scratch| {
+            let (packed_a, packed_b) = &mut *scratch.borrow_mut();
+            // grown (and zeroed) only when a larger product comes
+            if packed_a.len() < a_len {
+                packed_a.resize(a_len, 0.0);
             }
-            // column panel j's first element, its depth and column strides
-            let rhs = |j: usize| -> (*const f32, isize, isize) {
-                match pack_b {
-                    true => (packed_b[j * nr * kb..].as_ptr(), nr as isize, 1),
-                    false => (
-                        b_block.wrapping_offset((j * nr) as isize * b_cs),
-                        b_rs,
-                        b_cs,
-                    ),
+            if packed_b.len() < b_len {
+                packed_b.resize(b_len, 0.0);
+            }
+            let mut k0 = 0;
+            while k0 < k {
+                let kb = kc.min(k - k0);
+                let b_block = b.wrapping_offset(k0 as isize * b_rs);
+                if pack_b {
+                    // SAFETY: the block's kb rows of `b`, into n_panels panels
+                    unsafe { pack_columns((kb, n), b_block, (b_rs, b_cs), nr, packed_b) };
                 }
-            };
-            // the first block of a product that does not accumulate writes
-            // the destination without reading it (gemm's α = 0)
-            let alpha_status = if k0 == 0 && !accumulate { 0 } else { 1 };
-            let mut m0 = rows.start;
-            while m0 < rows.end {
-                let mb = mc.min(rows.end - m0);
-                let row_panels = mb.div_ceil(mr);
-                for i in 0..row_panels {
-                    let (r0, len) = (m0 + i * mr, mr.min(mb - i * mr));
-                    let panel = &mut packed_a[i * mr * kb..(i + 1) * mr * kb];
-                    // SAFETY: rows r0..r0 + len and depth k0..k0 + kb of
-                    // `a`, into a panel of kb columns of `mr` rows
-                    unsafe {
-                        transpose::transpose(
-                            (len, kb),
-                            a.offset(r0 as isize * a_rs + k0 as isize),
-                            a_rs,
-                            panel.as_mut_ptr(),
-                            mr,
-                        )
-                    };
-                    if len < mr {
-                        // the rows the last vector loads past the matrix
-                        let vec_rows = len.div_ceil(ker.lanes) * ker.lanes;
-                        for col in panel.chunks_exact_mut(mr) {
-                            col[len..vec_rows].fill(0.0);
-                        }
+                // column panel j's first element, its depth and column strides
+                let rhs = |j: usize| -> (*const f32, isize, isize) {
+                    match pack_b {
+                        true => (packed_b[j * nr * kb..].as_ptr(), nr as isize, 1),
+                        false => (
+                            b_block.wrapping_offset((j * nr) as isize * b_cs),
+                            b_rs,
+                            b_cs,
+                        ),
                     }
-                }
-                for j in 0..n_panels {
-                    let width = nr.min(n - j * nr);
-                    let (rhs, rhs_rs, rhs_cs) = rhs(j);
+                };
+                // the first block of a product that does not accumulate writes
+                // the destination without reading it (gemm's α = 0)
+                let alpha_status = if k0 == 0 && !accumulate { 0 } else { 1 };
+                let mut m0 = rows.start;
+                while m0 < rows.end {
+                    let mb = mc.min(rows.end - m0);
+                    let row_panels = mb.div_ceil(mr);
                     for i in 0..row_panels {
                         let (r0, len) = (m0 + i * mr, mr.min(mb - i * mr));
-                        let ukr = ker.ukr[len.div_ceil(ker.lanes) - 1][width - 1];
-                        // SAFETY: tile (r0.., j·nr..) of `dst`, this
-                        // thread's rows; the left panel holds kb columns of
-                        // mr rows, the right one kb rows of `width` columns
+                        let panel = &mut packed_a[i * mr * kb..(i + 1) * mr * kb];
+                        // SAFETY: rows r0..r0 + len and depth k0..k0 + kb of
+                        // `a`, into a panel of kb columns of `mr` rows
                         unsafe {
-                            ukr(
-                                len,
-                                width,
-                                kb,
-                                dst.offset(r0 as isize * d_rs + (j * nr) as isize * d_cs),
-                                packed_a[i * mr * kb..].as_ptr(),
-                                rhs,
-                                d_cs,
-                                d_rs,
-                                mr as isize,
-                                rhs_rs,
-                                rhs_cs,
-                                1.0,
-                                1.0,
-                                alpha_status,
-                                false,
-                                false,
-                                false,
-                                std::ptr::null(),
+                            transpose::transpose(
+                                (len, kb),
+                                a.offset(r0 as isize * a_rs + k0 as isize),
+                                a_rs,
+                                panel.as_mut_ptr(),
+                                mr,
                             )
                         };
+                        if len < mr {
+                            // the rows the last vector loads past the matrix
+                            let vec_rows = len.div_ceil(ker.lanes) * ker.lanes;
+                            for col in panel.chunks_exact_mut(mr) {
+                                col[len..vec_rows].fill(0.0);
+                            }
+                        }
                     }
+                    for j in 0..n_panels {
+                        let width = nr.min(n - j * nr);
+                        let (rhs, rhs_rs, rhs_cs) = rhs(j);
+                        for i in 0..row_panels {
+                            let (r0, len) = (m0 + i * mr, mr.min(mb - i * mr));
+                            let ukr = ker.ukr[len.div_ceil(ker.lanes) - 1][width - 1];
+                            // SAFETY: tile (r0.., j·nr..) of `dst`, this
+                            // thread's rows; the left panel holds kb columns of
+                            // mr rows, the right one kb rows of `width` columns
+                            unsafe {
+                                ukr(
+                                    len,
+                                    width,
+                                    kb,
+                                    dst.offset(r0 as isize * d_rs + (j * nr) as isize * d_cs),
+                                    packed_a[i * mr * kb..].as_ptr(),
+                                    rhs,
+                                    d_cs,
+                                    d_rs,
+                                    mr as isize,
+                                    rhs_rs,
+                                    rhs_cs,
+                                    1.0,
+                                    1.0,
+                                    alpha_status,
+                                    false,
+                                    false,
+                                    false,
+                                    std::ptr::null(),
+                                )
+                            };
+                        }
+                    }
+                    m0 += mb;
                 }
-                m0 += mb;
+                k0 += kb;
             }
-            k0 += kb;
-        }
-    })
+        })
+    }
 }
 
 thread_local! {
@@ -349,7 +327,7 @@ unsafe fn pack_columns(
 
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
-    use super::{product_on, Kernels, AVX512, FMA};
+    use super::{Kernels, RowMajor, AVX512, FMA};
 
     /// Every set of kernels this CPU runs (the AVX2 + FMA ones that an AMD
     /// Zen 3 gets, here too where the CPU has AVX-512) multiplies a
@@ -401,20 +379,17 @@ mod tests {
                         };
                         // SAFETY: the buffers hold m×k, k×n and m×n elements
                         // under these strides; the CPU runs `ker`
-                        pool.install(|| unsafe {
-                            product_on(
-                                ker,
-                                (m, k, n),
-                                dst.as_mut_ptr(),
-                                [1, m as isize],
-                                accumulate,
-                                a.as_ptr(),
-                                k as isize,
-                                b.as_ptr(),
-                                [b_rs, b_cs],
-                                threads,
-                            )
-                        });
+                        let product = RowMajor {
+                            mkn: (m, k, n),
+                            dst: dst.as_mut_ptr(),
+                            dst_strides: [1, m as isize],
+                            accumulate,
+                            a: a.as_ptr(),
+                            a_rs: k as isize,
+                            b: b.as_ptr(),
+                            b_strides: [b_rs, b_cs],
+                        };
+                        pool.install(|| unsafe { product.run_on(ker, threads) });
                         for i in 0..m {
                             for j in 0..n {
                                 let dot: f64 =

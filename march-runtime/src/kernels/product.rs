@@ -277,7 +277,7 @@ impl<E: Float> Product<E> {
     /// least as many rows as the destination has columns (gemm's
     /// orientation; `f32`, on gemm's vector microkernels): its rows packed
     /// straight into gemm's panels and split over the threads by
-    /// [`panels::row_major_product`], every element gemm's own sum (tested
+    /// [`panels::RowMajor`], every element gemm's own sum (tested
     /// bit for bit). The LM head's forward (30,000 rows, 416 columns) and
     /// the decoder's `dX += dY · Wᵀ` (512 or 2,048 rows, 416 columns);
     /// where the columns outnumber the rows (the encoder's 1,840),
@@ -299,20 +299,18 @@ impl<E: Float> Product<E> {
         let g = self.in_gemm_orientation();
         let [a_rs, a_cs] = g.lhs_strides;
         debug_assert_eq!(a_cs, 1, "a row-major left factor");
+        let product = panels::RowMajor {
+            mkn: g.mkn,
+            dst: g.dst as *mut f32,
+            dst_strides: g.dst_strides,
+            accumulate: g.accumulate,
+            a: g.lhs as *const f32,
+            a_rs,
+            b: g.rhs as *const f32,
+            b_strides: g.rhs_strides,
+        };
         // SAFETY: the caller's (E is f32)
-        unsafe {
-            panels::row_major_product(
-                g.mkn,
-                g.dst as *mut f32,
-                g.dst_strides,
-                g.accumulate,
-                g.lhs as *const f32,
-                a_rs,
-                g.rhs as *const f32,
-                g.rhs_strides,
-                threads,
-            )
-        }
+        unsafe { product.run(threads) }
     }
 
     /// The product with gemm's left factor read from `factor` instead:
