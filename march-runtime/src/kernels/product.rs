@@ -674,6 +674,15 @@ mod tests {
         i * rs as usize + j * cs as usize
     }
 
+    /// The path of a tall row-major factor's product: [`Path::Panels`]
+    /// where the CPU has gemm's vector kernels.
+    fn panels_path() -> Path {
+        match super::panels::available() {
+            true => Path::Panels,
+            false => Path::Transposing,
+        }
+    }
+
     /// A product of this shape and these strides with no matrices behind
     /// it: enough to ask its [`Product::path`].
     fn shaped(
@@ -754,10 +763,7 @@ mod tests {
         // them, and the path each takes on 3 threads
         let rm = |c: usize| [c as isize, 1];
         let cm = |r: usize| [1, r as isize];
-        let panels = match super::panels::available() {
-            true => Path::Panels,
-            false => Path::Transposing,
-        };
+        let panels = panels_path();
         for (m, k, n, ds, ls, rs, path) in [
             (230, 300, 512, rm(512), rm(300), cm(300), panels),
             (97, 520, 200, rm(200), rm(520), cm(520), panels),
@@ -928,10 +934,7 @@ mod tests {
     fn transposed_factors_give_gemms_own_bits() {
         let rm = |c: usize| [c as isize, 1];
         let cm = |r: usize| [1, r as isize];
-        let panels = match super::panels::available() {
-            true => Path::Panels,
-            false => Path::Transposing,
-        };
+        let panels = panels_path();
         // (m, k, n, dst, lhs, rhs strides, path): rhs row-major seen
         // transposed under a row-major destination, and lhs row-major under
         // a column-major one
