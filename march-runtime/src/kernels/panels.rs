@@ -1,7 +1,7 @@
-//! f32 products whose left factor (in gemm's orientation) is row-major,
-//! packed straight into gemm 0.19's panels and multiplied by gemm's own
-//! microkernels: every projection's `dX += dY · Wᵀ` and the tied LM head's
-//! forward `x · Eᵀ`.
+//! f32 products whose left factor (in gemm's orientation) is row-major and
+//! at least as tall as the destination is wide, packed straight into gemm
+//! 0.19's panels and multiplied by gemm's own microkernels: the tied LM
+//! head's forward `x · Eᵀ` and the decoder's `dX += dY · Wᵀ`.
 //!
 //! gemm packs such a factor element by element, so [`super::product`]
 //! first transposed it into a column-major scratch buffer, which gemm then
@@ -10,10 +10,12 @@
 //! tile by tile, straight into the `MR`-row panels the microkernel reads,
 //! and the threads split the destination by those rows: each packs its own
 //! part of the long factor and reads (or, by gemm's own rule, packs) all of
-//! the short one. That pays where the left factor is the longer one by far
-//! (the LM head's forward: 30,000 rows against 416 columns); where the two
-//! sides are alike, gemm's split, which packs the right factor once for all
-//! threads, is as fast or faster ([`super::product`] chooses).
+//! the short one. That pays where the left factor is the taller side (the
+//! LM head's forward: 30,000 rows against 416 columns; the decoder's
+//! gradients: 512 or 2,048 against 416); where the destination's columns
+//! outnumber the factor's rows (the encoder's 1,840 against 512), gemm's
+//! split, which packs the right factor once for all threads, is faster
+//! ([`super::product`] chooses).
 //!
 //! Every element is the sum gemm computes, bit for bit: the same depth
 //! blocks (gemm's `kc`, which depends on the depth alone), the same
