@@ -1,6 +1,7 @@
 //! Where a figure came from: the CPU's model, the threads a step runs on,
 //! which build of march's element-wise loops runs and which of gemm's
-//! microkernels, and the theoretical f32 FMA peak of those threads.
+//! microkernels, and the f32 FMA peak of those threads: computed from the
+//! clock, and measured.
 
 use crate::kernels::simd::{self, Isa};
 
@@ -21,6 +22,9 @@ pub struct Machine {
     /// The clock the step's threads run at, measured ([`measured_clock_ghz`]),
     /// in GHz.
     pub clock_ghz: Option<f64>,
+    /// The FMA units' rate on all the step's threads at once, measured
+    /// ([`measured_fma_gflops`]), in GFLOP/s.
+    pub fma_measured_gflops: Option<f64>,
     /// `vendor_id`, `cpu family` and `model` of `/proc/cpuinfo`, e.g.
     /// ("AuthenticAMD", 25, 17): Zen 4; the model name alone may be just
     /// "AMD EPYC" under a hypervisor.
@@ -38,13 +42,15 @@ impl Machine {
                 .and_then(|l| l.split_once(':'))
                 .map(|(_, v)| v.trim().to_string())
         };
+        let gemm = gemm_kernel();
         Machine {
             cpu_model: field("model name").unwrap_or_else(|| std::env::consts::ARCH.to_string()),
             threads: rayon::current_num_threads(),
             loops: simd::isa(),
-            gemm: gemm_kernel(),
+            gemm,
             mhz: field("cpu MHz").and_then(|v| v.parse().ok()),
             clock_ghz: measured_clock_ghz(),
+            fma_measured_gflops: measured_fma_gflops(gemm),
             vendor: field("vendor_id").unwrap_or_default(),
             family: field("cpu family").and_then(|v| v.parse().ok()),
             model: field("model").and_then(|v| v.parse().ok()),
@@ -163,6 +169,104 @@ fn add_chain(iters: u64) {
     }
 }
 
+/// Independent FMA chains of the measuring loop: as many accumulators as
+/// gemm's largest microkernel holds (4 × 6 registers), more than any x86-64
+/// core needs to hide its FMA latency (4–5 cycles × 2 pipes).
+const FMA_CHAINS: usize = 24;
+
+/// The f32 FMA rate of the step's threads while all of them are busy, in
+/// GFLOP/s: on every pool thread at once, a loop of [`FMA_CHAINS`]
+/// independent FMAs of gemm's width (`kernel`: `avx512f`, 512 bits, or
+/// `fma`, 256) on registers only, 2²² iterations, best of 3 rounds, the
+/// slowest thread's rate × the threads. It is what the FMA units deliver at
+/// the clock they run wide vector work at: below the computed peak where a
+/// core clocks down for AVX-512, or where it issues fewer FMAs a cycle than
+/// [`Machine::fma_units`] assumes; no matrix product can beat it. `None`
+/// for gemm's scalar kernels.
+pub fn measured_fma_gflops(kernel: &str) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let lanes = match kernel {
+            "avx512f" => 16,
+            "fma" => 8,
+            _ => return None,
+        };
+        const ITERS: u64 = 1 << 22;
+        let flop = (ITERS as usize * FMA_CHAINS * lanes * 2) as f64;
+        let best = (0..3)
+            .map(|_| {
+                let rates = rayon::broadcast(|_| {
+                    let t = std::time::Instant::now();
+                    std::hint::black_box(fma_chains(kernel, ITERS));
+                    flop / t.elapsed().as_secs_f64() / 1e9
+                });
+                let slowest = rates.iter().copied().fold(f64::INFINITY, f64::min);
+                slowest * rates.len() as f64
+            })
+            .fold(0.0, f64::max);
+        best.is_finite().then_some(best)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = kernel;
+        None
+    }
+}
+
+/// `acc ← a·acc + b` on [`FMA_CHAINS`] registers of `kernel`'s width,
+/// `iters` times, with `a` = `b` = 1 kept opaque (so that each stays an FMA
+/// the compiler cannot fold into an add): every lane ends at `iters`
+/// (exactly, below 2²⁴). Returns the sum of every lane of every
+/// accumulator (so that no chain is dead code): `FMA_CHAINS · lanes ·
+/// iters`; 0 for a kernel this CPU lacks.
+#[cfg(target_arch = "x86_64")]
+fn fma_chains(kernel: &str, iters: u64) -> f32 {
+    use std::arch::is_x86_feature_detected as has;
+    let (a, b) = std::hint::black_box((1.0f32, 1.0f32));
+    match kernel {
+        // SAFETY: the features each loop is compiled for are present
+        "avx512f" if has!("avx512f") => unsafe { fma_chains_512(iters, a, b) },
+        "fma" if has!("avx2") && has!("fma") => unsafe { fma_chains_256(iters, a, b) },
+        _ => 0.0,
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn fma_chains_512(iters: u64, a: f32, b: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let (a, b) = (_mm512_set1_ps(a), _mm512_set1_ps(b));
+    let mut acc = [_mm512_setzero_ps(); FMA_CHAINS];
+    for _ in 0..iters {
+        for x in acc.iter_mut() {
+            *x = _mm512_fmadd_ps(a, *x, b);
+        }
+    }
+    let sum = acc
+        .iter()
+        .fold(_mm512_setzero_ps(), |s, &x| _mm512_add_ps(s, x));
+    _mm512_reduce_add_ps(sum)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_chains_256(iters: u64, a: f32, b: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let (a, b) = (_mm256_set1_ps(a), _mm256_set1_ps(b));
+    let mut acc = [_mm256_setzero_ps(); FMA_CHAINS];
+    for _ in 0..iters {
+        for x in acc.iter_mut() {
+            *x = _mm256_fmadd_ps(a, *x, b);
+        }
+    }
+    let sum = acc
+        .iter()
+        .fold(_mm256_setzero_ps(), |s, &x| _mm256_add_ps(s, x));
+    let mut lanes = [0.0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), sum);
+    lanes.iter().sum()
+}
+
 /// gemm 0.19 picks its f32 kernels by `avx512f`, then `fma`
 /// (gemm-common 0.19, `gemm.rs`, `init_gemm_fn`); march enables its
 /// `x86-v4` feature, so the first is compiled in.
@@ -191,6 +295,7 @@ mod tests {
             gemm,
             mhz: Some(2600.0),
             clock_ghz: None,
+            fma_measured_gflops: None,
             vendor: vendor.into(),
             family: Some(family),
             model: Some(17),
@@ -221,6 +326,37 @@ mod tests {
     /// The add chain runs one add per cycle: its rate is a clock a CPU can
     /// have (a wrong chain, e.g. adds the core runs in parallel, would read
     /// several times the clock).
+    /// The measuring loop computes what it says, for each width this CPU
+    /// has, and its rate per thread is one a core at the measured clock
+    /// can have: at most two FMAs of that width a cycle (a quarter of the
+    /// clock's margin for its measurement), at least a quarter of that. A
+    /// loop whose chains the compiler had dropped as dead code read 3× the
+    /// bound on a Xeon.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_fma_loop_runs_its_chains_and_gives_a_rate() {
+        use std::arch::is_x86_feature_detected as has;
+        for (kernel, lanes, present) in [
+            ("avx512f", 16, has!("avx512f")),
+            ("fma", 8, has!("avx2") && has!("fma")),
+        ] {
+            if !present {
+                continue;
+            }
+            let all = (FMA_CHAINS * lanes * 1000) as f32;
+            assert_eq!(fma_chains(kernel, 1000), all, "{kernel}");
+            let rate = measured_fma_gflops(kernel).unwrap();
+            let per_thread = rate / rayon::current_num_threads() as f64;
+            let most = (2 * lanes * 2) as f64 * measured_clock_ghz().unwrap() * 1.25;
+            assert!(
+                (most / 4.0..most).contains(&per_thread),
+                "{kernel}: {per_thread:.0} GFLOP/s a thread, outside [{:.0}, {most:.0})",
+                most / 4.0
+            );
+        }
+        assert_eq!(measured_fma_gflops("scalar"), None);
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_measured_clock_is_a_plausible_clock() {

@@ -161,6 +161,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
         None => String::new(),
     };
+    // what the FMA units deliver, registers only, beside what the ceiling
+    // reaches of it
+    let fma = match machine.fma_measured_gflops {
+        Some(r) if unit.is_none() => format!(
+            "{fma}; measured FMA rate {r:.0} GFLOP/s (gemm's width, registers only, every thread), the ceiling {:.0}% of it",
+            100.0 * ceiling / r
+        ),
+        _ => fma,
+    };
     let growth = match (m.rss_after_warmup, m.rss_at_end) {
         (Some(a), Some(b)) => format!(
             "{:+.1} MB over the measured steps",
