@@ -792,7 +792,11 @@ fn gelu_has_the_erf_gelus_derivative() {
 /// projection counts its three products by role and shape (a shape no
 /// other test here multiplies), one of the fused attention its forward and
 /// backward with the flops of their per-head products, and nothing is
-/// counted once stopped. (One test: the tally is the process's.)
+/// counted once stopped. Repeated warm, each projection product is timed a
+/// second time and the pass computes what it did once: the same output
+/// and gradients, bit for bit (an accumulating product run twice without
+/// restoring its destination would double its gradient). (One test: the
+/// tally is the process's.)
 #[test]
 fn the_tally_counts_each_product_by_role_and_shape() {
     use march_runtime::kernels::linear::linear;
@@ -807,10 +811,12 @@ fn the_tally_counts_each_product_by_role_and_shape() {
         let w: Tensor<Rank2<K, N>, f32, Cpu> =
             dev.tensor_from_vec(values::<f32>(K * N, 8, 1.0), (Const, Const));
         let y = linear(x.leaky_trace(), &w, Matmul::F32);
-        y.sum::<Rank0, _>().backward()
+        let y_vals = y.as_vec();
+        let g = y.sum::<Rank0, _>().backward();
+        (y_vals, g.get(&x).as_vec(), g.get(&w).as_vec())
     };
-    tally::start();
-    pass();
+    tally::start(tally::Repeats::Once);
+    let once = pass();
     let counted = tally::stop();
     let ours = |role: Role, mkn| counted.iter().find(|t| t.role == role && t.mkn == mkn);
     let m = b * s;
@@ -823,6 +829,31 @@ fn the_tally_counts_each_product_by_role_and_shape() {
         assert_eq!(t.calls, 1, "{role:?}");
         assert_eq!((t.heads, t.flops()), (1, 2.0 * (b * s * K * N) as f64));
         assert!(t.seconds > 0.0 && t.gflops().is_finite(), "{t:?}");
+        assert_eq!(t.warm_seconds, 0.0, "{role:?} repeated unasked");
+    }
+    tally::start(tally::Repeats::Warm);
+    let warm = pass();
+    let counted = tally::stop();
+    let bits = |v: &Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for (a, b) in [(&once.0, &warm.0), (&once.1, &warm.1), (&once.2, &warm.2)] {
+        assert_eq!(bits(a), bits(b), "a warm repeat changed the pass");
+    }
+    for (role, mkn) in [
+        (Role::Forward, (m, K, N)),
+        (Role::InputGradient, (m, N, K)),
+        (Role::WeightGradient, (K, m, N)),
+    ] {
+        let t = ours(role, mkn).unwrap_or_else(|| panic!("{role:?} {mkn:?} not counted"));
+        let w = counted
+            .iter()
+            .find(|w| (w.role, w.mkn) == (role, mkn))
+            .unwrap();
+        assert_eq!(w.calls, 1, "{role:?}: the repeat is not a call");
+        assert!(
+            w.warm_seconds > 0.0 && w.warm_gflops().unwrap().is_finite(),
+            "{w:?}"
+        );
+        assert_eq!(t.flops(), w.flops());
     }
 
     // the attention: 2 × 3 (batch, head) pairs of 6 × 4 · 4 × 11 products
@@ -836,7 +867,7 @@ fn the_tally_counts_each_product_by_role_and_shape() {
     };
     let (q, k, v) = (flat(sq, 21), flat(sk, 22), flat(sk, 23));
     let bias: Tensor<(usize, usize, usize), f32, Cpu> = dev.zeros_like(&(b, sq, sk));
-    tally::start();
+    tally::start(tally::Repeats::Warm);
     let out = fused_attention::<H, D, f32, _>(q.leaky_trace(), &k, &v, &bias, None, None);
     out.sum::<Rank0, _>().backward();
     let counted = tally::stop();
@@ -849,6 +880,11 @@ fn the_tally_counts_each_product_by_role_and_shape() {
         let flops = 2.0 * (b * H * sq * D * sk * products) as f64;
         assert_eq!(t.flops(), flops, "{role:?}");
         assert!(t.seconds > 0.0 && t.gflops().is_finite(), "{t:?}");
+        assert_eq!(
+            t.warm_gflops(),
+            None,
+            "{role:?}: the attention is not repeated"
+        );
     }
     pass();
     assert!(

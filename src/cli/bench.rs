@@ -210,7 +210,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 /// the table of them (slowest first) against the `ceiling` (GFLOP/s),
 /// with the rest of those steps' mean.
 fn products(args: &BenchArgs, step: &mut bench::Step, ceiling: f64) -> Result<()> {
-    tally::start();
+    tally::start(tally::Repeats::Once);
     let measured = bench::measure(step, 0, args.steps, |i| {
         eprint!("\r  products, step {i}/{}", args.steps)
     });
@@ -219,11 +219,24 @@ fn products(args: &BenchArgs, step: &mut bench::Step, ceiling: f64) -> Result<()
     if tallied.is_empty() {
         bail!("--products: the step ran no product of march's own");
     }
+    // as many steps again, each projection product repeated at once: its
+    // rate with the operands just touched
+    tally::start(tally::Repeats::Warm);
+    bench::measure(step, 0, args.steps, |i| {
+        eprint!("\r  products repeated warm, step {i}/{}", args.steps)
+    });
+    let warm = tally::stop();
+    eprintln!();
+    let warm_rate = |t: &tally::Tallied| {
+        warm.iter()
+            .find(|w| (w.role, w.heads, w.mkn) == (t.role, t.heads, t.mkn))
+            .and_then(|w| w.warm_gflops())
+    };
     let step_s = measured.step_s.iter().sum::<f64>() / args.steps as f64;
     let per_step = |x: f64| x / args.steps as f64;
     let mut out = format!(
-        "  products   {} more steps, each projection and LM-head product and each attention op timed:\n             ms/step  calls/step  GFLOP/s  of ceiling  product\n",
-        args.steps
+        "  products   {} more steps, each projection and LM-head product and each attention op timed; `warm`: {} steps more, each projection product run again at once on the same operands:\n             ms/step  calls/step  GFLOP/s  of ceiling     warm  product\n",
+        args.steps, args.steps
     );
     // (seconds, flops) of the projections and of the attention
     let (mut linear, mut attention) = ((0.0, 0.0), (0.0, 0.0));
@@ -240,8 +253,12 @@ fn products(args: &BenchArgs, step: &mut bench::Step, ceiling: f64) -> Result<()
             1 => format!("{m}×{k}·{k}×{n}"),
             h => format!("{h} heads × {m}×{k}·{k}×{n}, {} a head", t.role.products()),
         };
+        let warm = match warm_rate(t) {
+            Some(r) => format!("{:7.0}%", 100.0 * r / ceiling),
+            None => format!("{:>8}", "—"),
+        };
         out += &format!(
-            "             {:7.1}  {:10.1}  {:7.0}  {:9.0}%  {:<12} {shape}\n",
+            "             {:7.1}  {:10.1}  {:7.0}  {:9.0}%  {warm}  {:<12} {shape}\n",
             per_step(t.seconds) * 1e3,
             per_step(t.calls as f64),
             t.gflops(),

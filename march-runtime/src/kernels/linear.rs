@@ -94,7 +94,7 @@ where
     // available when it was set
     let y = unsafe {
         written(m * n, |y| {
-            tally::timed(Role::Forward, (m, k, n), || {
+            tally::timed(Role::Forward, (m, k, n), (y, m * n, false), || {
                 product_into(
                     bf16,
                     (m, k, n),
@@ -132,7 +132,7 @@ where
         // xs, ws are private copies
         unsafe {
             // dX (m × k) += dY (m × n) · Wᵀ (n × k)
-            tally::timed(Role::InputGradient, (m, n, k), || {
+            tally::timed(Role::InputGradient, (m, n, k), (gx, m * k, true), || {
                 product_into(
                     bf16,
                     (m, n, k),
@@ -146,7 +146,7 @@ where
                 )
             });
             // dW (k × n) += Xᵀ (k × m) · dY (m × n)
-            tally::timed(Role::WeightGradient, (k, m, n), || {
+            tally::timed(Role::WeightGradient, (k, m, n), (gw, k * n, true), || {
                 product_into(
                     bf16,
                     (k, m, n),

@@ -7,6 +7,13 @@
 //! either side of each product, and of each attention op as a whole (its
 //! per-head products, tasks of a parallel loop, with the softmax and the
 //! dropout between them).
+//!
+//! Started [`Repeats::Warm`], each projection product runs a second time
+//! at once, on the same operands and into the same destination (restored
+//! first where the product accumulates), timed apart: the same product
+//! with its operands just touched, against the step's where they come from
+//! a layer or a pass ago. The second result must equal the first bit for
+//! bit (it panics otherwise); those steps' own times are not reported.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,6 +77,9 @@ pub struct Tallied {
     pub heads: usize,
     pub calls: u64,
     pub seconds: f64,
+    /// Under [`Repeats::Warm`], the seconds of the repeats (a projection's
+    /// only; 0 for the attention).
+    pub warm_seconds: f64,
 }
 
 impl Tallied {
@@ -84,47 +94,104 @@ impl Tallied {
     pub fn gflops(&self) -> f64 {
         self.flops() / self.seconds / 1e9
     }
+
+    /// Its repeats' rate, where it was repeated.
+    pub fn warm_gflops(&self) -> Option<f64> {
+        (self.warm_seconds > 0.0).then(|| self.flops() / self.warm_seconds / 1e9)
+    }
+}
+
+/// Whether a tallied projection product runs once or a second time warm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeats {
+    Once,
+    Warm,
 }
 
 type Key = (Role, usize, (usize, usize, usize));
+/// Calls, their seconds, the repeats' seconds.
+type Counts = (u64, f64, f64);
 
 static ON: AtomicBool = AtomicBool::new(false);
-static TALLY: Mutex<BTreeMap<Key, (u64, f64)>> = Mutex::new(BTreeMap::new());
+static WARM: AtomicBool = AtomicBool::new(false);
+static TALLY: Mutex<BTreeMap<Key, Counts>> = Mutex::new(BTreeMap::new());
 
-fn tally() -> std::sync::MutexGuard<'static, BTreeMap<Key, (u64, f64)>> {
+fn tally() -> std::sync::MutexGuard<'static, BTreeMap<Key, Counts>> {
     // a panic elsewhere while it was held leaves counts, not a broken map
     TALLY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Clears the tally and counts from now on.
-pub fn start() {
+/// Clears the tally and counts from now on, each projection product run
+/// `repeats`.
+pub fn start(repeats: Repeats) {
     tally().clear();
+    WARM.store(repeats == Repeats::Warm, Ordering::SeqCst);
     ON.store(true, Ordering::SeqCst);
 }
 
 /// Stops counting; what was counted since [`start`], slowest first.
 pub fn stop() -> Vec<Tallied> {
     ON.store(false, Ordering::SeqCst);
+    WARM.store(false, Ordering::SeqCst);
     let mut out: Vec<Tallied> = std::mem::take(&mut *tally())
         .into_iter()
-        .map(|((role, heads, mkn), (calls, seconds))| Tallied {
-            role,
-            mkn,
-            heads,
-            calls,
-            seconds,
-        })
+        .map(
+            |((role, heads, mkn), (calls, seconds, warm_seconds))| Tallied {
+                role,
+                mkn,
+                heads,
+                calls,
+                seconds,
+                warm_seconds,
+            },
+        )
         .collect();
     out.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
     out
 }
 
-/// Runs the product `f` of `role` and shape `mkn`, timed while counting.
-pub(crate) fn timed<R>(role: Role, mkn: (usize, usize, usize), f: impl FnOnce() -> R) -> R {
+/// Runs the product `f` of `role` and shape `mkn` into `dst` (`len`
+/// contiguous elements, added to where `accumulate`), timed while
+/// counting, and under [`Repeats::Warm`] a second time, timed apart (see
+/// the module's doc).
+///
+/// # Safety
+/// `dst` is valid for reads and writes of `len` elements, and `f` writes
+/// only there.
+pub(crate) unsafe fn timed<E: Copy>(
+    role: Role,
+    mkn: (usize, usize, usize),
+    (dst, len, accumulate): (*mut E, usize, bool),
+    f: impl Fn(),
+) {
     let timer = begin(role, 1, mkn);
-    let r = f();
-    timer.end();
-    r
+    if !WARM.load(Ordering::Relaxed) || timer.0.is_none() {
+        f();
+        return timer.end();
+    }
+    // SAFETY (all below): `dst` holds `len` elements, by the contract
+    let before = accumulate.then(|| unsafe { std::slice::from_raw_parts(dst, len) }.to_vec());
+    f();
+    let key = timer.end_key();
+    let first = unsafe { std::slice::from_raw_parts(dst, len) }.to_vec();
+    if let Some(before) = &before {
+        unsafe { std::ptr::copy_nonoverlapping(before.as_ptr(), dst, len) };
+    }
+    let t0 = Instant::now();
+    f();
+    let dt = t0.elapsed().as_secs_f64();
+    let bytes = |x: &[E]| unsafe {
+        std::slice::from_raw_parts(x.as_ptr().cast::<u8>(), std::mem::size_of_val(x))
+    };
+    let again = unsafe { std::slice::from_raw_parts(dst, len) };
+    assert!(
+        bytes(&first) == bytes(again),
+        "{} {mkn:?}: a repeat of the product gave other bits",
+        role.name()
+    );
+    if let Some(key) = key {
+        tally().entry(key).or_insert((0, 0.0, 0.0)).2 += dt;
+    }
 }
 
 /// A clock started by [`begin`] for `heads` products of one role and shape
@@ -143,11 +210,17 @@ pub(crate) fn begin(role: Role, heads: usize, mkn: (usize, usize, usize)) -> Tim
 impl Timer {
     /// Adds the seconds since [`begin`] and one call to the tally.
     pub(crate) fn end(self) {
-        let Some((key, t0)) = self.0 else { return };
+        self.end_key();
+    }
+
+    /// [`Timer::end`], returning the key it counted under, if counting.
+    fn end_key(self) -> Option<Key> {
+        let (key, t0) = self.0?;
         let dt = t0.elapsed().as_secs_f64();
         let mut t = tally();
-        let e = t.entry(key).or_insert((0, 0.0));
+        let e = t.entry(key).or_insert((0, 0.0, 0.0));
         e.0 += 1;
         e.1 += dt;
+        Some(key)
     }
 }
