@@ -175,7 +175,7 @@ fn add_chain(iters: u64) {
 const FMA_CHAINS: usize = 24;
 
 /// The f32 FMA rate of the step's threads while all of them are busy, in
-/// GFLOP/s: on every pool thread at once, a loop of [`FMA_CHAINS`]
+/// GFLOP/s: on every pool thread at once, a loop of 24 (`FMA_CHAINS`)
 /// independent FMAs of gemm's width (`kernel`: `avx512f`, 512 bits, or
 /// `fma`, 256) on registers only, 2²² iterations, best of 3 rounds, the
 /// slowest thread's rate × the threads. It is what the FMA units deliver at
