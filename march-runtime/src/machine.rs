@@ -169,15 +169,17 @@ fn add_chain(iters: u64) {
     }
 }
 
-/// Independent FMA chains of the measuring loop: as many accumulators as
-/// gemm's largest microkernel holds (4 × 6 registers), more than any x86-64
-/// core needs to hide its FMA latency (4–5 cycles × 2 pipes).
-const FMA_CHAINS: usize = 24;
+/// Independent FMA chains of the measuring loop at each width: as many
+/// accumulators as gemm's microkernels hold (4 × 6 of the 32 AVX-512
+/// registers, 2 × 6 of AVX2's 16, so that none is spilled), more than any
+/// x86-64 core needs to hide its FMA latency (4–5 cycles × 2 pipes).
+const CHAINS_512: usize = 24;
+const CHAINS_256: usize = 12;
 
 /// The f32 FMA rate of the step's threads while all of them are busy, in
-/// GFLOP/s: on every pool thread at once, a loop of 24 (`FMA_CHAINS`)
-/// independent FMAs of gemm's width (`kernel`: `avx512f`, 512 bits, or
-/// `fma`, 256) on registers only, 2²² iterations, best of 3 rounds, the
+/// GFLOP/s: on every pool thread at once, a loop of independent FMAs of
+/// gemm's width (`kernel`: `avx512f`, 24 chains of 512 bits, or `fma`, 12
+/// of 256) on registers only, 2²² iterations, best of 3 rounds, the
 /// slowest thread's rate × the threads. It is what the FMA units deliver at
 /// the clock they run wide vector work at: below the computed peak where a
 /// core clocks down for AVX-512, or where it issues fewer FMAs a cycle than
@@ -186,13 +188,13 @@ const FMA_CHAINS: usize = 24;
 pub fn measured_fma_gflops(kernel: &str) -> Option<f64> {
     #[cfg(target_arch = "x86_64")]
     {
-        let lanes = match kernel {
-            "avx512f" => 16,
-            "fma" => 8,
+        let (chains, lanes) = match kernel {
+            "avx512f" => (CHAINS_512, 16),
+            "fma" => (CHAINS_256, 8),
             _ => return None,
         };
         const ITERS: u64 = 1 << 22;
-        let flop = (ITERS as usize * FMA_CHAINS * lanes * 2) as f64;
+        let flop = (ITERS as usize * chains * lanes * 2) as f64;
         let best = (0..3)
             .map(|_| {
                 let rates = rayon::broadcast(|_| {
@@ -213,12 +215,12 @@ pub fn measured_fma_gflops(kernel: &str) -> Option<f64> {
     }
 }
 
-/// `acc ← a·acc + b` on [`FMA_CHAINS`] registers of `kernel`'s width,
-/// `iters` times, with `a` = `b` = 1 kept opaque (so that each stays an FMA
-/// the compiler cannot fold into an add): every lane ends at `iters`
-/// (exactly, below 2²⁴). Returns the sum of every lane of every
-/// accumulator (so that no chain is dead code): `FMA_CHAINS · lanes ·
-/// iters`; 0 for a kernel this CPU lacks.
+/// `acc ← a·acc + b` on [`CHAINS_512`] or [`CHAINS_256`] registers of
+/// `kernel`'s width, `iters` times, with `a` = `b` = 1 kept opaque (so
+/// that each stays an FMA the compiler cannot fold into an add): every
+/// lane ends at `iters` (exactly, below 2²⁴). Returns the sum of every
+/// lane of every accumulator (so that no chain is dead code): chains ·
+/// lanes · `iters`; 0 for a kernel this CPU lacks.
 #[cfg(target_arch = "x86_64")]
 fn fma_chains(kernel: &str, iters: u64) -> f32 {
     use std::arch::is_x86_feature_detected as has;
@@ -236,7 +238,7 @@ fn fma_chains(kernel: &str, iters: u64) -> f32 {
 unsafe fn fma_chains_512(iters: u64, a: f32, b: f32) -> f32 {
     use std::arch::x86_64::*;
     let (a, b) = (_mm512_set1_ps(a), _mm512_set1_ps(b));
-    let mut acc = [_mm512_setzero_ps(); FMA_CHAINS];
+    let mut acc = [_mm512_setzero_ps(); CHAINS_512];
     for _ in 0..iters {
         for x in acc.iter_mut() {
             *x = _mm512_fmadd_ps(a, *x, b);
@@ -253,7 +255,7 @@ unsafe fn fma_chains_512(iters: u64, a: f32, b: f32) -> f32 {
 unsafe fn fma_chains_256(iters: u64, a: f32, b: f32) -> f32 {
     use std::arch::x86_64::*;
     let (a, b) = (_mm256_set1_ps(a), _mm256_set1_ps(b));
-    let mut acc = [_mm256_setzero_ps(); FMA_CHAINS];
+    let mut acc = [_mm256_setzero_ps(); CHAINS_256];
     for _ in 0..iters {
         for x in acc.iter_mut() {
             *x = _mm256_fmadd_ps(a, *x, b);
@@ -336,14 +338,14 @@ mod tests {
     #[test]
     fn the_fma_loop_runs_its_chains_and_gives_a_rate() {
         use std::arch::is_x86_feature_detected as has;
-        for (kernel, lanes, present) in [
-            ("avx512f", 16, has!("avx512f")),
-            ("fma", 8, has!("avx2") && has!("fma")),
+        for (kernel, chains, lanes, present) in [
+            ("avx512f", CHAINS_512, 16, has!("avx512f")),
+            ("fma", CHAINS_256, 8, has!("avx2") && has!("fma")),
         ] {
             if !present {
                 continue;
             }
-            let all = (FMA_CHAINS * lanes * 1000) as f32;
+            let all = (chains * lanes * 1000) as f32;
             assert_eq!(fma_chains(kernel, 1000), all, "{kernel}");
             let rate = measured_fma_gflops(kernel).unwrap();
             let per_thread = rate / rayon::current_num_threads() as f64;
