@@ -51,7 +51,9 @@ pub struct BenchArgs {
     #[arg(long, default_value = "cpu")]
     device: DeviceKind,
     /// Then as many steps again with every projection and LM-head product
-    /// timed one by one: a table of them against the ceiling.
+    /// and every attention op timed one by one, and as many more with each
+    /// projection product repeated at once on the same operands (`warm`): a
+    /// table of them against the ceiling.
     #[arg(long)]
     products: bool,
 }
