@@ -132,12 +132,19 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         args.steps
     );
     eprintln!("  on {}", machine.summary());
-    // the best of five of each shape: on a shared host fewer let a slow
-    // spell lower the ceiling and flatter the step's ratio to its floor
-    let (ceiling, at) = bench::matmul_ceiling(&bench::step_products(arch, w), 5, args.matmul)
-        .map_err(|e| anyhow!("--matmul {}: {e}", args.matmul))?;
+    // the best of five of each shape, before the steps and again after:
+    // on a shared host a slow spell during one measurement would lower the
+    // ceiling and flatter the step's ratio to its floor
+    let shapes = bench::step_products(arch, w);
+    let ceiling_now = || {
+        bench::matmul_ceiling(&shapes, 5, args.matmul)
+            .map_err(|e| anyhow!("--matmul {}: {e}", args.matmul))
+    };
+    let before = ceiling_now()?;
     let mut step = entry.bench(DeviceKind::Cpu, w, mode, args.matmul)?;
     let (m, median, min, max) = measure_steps(args, &mut step);
+    let after = ceiling_now()?;
+    let (ceiling, at) = if after.0 > before.0 { after } else { before };
     let flops = bench::flops_per_step(arch, w, mode);
     let gflops = flops / median / 1e9;
     let floor = flops / (ceiling * 1e9);
@@ -181,7 +188,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     let phases = phases_text(mode, &m);
     super::list::emit(&format!(
-        "{name} {mode}\n  ms/step    {ms:.1} (median; min {min:.1}, max {max:.1})\n  phases     {phases}\n  tokens/s   {tps:.0}\n  GFLOP/s    {gflops:.1} ({gf:.1} GFLOP of matrix products per step)\n  ceiling    {pct:.0}% of this machine's measured {prec} matmul ceiling: {ceiling:.0} GFLOP/s, the best of march's product over the step's shapes (at {am}×{ak}·{ak}×{an}), {threads} thread(s){fma}\n  floor      {floor_ms:.1} ms (the step's products at the ceiling): the step is {ratio:.2}× its floor\n  machine    {machine}\n  memory     peak resident {peak}; {growth}\n",
+        "{name} {mode}\n  ms/step    {ms:.1} (median; min {min:.1}, max {max:.1})\n  phases     {phases}\n  tokens/s   {tps:.0}\n  GFLOP/s    {gflops:.1} ({gf:.1} GFLOP of matrix products per step)\n  ceiling    {pct:.0}% of this machine's measured {prec} matmul ceiling: {ceiling:.0} GFLOP/s, the best of march's product over the step's shapes (at {am}×{ak}·{ak}×{an}), {threads} thread(s), 5 times each before the steps and after them ({b:.0} and {a:.0} GFLOP/s){fma}\n  floor      {floor_ms:.1} ms (the step's products at the ceiling): the step is {ratio:.2}× its floor\n  machine    {machine}\n  memory     peak resident {peak}; {growth}\n",
         name = arch.name,
         mode = mode.name(),
         ms = median * 1e3,
@@ -199,6 +206,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         ak = at.1,
         an = at.2,
         floor_ms = floor * 1e3,
+        b = before.0,
+        a = after.0,
         ratio = median / floor,
         machine = machine.summary(),
     ))?;
