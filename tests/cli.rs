@@ -103,6 +103,10 @@ fn bad_input_gives_one_line_errors() {
         ),
         (vec!["bench", "Nope"], "unknown variant `Nope`"),
         (
+            vec!["bench", "SmallBaseline", "--gemm", "scalar"],
+            "unknown gemm microkernels `scalar`: use fma or avx512f",
+        ),
+        (
             vec!["bench", "SmallBaseline", "--device", "cuda", "--products"],
             "--products times march's CPU products",
         ),

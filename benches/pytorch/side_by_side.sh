@@ -12,19 +12,33 @@
 # environment; torch is not a march dependency). Threads: the machine's
 # cores, for both (RAYON_NUM_THREADS, --threads). COMPILE=1 adds
 # torch.compile f32 rows (inductor: needs a C compiler; the first warm-up
-# steps compile, so those runs take minutes). BF16: see below.
+# steps compile, so those runs take minutes). BF16: see below. ISA=avx2
+# runs both sides on their AVX2 + FMA code on an AVX-512 CPU: march with
+# --loops avx2 --gemm fma, PyTorch with ATEN_CPU_CAPABILITY=avx2 (its own
+# kernels and inductor's code), MKL_ENABLE_INSTRUCTIONS=AVX2 and
+# ONEDNN_MAX_CPU_ISA=AVX2, and no bf16 rows (what an AMD Zen 3 runs, on
+# another core: a proxy for the code, not for that CPU).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-5}
 python=${PYTHON:-python3}
 threads=$(nproc)
 cargo build --release --quiet || exit 1
+march_isa=()
+if [ "${ISA:-}" = avx2 ]; then
+    march_isa=(--loops avx2 --gemm fma)
+    export ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2
+    BF16=0
+elif [ -n "${ISA:-}" ]; then
+    echo "ISA=${ISA}: only ISA=avx2 is known" >&2
+    exit 2
+fi
 
 march() { # LABEL ARGS...
     printf '%-28s' "march   $1"
     shift
     local out
-    if out=$(RAYON_NUM_THREADS=$threads target/release/march bench "$@" 2>&1); then
+    if out=$(RAYON_NUM_THREADS=$threads target/release/march bench "$@" ${march_isa[@]+"${march_isa[@]}"} 2>&1); then
         grep -E "ms/step|phases" <<<"$out" | tr -s ' ' | tr '\n' ' '
         echo
         if [ -z "${machine_shown:-}" ]; then # where march's figures come from, once

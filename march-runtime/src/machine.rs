@@ -3,6 +3,7 @@
 //! microkernels, and the f32 FMA peak of those threads: computed from the
 //! clock, and measured.
 
+use crate::kernels::microkernels;
 use crate::kernels::simd::{self, Isa};
 
 /// The machine a benchmark ran on.
@@ -269,20 +270,12 @@ unsafe fn fma_chains_256(iters: u64, a: f32, b: f32) -> f32 {
     lanes.iter().sum()
 }
 
-/// gemm 0.19 picks its f32 kernels by `avx512f`, then `fma`
-/// (gemm-common 0.19, `gemm.rs`, `init_gemm_fn`); march enables its
-/// `x86-v4` feature, so the first is compiled in.
+/// The f32 microkernels march's products run: gemm 0.19's own choice by
+/// `avx512f`, then `fma` (gemm-common 0.19, `gemm.rs`, `init_gemm_fn`;
+/// march enables its `x86-v4` feature, so the first is compiled in),
+/// unless `--gemm` narrowed it ([`microkernels::choose`]).
 fn gemm_kernel() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return "avx512f";
-        }
-        if std::arch::is_x86_feature_detected!("fma") {
-            return "fma";
-        }
-    }
-    "scalar"
+    microkernels::chosen().name()
 }
 
 #[cfg(test)]

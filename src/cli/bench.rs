@@ -3,6 +3,7 @@
 use anyhow::{anyhow, bail, Result};
 use march_runtime::arch::thousands;
 use march_runtime::bench::{self, Mode};
+use march_runtime::kernels::microkernels::{self, Family};
 use march_runtime::kernels::simd::{set_isa, Isa};
 use march_runtime::kernels::tally;
 use march_runtime::kernels::{bf16_unit, Bf16Unit};
@@ -46,6 +47,11 @@ pub struct BenchArgs {
     /// (default: the best this CPU runs), to compare them on one machine.
     #[arg(long, value_parser = parse_isa)]
     loops: Option<Isa>,
+    /// gemm's f32 microkernels: fma or avx512f (default: gemm's own choice,
+    /// the widest this CPU runs). `--loops avx2 --gemm fma` runs what an
+    /// AVX2 + FMA machine (an AMD Zen 3) runs, on an AVX-512 one.
+    #[arg(long, value_parser = parse_family)]
+    gemm: Option<Family>,
     /// cpu, or cuda (a build with --features cuda): the GPU's step, with
     /// its MFU against the GPU's measured f32, TF32 and bf16 peaks.
     #[arg(long, default_value = "cpu")]
@@ -65,6 +71,16 @@ fn parse_isa(s: &str) -> Result<Isa, String> {
         "avx512" => Ok(Isa::Avx512),
         _ => Err(format!(
             "unknown loops build `{s}`: use baseline, avx2 or avx512"
+        )),
+    }
+}
+
+fn parse_family(s: &str) -> Result<Family, String> {
+    match s {
+        "fma" | "avx2" => Ok(Family::Fma),
+        "avx512f" | "avx512" => Ok(Family::Avx512f),
+        _ => Err(format!(
+            "unknown gemm microkernels `{s}`: use fma or avx512f"
         )),
     }
 }
@@ -105,6 +121,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         if args.loops.is_some() {
             bail!("--loops chooses the CPU's element-wise loops: it has no meaning with --device cuda");
         }
+        if args.gemm.is_some() {
+            bail!("--gemm chooses the CPU's matmul microkernels: it has no meaning with --device cuda");
+        }
         if args.products {
             bail!("--products times march's CPU products: it has no meaning with --device cuda");
         }
@@ -112,6 +131,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     if let Some(isa) = args.loops {
         set_isa(isa).map_err(|e| anyhow!("--loops: {e}"))?;
+    }
+    if let Some(family) = args.gemm {
+        microkernels::choose(family).map_err(|e| anyhow!("--gemm: {e}"))?;
     }
     let machine = Machine::here();
     let threads = machine.threads;

@@ -21,6 +21,7 @@ pub mod embedding;
 pub mod glu;
 pub mod linear;
 mod mask;
+pub mod microkernels;
 mod panels;
 mod product;
 pub mod rms_norm;

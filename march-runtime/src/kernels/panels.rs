@@ -27,6 +27,7 @@ use gemm_common::cache::kernel_params;
 use gemm_common::microkernel::MicroKernelFn;
 use rayon::prelude::*;
 
+use super::microkernels::{self, Family};
 use super::transpose;
 
 /// gemm's f32 microkernels for one instruction set: `UKR[v − 1][c − 1]`
@@ -60,17 +61,15 @@ static FMA: Kernels = Kernels {
 };
 
 impl Kernels {
-    /// The kernels gemm 0.19 runs on this CPU (its own choice, by
-    /// `avx512f`, then `fma`), where it has vector ones.
+    /// The kernels march's products run ([`microkernels::chosen`]: gemm
+    /// 0.19's own choice, by `avx512f`, then `fma`, unless narrowed), where
+    /// they are vector ones.
     fn detected() -> Option<&'static Kernels> {
         #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Some(&AVX512);
-            }
-            if std::arch::is_x86_feature_detected!("fma") {
-                return Some(&FMA);
-            }
+        match microkernels::chosen() {
+            Family::Avx512f => return Some(&AVX512),
+            Family::Fma => return Some(&FMA),
+            Family::Scalar => {}
         }
         None
     }

@@ -12,7 +12,7 @@ use std::any::TypeId;
 
 use gemm::Parallelism;
 
-use super::{amx, dpbf16, f32s, f32s_mut, panels, simd, transpose, Matmul, SendPtr};
+use super::{amx, dpbf16, f32s, f32s_mut, microkernels, panels, simd, transpose, Matmul, SendPtr};
 use crate::tensor::Float;
 
 /// A fresh buffer of `n` elements, every one written by `fill` through the
@@ -387,6 +387,23 @@ impl<E: Float> Product<E> {
         let (m, k, n) = self.mkn;
         let ([dst_rs, dst_cs], [lhs_rs, lhs_cs], [rhs_rs, rhs_cs]) =
             (self.dst_strides, self.lhs_strides, self.rhs_strides);
+        #[cfg(target_arch = "x86_64")]
+        if TypeId::of::<E>() == TypeId::of::<f32>() && microkernels::narrowed() {
+            // SAFETY: the caller's; E is f32
+            return unsafe {
+                microkernels::gemm_on_fma(
+                    (m, n, k),
+                    self.dst as *mut f32,
+                    [dst_cs, dst_rs],
+                    self.accumulate,
+                    self.lhs as *const f32,
+                    [lhs_cs, lhs_rs],
+                    self.rhs as *const f32,
+                    [rhs_cs, rhs_rs],
+                    parallelism,
+                )
+            };
+        }
         // SAFETY: the caller's
         unsafe {
             gemm::gemm(
