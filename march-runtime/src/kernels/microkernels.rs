@@ -2,8 +2,8 @@
 //! one place: gemm's own choice by the CPU's features (`avx512f`, else
 //! `fma`, else scalar) unless [`choose`] picks a narrower one — so that an
 //! AVX-512 machine can run what an AVX2 + FMA machine (an AMD Zen 3) runs,
-//! as `--loops` does for march's own loops. [`super::panels`] takes the
-//! chosen family's kernels, [`gemm_on_fma`] runs gemm's driver on the `fma`
+//! as `--loops` does for march's own loops. `panels.rs` takes the
+//! chosen family's kernels, `gemm_on_fma` runs gemm's driver on the `fma`
 //! ones where gemm itself would pick `avx512f`, and
 //! `machine.rs` reports it.
 //!

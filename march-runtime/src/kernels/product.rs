@@ -177,6 +177,8 @@ enum Path {
     Split(usize),
     /// [`Product::split_depth`] into [`DEPTH_PARTS`] parts.
     SplitDepth,
+    /// [`Product::flipped`].
+    Flipped,
     /// gemm alone, on the pool's threads or the caller's.
     Gemm,
 }
@@ -349,6 +351,9 @@ impl<E: Float> Product<E> {
         if parallel && self.deep() {
             return Path::SplitDepth;
         }
+        if parallel && self.short_and_wide() {
+            return Path::Flipped;
+        }
         Path::Gemm
     }
 
@@ -363,6 +368,7 @@ impl<E: Float> Product<E> {
             Path::Panels => return unsafe { self.panels(parallel) },
             Path::Split(parts) => return unsafe { self.split(parts) },
             Path::SplitDepth => return unsafe { self.split_depth() },
+            Path::Flipped => return unsafe { self.flipped() },
             Path::Gemm => {}
         }
         let threads = if parallel {
@@ -632,6 +638,148 @@ impl<E: Float> Product<E> {
     }
 }
 
+impl<E: Float> Product<E> {
+    /// Whether the product is short and wide in gemm's orientation, with a
+    /// strided right factor, and its destination contiguous: the tied LM
+    /// head's weight gradient `dEᵀ += Xᵀ·dY`
+    /// (model width × vocabulary, over batch × positions). gemm packs such a
+    /// right factor (`dY`, the vocabulary wide) into panels that its few
+    /// rows use once, where the product the other way round,
+    /// `dE = dYᵀ·X`, runs tall and narrow like the projections.
+    /// [`FLIP_MAX_ROWS`] says how short.
+    fn short_and_wide(&self) -> bool {
+        let g = self.in_gemm_orientation();
+        let (m, _, n) = g.mkn;
+        if m == 0 || m > FLIP_MAX_ROWS || n < FLIP_MIN_WIDTH * m || g.rhs_strides[0].abs() == 1 {
+            return false;
+        }
+        g.dst_strides == [1, m as isize]
+    }
+
+    /// Whether every element of a [`Product::short_and_wide`] product's
+    /// destination is zero, read by the pool's threads.
+    ///
+    /// # Safety
+    /// As [`gemm_into`].
+    unsafe fn zero_destination(&self) -> bool {
+        use rayon::prelude::*;
+        let (m, _, n) = self.mkn;
+        // SAFETY: the destination's m × n contiguous elements (the caller's)
+        let dst = unsafe { std::slice::from_raw_parts(self.dst as *const E, m * n) };
+        dst.par_chunks(1 << 16).all(|c| match f32s(c) {
+            Some(c) => simd::all_zero(c),
+            None => c.iter().all(|v| v.is_zero()),
+        })
+    }
+
+    /// [`Product::run`] of a [`Product::short_and_wide`] product whose
+    /// destination is zero or not read (else on gemm as it is): computed
+    /// the other way round, `dstᵀ = rhsᵀ · lhsᵀ` in gemm's orientation,
+    /// block by block of the destination's columns into a scratch (each
+    /// block on gemm itself over the pool's threads), each block then
+    /// transposed by the 8 × 8 tiles and added into (or, not accumulating,
+    /// written to) its columns of the destination. Every element is the
+    /// same sum in the same order (gemm's depth blocks depend on the depth
+    /// alone, and a zero destination added to gives what gemm's first
+    /// block's read of it gives, signed zeros included): tested bit for bit
+    /// against gemm's own product, and a training checkpoint is
+    /// byte-identical with and without this path. Measured on two threads
+    /// of an Intel Xeon (family 6 model 167, 7 December 2026, `march bench
+    /// SmallBaseline --batch 16 --products`, alternated with the path off):
+    /// the small model's `128 × 832 · 832 × 8192` 11.6 → 9.0 ms a step on
+    /// gemm's `avx512f` kernels, 16.9 → 13.9 on its `fma` ones (`--gemm
+    /// fma`); the seed scale's `512 × 416 · 416 × 30000` was no faster this
+    /// way (85.6 → 89.4 ms a step on `fma`; alone, a scratch timing, 56.2 →
+    /// 56.8 on `avx512f`), hence [`FLIP_MAX_ROWS`].
+    ///
+    /// # Safety
+    /// As [`gemm_into`].
+    unsafe fn flipped(self) {
+        let g = self.in_gemm_orientation();
+        let (m, k, n) = g.mkn;
+        let threads = rayon::current_num_threads();
+        // SAFETY (both): the caller's
+        if g.accumulate && !unsafe { g.zero_destination() } {
+            return unsafe { self.gemm(threads) };
+        }
+        // columns of the destination a block takes: a scratch of ~2 MiB
+        let width = (FLIP_BLOCK_BYTES / (m * std::mem::size_of::<E>()))
+            .max(64)
+            .min(n);
+        let mut scratch: Vec<E> = Vec::with_capacity(width * m);
+        let (dst, buf) = (SendPtr(g.dst), SendPtr(scratch.as_mut_ptr()));
+        let mut c0 = 0;
+        while c0 < n {
+            let w = width.min(n - c0);
+            // S (w × m, column-major) = rhsᵀ[c0..c0 + w] (w × k) · lhsᵀ (k × m)
+            let block = Product {
+                mkn: (w, k, m),
+                dst: buf.get(),
+                dst_strides: [1, w as isize],
+                accumulate: false,
+                // SAFETY: column c0 of the right factor lies inside it
+                lhs: unsafe { g.rhs.offset(c0 as isize * g.rhs_strides[1]) },
+                lhs_strides: [g.rhs_strides[1], g.rhs_strides[0]],
+                rhs: g.lhs,
+                rhs_strides: [g.lhs_strides[1], g.lhs_strides[0]],
+            };
+            // SAFETY: the scratch holds w × m; on gemm itself (as
+            // `transposing` does), so that the bits are gemm's own
+            unsafe { block.gemm(threads) };
+            // destination column c0 + j, row r (at (c0 + j)·m + r) gets
+            // S(j, r) (at r·w + j): strips of columns, one task each
+            let strip = |j0: usize| {
+                let jn = FLIP_STRIP.min(w - j0);
+                let mut t: Vec<E> = Vec::with_capacity(jn * m);
+                // SAFETY: rows 0..m, columns j0..j0 + jn of Sᵀ (m × w, row
+                // stride w) into t (jn columns of m); then this strip's own
+                // columns of the destination
+                unsafe {
+                    transpose::transpose(
+                        (m, jn),
+                        buf.get().add(j0) as *const E,
+                        w as isize,
+                        t.as_mut_ptr(),
+                        m,
+                    );
+                    t.set_len(jn * m);
+                    let d = std::slice::from_raw_parts_mut(dst.get().add((c0 + j0) * m), jn * m);
+                    if !g.accumulate {
+                        d.copy_from_slice(&t);
+                    } else if let (Some(d), Some(s)) = (f32s_mut(&mut *d), f32s(&t)) {
+                        // (`d + 1·s` is `d + s`: the same bits, at the vector width)
+                        simd::axpy(d, 1.0, s);
+                    } else {
+                        for (d, &s) in d.iter_mut().zip(&t) {
+                            *d += s;
+                        }
+                    }
+                }
+            };
+            use rayon::prelude::*;
+            (0..w.div_ceil(FLIP_STRIP))
+                .into_par_iter()
+                .for_each(|s| strip(s * FLIP_STRIP));
+            c0 += w;
+        }
+    }
+}
+
+/// The most rows (in gemm's orientation) of a product [`Product::flipped`]
+/// computes the other way round: the small family's model width, not the
+/// seed scale's 512 (measured, see there).
+const FLIP_MAX_ROWS: usize = 128;
+
+/// How many times its rows a [`Product::flipped`] product's columns
+/// number at least.
+const FLIP_MIN_WIDTH: usize = 16;
+
+/// The bytes of one block of [`Product::flipped`]'s scratch.
+const FLIP_BLOCK_BYTES: usize = 2 << 20;
+
+/// Columns of one block one task of [`Product::flipped`] transposes and adds.
+const FLIP_STRIP: usize = 64;
+
 /// Parts of the depth [`Product::split_depth`] splits a deep product into:
 /// fixed, not the pool's threads, so that its sums do not depend on them.
 const DEPTH_PARTS: usize = 2;
@@ -824,6 +972,72 @@ mod tests {
                     .map(|j| lhs[at(ls, r, j)] as f64 * rhs[at(rs, j, c)] as f64)
                     .sum::<f64>();
             assert!((split[at(ds, r, c)] as f64 - want).abs() < 1e-3 * want.abs().max(1.0));
+        }
+    }
+
+    /// A short, wide product with a strided right factor (in gemm's
+    /// orientation: the tied LM head's weight gradient, as `linear` passes
+    /// it) is computed the other way round by [`Product::flipped`]: every
+    /// element equals the single-threaded gemm's, bit for bit, into a zero
+    /// destination (signed zeros included: one element a sum of −0
+    /// products, the destination starting at +0 or −0), into one that is
+    /// not (gemm then, as it is) and not accumulating (a NaN left would
+    /// show), over several scratch blocks with ragged strips and edges.
+    #[test]
+    fn short_wide_products_flipped_equal_gemms_bit_for_bit() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        for &(m, k, n) in &[(128, 832, 8192), (96, 300, 12_000), (37, 50, 2000)] {
+            // dst (m × n) column-major, lhs Xᵀ column-major, rhs dY row-major
+            let (ds, ls, rs) = ([1, m as isize], [1, m as isize], [n as isize, 1]);
+            let product = shaped((m, k, n), ds, ls, rs);
+            assert_eq!(product.path(true), Path::Flipped, "{m}×{k}·{k}×{n}");
+            assert_ne!(product.path(false), Path::Flipped, "{m}×{k}·{k}×{n}");
+            // element (0, 0) a sum of −0 products (gemm's sums start at
+            // +0): row 0 of the left factor −0, column 0 of the right one
+            // positive
+            let (mut lhs, mut rhs) = factors((m, k, n));
+            for j in 0..k {
+                lhs[at(ls, 0, j)] = -0.0;
+                rhs[at(rs, j, 0)] = rhs[at(rs, j, 0)].abs() + 0.01;
+            }
+            let starts: [(bool, Vec<f32>); 4] = [
+                (true, vec![0.0; m * n]),
+                (true, vec![-0.0; m * n]),
+                (true, destination(m * n)),
+                (false, vec![f32::NAN; m * n]),
+            ];
+            for (accumulate, start) in starts {
+                let run = |parallel: bool| {
+                    let mut dst = start.clone();
+                    // SAFETY: the buffers hold m×k, k×n and m×n elements
+                    // under the given strides
+                    pool.install(|| unsafe {
+                        gemm_into(
+                            (m, k, n),
+                            dst.as_mut_ptr(),
+                            ds,
+                            accumulate,
+                            lhs.as_ptr(),
+                            ls,
+                            rhs.as_ptr(),
+                            rs,
+                            parallel,
+                        )
+                    });
+                    dst
+                };
+                let (whole, flipped) = (run(false), run(true));
+                for (at, (a, b)) in whole.iter().zip(&flipped).enumerate() {
+                    assert_eq!(
+                        a.to_bits(),
+                        b.to_bits(),
+                        "{m}×{k}·{k}×{n}, accumulate {accumulate}, at {at}"
+                    );
+                }
+            }
         }
     }
 
