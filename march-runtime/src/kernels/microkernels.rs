@@ -15,8 +15,6 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use gemm::Parallelism;
-
 /// One of gemm's f32 microkernel families.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Family {
@@ -100,6 +98,7 @@ pub fn choose(family: Family) -> Result<Family, String> {
 /// Whether the [`chosen`] family is narrower than gemm's own choice, so
 /// that `f32` products must go through [`gemm_on_fma`] rather than
 /// `gemm::gemm`.
+#[cfg(target_arch = "x86_64")]
 pub(crate) fn narrowed() -> bool {
     chosen() != detected()
 }
@@ -124,7 +123,7 @@ pub(crate) unsafe fn gemm_on_fma(
     [lhs_cs, lhs_rs]: [isize; 2],
     rhs: *const f32,
     [rhs_cs, rhs_rs]: [isize; 2],
-    parallelism: Parallelism,
+    parallelism: gemm::Parallelism,
 ) {
     use ::gemm_f32::microkernel::fma::f32 as fma;
     use gemm_common::simd::{MixedSimd, V3};
@@ -185,6 +184,7 @@ pub(crate) unsafe fn gemm_on_fma(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gemm::Parallelism;
 
     /// Deterministic values in [−1, 1).
     fn values(n: usize, seed: u64) -> Vec<f32> {
