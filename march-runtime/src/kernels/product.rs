@@ -868,6 +868,41 @@ mod tests {
         }
     }
 
+    /// The product `start [+]= lhs · rhs` (under these strides) run on one
+    /// thread and on the pool's, each from a copy of `start`: (single,
+    /// parallel).
+    #[allow(clippy::too_many_arguments)]
+    fn single_and_parallel(
+        pool: &rayon::ThreadPool,
+        mkn: (usize, usize, usize),
+        start: &[f32],
+        ds: [isize; 2],
+        accumulate: bool,
+        (lhs, ls): (&[f32], [isize; 2]),
+        (rhs, rs): (&[f32], [isize; 2]),
+    ) -> (Vec<f32>, Vec<f32>) {
+        let run = |parallel: bool| {
+            let mut dst = start.to_vec();
+            // SAFETY: the caller's buffers hold m×k, k×n and m×n elements
+            // under the given strides
+            pool.install(|| unsafe {
+                gemm_into(
+                    mkn,
+                    dst.as_mut_ptr(),
+                    ds,
+                    accumulate,
+                    lhs.as_ptr(),
+                    ls,
+                    rhs.as_ptr(),
+                    rs,
+                    parallel,
+                )
+            });
+            dst
+        };
+        (run(false), run(true))
+    }
+
     /// What [`written`] relies on: a product that does not accumulate
     /// writes every element of its destination and reads none (a NaN left
     /// in it, or read from it, would show), for the shapes of gemm's
@@ -942,26 +977,8 @@ mod tests {
             assert_eq!(pool.install(|| product.path(true)), path, "{m}×{k}·{k}×{n}");
             let (lhs, rhs) = factors((m, k, n));
             let start = destination(m * n);
-            let run = |parallel: bool| {
-                let mut dst = start.clone();
-                // SAFETY: the buffers hold m×k, k×n and m×n elements
-                // under the given strides
-                pool.install(|| unsafe {
-                    gemm_into(
-                        (m, k, n),
-                        dst.as_mut_ptr(),
-                        ds,
-                        true,
-                        lhs.as_ptr(),
-                        ls,
-                        rhs.as_ptr(),
-                        rs,
-                        parallel,
-                    )
-                });
-                dst
-            };
-            let (whole, split) = (run(false), run(true));
+            let (whole, split) =
+                single_and_parallel(&pool, (m, k, n), &start, ds, true, (&lhs, ls), (&rhs, rs));
             for (at, (a, b)) in whole.iter().zip(&split).enumerate() {
                 assert_eq!(a.to_bits(), b.to_bits(), "{m}×{k}·{k}×{n} at {at}");
             }
@@ -1010,26 +1027,15 @@ mod tests {
                 (false, vec![f32::NAN; m * n]),
             ];
             for (accumulate, start) in starts {
-                let run = |parallel: bool| {
-                    let mut dst = start.clone();
-                    // SAFETY: the buffers hold m×k, k×n and m×n elements
-                    // under the given strides
-                    pool.install(|| unsafe {
-                        gemm_into(
-                            (m, k, n),
-                            dst.as_mut_ptr(),
-                            ds,
-                            accumulate,
-                            lhs.as_ptr(),
-                            ls,
-                            rhs.as_ptr(),
-                            rs,
-                            parallel,
-                        )
-                    });
-                    dst
-                };
-                let (whole, flipped) = (run(false), run(true));
+                let (whole, flipped) = single_and_parallel(
+                    &pool,
+                    (m, k, n),
+                    &start,
+                    ds,
+                    accumulate,
+                    (&lhs, ls),
+                    (&rhs, rs),
+                );
                 for (at, (a, b)) in whole.iter().zip(&flipped).enumerate() {
                     assert_eq!(
                         a.to_bits(),
