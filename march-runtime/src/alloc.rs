@@ -26,7 +26,11 @@
 //! performance section.
 //!
 //! [`ParallelZeroing`], the `march` binary's global allocator, clears large
-//! zeroed blocks (dfdx's gradient buffers) on every thread of the pool.
+//! zeroed blocks (dfdx's gradient buffers) on every thread of the pool, and
+//! skips clearing the ones a kernel is about to write whole
+//! ([`unzeroed`]).
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Tunes glibc's malloc as described in the module docs. A no-op on other
 /// targets. Call once, early (the `march` binary does, as do the benches).
@@ -56,8 +60,88 @@ pub fn keep_freed_memory() {
     }
 }
 
+std::thread_local! {
+    /// This thread's [`unzeroed`] state: [`IDLE`], [`ARMED`] or [`SERVED`].
+    static UNZEROED: std::cell::Cell<u8> = const { std::cell::Cell::new(IDLE) };
+}
+/// Zeroed blocks are zeroed.
+const IDLE: u8 = 0;
+/// The next zeroed block on this thread may come unzeroed.
+const ARMED: u8 = 1;
+/// One did.
+const SERVED: u8 = 2;
+
+/// Whether [`ParallelZeroing`] serves [`unzeroed`] callers unzeroed blocks.
+static SERVE: AtomicBool = AtomicBool::new(true);
+/// Blocks it has served so.
+static SERVED_BLOCKS: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether [`ParallelZeroing`] lets [`unzeroed`] callers' blocks skip their
+/// clearing (on by default); off, every zeroed block is zeroed, as the
+/// system allocator's: the comparison `tests/unzeroed.rs` makes.
+pub fn serve_unzeroed(on: bool) {
+    SERVE.store(on, Ordering::Relaxed);
+}
+
+/// How many blocks [`ParallelZeroing`] has handed out unzeroed.
+pub fn unzeroed_served() -> usize {
+    SERVED_BLOCKS.load(Ordering::Relaxed)
+}
+
+/// Runs `alloc`, letting the one zeroed allocation it makes on this thread
+/// skip its clearing; returns `alloc`'s result and whether a block came
+/// unzeroed.
+///
+/// dfdx allocates every gradient buffer zeroed, for the backward ops to
+/// add into; a kernel whose backward writes the whole of a gradient that
+/// did not exist yet wants it unzeroed: a step of `SmallBaseline` at
+/// batch 16 cleared 146 MB of gradient buffers and kernel scratch of at
+/// least 64 KiB, of which 3 MB now (the rest first written by march's
+/// kernels). Only where [`ParallelZeroing`] is the global allocator (the
+/// `march` binary) does a block come unzeroed; elsewhere this returns
+/// `false` and the kernel adds into zeros as before, giving the same bits
+/// (every kernel's write is the value its add into `+0` gives).
+///
+/// # Safety
+/// `alloc` makes at most one zeroed allocation, a buffer of `f32` or
+/// `f64` values the caller then owns; where this returns `true`, that buffer's contents
+/// are arbitrary bytes until written, and the caller writes every element
+/// before anything reads one.
+pub unsafe fn unzeroed<R>(alloc: impl FnOnce() -> R) -> (R, bool) {
+    /// Back to [`IDLE`] however `alloc` ends.
+    struct Disarm;
+    impl Drop for Disarm {
+        fn drop(&mut self) {
+            UNZEROED.with(|u| u.set(IDLE));
+        }
+    }
+    if SERVE.load(Ordering::Relaxed) {
+        UNZEROED.with(|u| u.set(ARMED));
+    }
+    let disarm = Disarm;
+    let r = alloc();
+    let served = UNZEROED.with(|u| u.get()) == SERVED;
+    drop(disarm);
+    (r, served)
+}
+
+/// Whether this zeroed request may skip its clearing ([`unzeroed`] armed on
+/// this thread); marks it served.
+fn take_unzeroed() -> bool {
+    UNZEROED
+        .try_with(|u| {
+            let armed = u.get() == ARMED;
+            if armed {
+                u.set(SERVED);
+            }
+            armed
+        })
+        .unwrap_or(false)
+}
+
 /// The system allocator, with large zeroed blocks cleared by every thread
-/// of the rayon pool instead of one: dfdx allocates each intermediate's
+/// of the rayon pool instead of one (or not at all, where [`unzeroed`]
+/// says the block is about to be written whole): dfdx allocates each intermediate's
 /// gradient buffer zeroed (`vec![0; n]`, a `calloc`), on the thread that
 /// runs the backward, while the pool's other threads wait. Only a request
 /// of at least [`ParallelZeroing::MIN`] bytes made on a pool thread is
@@ -99,7 +183,9 @@ unsafe fn zero_in_parallel(p: *mut u8, n: usize) {
 }
 
 // SAFETY: every block comes from `System` and goes back to it with its
-// layout; `alloc_zeroed` returns it with all `layout.size()` bytes zero
+// layout; `alloc_zeroed` returns it with all `layout.size()` bytes zero,
+// but for the one block an [`unzeroed`] caller asked for, which that
+// caller writes whole before anything reads it
 unsafe impl std::alloc::GlobalAlloc for ParallelZeroing {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
         unsafe { std::alloc::System.alloc(layout) }
@@ -115,6 +201,11 @@ unsafe impl std::alloc::GlobalAlloc for ParallelZeroing {
 
     unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
         let n = layout.size();
+        if take_unzeroed() {
+            SERVED_BLOCKS.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: `unzeroed`'s caller writes the block before reading it
+            return unsafe { std::alloc::System.alloc(layout) };
+        }
         if n < Self::MIN || rayon::current_thread_index().is_none() {
             return unsafe { std::alloc::System.alloc_zeroed(layout) };
         }

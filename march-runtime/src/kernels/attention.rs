@@ -20,8 +20,9 @@ use rayon::prelude::*;
 
 use super::product::gemm_into;
 use super::tally::{self, Role};
-use super::{apply_kept, apply_kept_in_place, DropMask};
+use super::{alloc_grad_unzeroed, apply_kept, apply_kept_in_place, DropMask};
 use super::{cpu_grad, f32s, f32s_mut, filled, simd, strided_rows, view, SendPtr};
+use crate::alloc::unzeroed;
 use crate::tensor::Float;
 
 /// `[batch, seq, heads·dim_qkv]`.
@@ -105,7 +106,9 @@ where
     let tallied = (sq, dqk, sk);
     let timer = tally::begin(Role::AttentionForward, b * heads, tallied);
     (0..b * heads).into_par_iter().for_each_init(
-        || vec![E::zero(); sq * sk],
+        // SAFETY: the scratch is read only as the dropout's output, which
+        // `apply*` writes whole first
+        || unsafe { unzeroed(|| vec![E::zero(); sq * sk]).0 },
         |scratch, task| {
             let (bi, hi) = (task / heads, task % heads);
             let (qo, ko) = (bi * sq * i + hi * dqk, bi * sk * i + hi * dqk);
@@ -185,9 +188,16 @@ where
     let head_bias = head_bias.cloned();
     tape.add_backward_op(move |grads| {
         let timer = tally::begin(Role::AttentionBackward, b * heads, tallied);
-        for t in [&q, &k, &v, &out_id] {
-            grads.try_alloc_for(t)?;
-        }
+        // SAFETY: where a gradient comes unzeroed, every (batch, head)
+        // block of it is written (not added to) below by its task
+        let (q_new, k_new, v_new) = unsafe {
+            (
+                alloc_grad_unzeroed(grads, &q)?,
+                alloc_grad_unzeroed(grads, &k)?,
+                alloc_grad_unzeroed(grads, &v)?,
+            )
+        };
+        grads.try_alloc_for(&out_id)?;
         let g_out = cpu_grad::<E>(grads.get_or_alloc_mut(&out_id)?);
         let g_q = cpu_grad::<E>(grads.get_or_alloc_mut(&q)?);
         let g_k = cpu_grad::<E>(grads.get_or_alloc_mut(&k)?);
@@ -213,7 +223,15 @@ where
         let ds_all_empty = ds_all.is_empty();
         let ds_ptr = SendPtr(ds_all.as_mut_ptr());
         probs.par_chunks(sq * sk).enumerate().for_each_init(
-            || (vec![E::zero(); sq * sk], vec![E::zero(); sq * sk]),
+            // SAFETY: `pd` is read only as the dropout's output, which
+            // `apply_kept` writes whole first; `dp` is written whole by
+            // dP_drop = dO Vᵀ (not accumulating) before it is read
+            || unsafe {
+                (
+                    unzeroed(|| vec![E::zero(); sq * sk]).0,
+                    unzeroed(|| vec![E::zero(); sq * sk]).0,
+                )
+            },
             |(pd, dp), (task, p)| {
                 let (bi, hi) = (task / heads, task % heads);
                 let (qo, ko) = (bi * sq * i + hi * dqk, bi * sk * i + hi * dqk);
@@ -243,12 +261,12 @@ where
                         [1, i as isize],
                         false,
                     );
-                    // dV += P_dropᵀ dO  (seq_k × dim_qkv)
+                    // dV += P_dropᵀ dO  (seq_k × dim_qkv), = where new
                     gemm_into(
                         (sk, sq, dqk),
                         g_v.get().add(ko),
                         [i as isize, 1],
-                        true,
+                        !v_new,
                         pd.as_ptr(),
                         [1, sk as isize],
                         g_out.get().add(qo),
@@ -274,24 +292,24 @@ where
                     }
                 }
                 unsafe {
-                    // dQ += dS K  (seq_q × dim_qkv)
+                    // dQ += dS K  (seq_q × dim_qkv), = where new
                     gemm_into(
                         (sq, sk, dqk),
                         g_q.get().add(qo),
                         [i as isize, 1],
-                        true,
+                        !q_new,
                         dp.as_ptr(),
                         [sk as isize, 1],
                         ks[ko..].as_ptr(),
                         [i as isize, 1],
                         false,
                     );
-                    // dK += dSᵀ Q  (seq_k × dim_qkv)
+                    // dK += dSᵀ Q  (seq_k × dim_qkv), = where new
                     gemm_into(
                         (sk, sq, dqk),
                         g_k.get().add(ko),
                         [i as isize, 1],
-                        true,
+                        !k_new,
                         dp.as_ptr(),
                         [1, sk as isize],
                         qs[qo..].as_ptr(),

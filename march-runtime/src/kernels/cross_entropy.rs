@@ -22,7 +22,10 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{all_zero, cpu_grad, cpu_grad_vec, f32s, f32s_mut, filled, simd, view, SendPtr};
+use super::{
+    all_zero, alloc_grad_unzeroed, cpu_grad, cpu_grad_vec, f32s, f32s_mut, filled, simd, view,
+    SendPtr,
+};
 use crate::tensor::{AnyTape, Float};
 
 /// Loss of one position: `logsumexp(z) − z[label]`, and (with `grad`) its
@@ -132,14 +135,19 @@ where
     let mut tape = tape;
     let out_id = out.clone();
     tape.add_backward_op(move |grads| {
-        grads.try_alloc_for(&logits)?;
+        // SAFETY: where the logits' gradient comes unzeroed, it is replaced
+        // or zero-filled below before it is read
+        let unzeroed = unsafe { alloc_grad_unzeroed(grads, &logits)? };
         grads.try_alloc_for(&out_id)?;
         let (gl, _) = cpu_grad::<E>(grads.get_or_alloc_mut(&out_id)?);
         // SAFETY: the loss's gradient is one element
         let gl = unsafe { *gl };
         let gz = cpu_grad_vec::<E>(grads.get_or_alloc_mut(&logits)?);
         assert_eq!(gz.len(), grad.len());
-        if gl == E::one() && all_zero(gz) {
+        if unzeroed && gl != E::one() {
+            gz.par_chunks_mut(1 << 14).for_each(|c| c.fill(E::zero()));
+        }
+        if gl == E::one() && (unzeroed || all_zero(gz)) {
             // 0 + 1 · G is G: hand the buffer over (dfdx's gradient buffers
             // are plain vectors, freed or cached by their length)
             let mut grad = grad;

@@ -17,8 +17,8 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{apply_kept_add, DropMask};
-use super::{cpu_grad, f32s, f32s_mut, simd, view, zeroed_chunks};
+use super::{alloc_grad_unzeroed, cpu_grad, f32s, f32s_mut, simd, view, zeroed_chunks};
+use super::{apply_kept_add, apply_kept_set, DropMask};
 use crate::tensor::Float;
 
 const CHUNK: usize = 1 << 14;
@@ -138,7 +138,9 @@ where
     }
     let out_id = out.clone();
     tape.add_backward_op(move |grads| {
-        grads.try_alloc_for(&input)?;
+        // SAFETY: where the input's gradient comes unzeroed, it is written
+        // whole below (and the residual's likewise)
+        let input_new = unsafe { alloc_grad_unzeroed(grads, &input)? };
         grads.try_alloc_for(&out_id)?;
         let (gy, ny) = cpu_grad::<E>(grads.get_or_alloc_mut(&out_id)?);
         let (gx, nx) = cpu_grad::<E>(grads.get_or_alloc_mut(&input)?);
@@ -153,27 +155,36 @@ where
         gx.par_chunks_mut(CHUNK)
             .zip(gy.par_chunks(CHUNK))
             .zip(kept.par_chunks(CHUNK))
-            .for_each(|((gx, gy), k)| apply_kept_add(k, scale, gx, gy));
+            .for_each(|((gx, gy), k)| match input_new {
+                true => apply_kept_set(k, scale, gx, gy),
+                false => apply_kept_add(k, scale, gx, gy),
+            });
         if let Some(residual) = &residual {
+            // SAFETY: as the input's
+            let residual_new = unsafe { alloc_grad_unzeroed(grads, residual)? };
             let (gr, nr) = cpu_grad::<E>(grads.get_or_alloc_mut(residual)?);
             assert!(nr == ny && !std::ptr::eq(gr, gy.as_ptr()) && !std::ptr::eq(gr, gx.as_ptr()));
             // SAFETY: a third distinct buffer of `nr` elements
             let gr = unsafe { std::slice::from_raw_parts_mut(gr, nr) };
             gr.par_chunks_mut(CHUNK)
                 .zip(gy.par_chunks(CHUNK))
-                .for_each(|(gr, gy)| add_assign(gr, gy));
+                .for_each(|(gr, gy)| add_assign(gr, gy, residual_new));
         }
         Ok(())
     });
     out.put_tape(tape)
 }
 
-/// `dst += src`.
-fn add_assign<E: Float>(dst: &mut [E], src: &[E]) {
+/// `dst += src`, or where `dst` is `new` (unzeroed, not read) what that
+/// gives into zeros: `dst = 0 + src`.
+fn add_assign<E: Float>(dst: &mut [E], src: &[E], new: bool) {
     if let (Some(dst), Some(src)) = (f32s_mut(dst), f32s(src)) {
-        return simd::axpy(dst, 1.0, src);
+        return match new {
+            true => simd::axpy_set(dst, 1.0, src),
+            false => simd::axpy(dst, 1.0, src),
+        };
     }
     for (d, &s) in dst.iter_mut().zip(src) {
-        *d += s;
+        *d = if new { E::zero() } else { *d } + s;
     }
 }

@@ -21,7 +21,7 @@ use dfdx::prelude::*;
 
 use super::product::{product_into, written};
 use super::tally::{self, Role};
-use super::{cpu_grad, realized, view, Matmul};
+use super::{alloc_grad_unzeroed, cpu_grad, realized, view, Matmul};
 use crate::tensor::Float;
 
 /// `[batch, seq, K]`.
@@ -117,7 +117,8 @@ where
     let mut tape = tape;
     let out_id = out.clone();
     tape.add_backward_op(move |grads| {
-        grads.try_alloc_for(&x)?;
+        // SAFETY: where x's gradient comes unzeroed, dX below writes it whole
+        let gx_unzeroed = unsafe { alloc_grad_unzeroed(grads, &x)? };
         grads.try_alloc_for(&w)?;
         grads.try_alloc_for(&out_id)?;
         // the three buffers are distinct entries whose heap storage does not
@@ -131,20 +132,26 @@ where
         // SAFETY: sizes asserted above; gradients are distinct buffers, and
         // xs, ws are private copies
         unsafe {
-            // dX (m × k) += dY (m × n) · Wᵀ (n × k)
-            tally::timed(Role::InputGradient, (m, n, k), (gx, m * k, true), || {
-                product_into(
-                    bf16,
-                    (m, n, k),
-                    gx,
-                    [k as isize, 1],
-                    true,
-                    gy,
-                    [n as isize, 1],
-                    ws.as_ptr(),
-                    [w_cs, w_rs],
-                )
-            });
+            // dX (m × k) += dY (m × n) · Wᵀ (n × k), or = where dX is new
+            let accumulate = !gx_unzeroed;
+            tally::timed(
+                Role::InputGradient,
+                (m, n, k),
+                (gx, m * k, accumulate),
+                || {
+                    product_into(
+                        bf16,
+                        (m, n, k),
+                        gx,
+                        [k as isize, 1],
+                        accumulate,
+                        gy,
+                        [n as isize, 1],
+                        ws.as_ptr(),
+                        [w_cs, w_rs],
+                    )
+                },
+            );
             // dW (k × n) += Xᵀ (k × m) · dY (m × n)
             tally::timed(Role::WeightGradient, (k, m, n), (gw, k * n, true), || {
                 product_into(

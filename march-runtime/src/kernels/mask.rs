@@ -197,6 +197,24 @@ pub fn apply_kept_in_place<E: Float>(kept: &[u8], scale: f64, x: &mut [E]) {
     }
 }
 
+/// [`apply_kept_add`] into a zero `gx`, without reading it: `gx[j] = 0 +
+/// gy[j] · scale` where `kept[j]`, else `+0` (for an unzeroed gradient
+/// buffer, [`crate::alloc::unzeroed`]).
+pub fn apply_kept_set<E: Float>(kept: &[u8], scale: f64, gx: &mut [E], gy: &[E]) {
+    if let (Some(gx), Some(gy)) = (f32s_mut(gx), f32s(gy)) {
+        return simd::kept_scale_set(kept, scale as f32, gx, gy);
+    }
+    assert!(gx.len() == gy.len() && kept.len() == gx.len());
+    let scale = E::from_f64(scale).unwrap();
+    for ((g, &y), &k) in gx.iter_mut().zip(gy).zip(kept) {
+        *g = if k != 0 {
+            E::zero() + y * scale
+        } else {
+            E::zero()
+        };
+    }
+}
+
 /// `gx[j] += gy[j] · scale` where `kept[j]`: dropout's backward.
 pub fn apply_kept_add<E: Float>(kept: &[u8], scale: f64, gx: &mut [E], gy: &[E]) {
     if let (Some(gx), Some(gy)) = (f32s_mut(gx), f32s(gy)) {

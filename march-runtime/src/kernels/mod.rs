@@ -30,7 +30,10 @@ pub mod simd;
 pub mod tally;
 mod transpose;
 
-pub use mask::{apply_kept, apply_kept_add, apply_kept_in_place, mix64, DropMask};
+pub use mask::{
+    apply_kept, apply_kept_add, apply_kept_in_place, apply_kept_set, mix64, DrawBuf, DropMask,
+    DRAW_BLOCK,
+};
 pub use product::time_product;
 
 use std::any::TypeId;
@@ -249,6 +252,27 @@ where
 /// it).
 pub(crate) fn cpu_grad<E: Unit>(v: &mut <Cpu as Storage<E>>::Vec) -> (*mut E, usize) {
     (v.as_mut_ptr(), v.len())
+}
+
+/// Allocates `t`'s gradient where it has none yet, as
+/// `grads.try_alloc_for(t)` does, and says whether the new buffer came
+/// unzeroed ([`crate::alloc::unzeroed`]). Where it did, the kernel writes
+/// every element instead of adding into it: the value its add into `+0`
+/// would give (gemm's sums and `0 + v` are never `−0`; a bare `v` may be),
+/// so the bits are the same either way.
+///
+/// # Safety
+/// Where this returns `true`, the caller writes every element of `t`'s
+/// gradient before anything reads one.
+pub(crate) unsafe fn alloc_grad_unzeroed<S: Shape, E: Unit, T>(
+    grads: &mut Gradients<E, Cpu>,
+    t: &Tensor<S, E, Cpu, T>,
+) -> Result<bool, CpuError> {
+    // SAFETY: `try_alloc_for` makes one zeroed allocation, `t`'s gradient
+    // buffer, or none where the gradient exists (its map's nodes are not
+    // zeroed ones); the caller's contract covers the rest
+    let (r, unzeroed) = unsafe { crate::alloc::unzeroed(|| grads.try_alloc_for(t)) };
+    r.map(|()| unzeroed)
 }
 
 /// A CPU gradient buffer as the vector it is (to hand a whole buffer over).

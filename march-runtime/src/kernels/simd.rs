@@ -388,6 +388,14 @@ multiversion! {
         }
     }
 
+    /// [`axpy`] into a zero `x`, without reading it: `x ← 0 + s · y`.
+    pub fn axpy_set(x: &mut [f32], s: f32, y: &[f32]) {
+        assert_eq!(x.len(), y.len());
+        for (x, &y) in x.iter_mut().zip(y) {
+            *x = 0.0 + s * y;
+        }
+    }
+
     /// `⟨a, b⟩`.
     pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         dot_lanes(a, b)
@@ -560,6 +568,15 @@ multiversion! {
         assert!(gx.len() == gy.len() && kept.len() == gx.len());
         for ((g, &y), &k) in gx.iter_mut().zip(gy).zip(kept) {
             *g += if k != 0 { y * s } else { 0.0 };
+        }
+    }
+
+    /// [`kept_scale_add`] into a zero `gx`, without reading it: `gx[j] ←
+    /// 0 + gy[j] · s` where `kept[j]`, else `0 + 0`.
+    pub fn kept_scale_set(kept: &[u8], s: f32, gx: &mut [f32], gy: &[f32]) {
+        assert!(gx.len() == gy.len() && kept.len() == gx.len());
+        for ((g, &y), &k) in gx.iter_mut().zip(gy).zip(kept) {
+            *g = 0.0 + if k != 0 { y * s } else { 0.0 };
         }
     }
 
