@@ -2,8 +2,9 @@
 //! buffers march's kernels write whole to them unzeroed
 //! ([`march_runtime::alloc::unzeroed`]): a training step's loss and every
 //! parameter's gradient are the same bits as with every buffer zeroed, for
-//! each kind of block (reused and projected keys and values, dense and
-//! gated feed-forwards, relative position biases), in `f32` and `f64`.
+//! each kind of block (reused, own and projected keys and values, dense
+//! and gated feed-forwards, learned, relative and rotary positions), in
+//! `f32` and `f64`.
 //! This binary installs the allocator itself; the other tests run on the
 //! system's, where no block comes unzeroed.
 
@@ -45,6 +46,9 @@ struct SmallGlu;
     budget_exempt = "test"
 )]
 struct SmallRelative;
+
+#[march_model(base = Small, position = rope, ffn = glu(silu), budget_exempt = "test")]
+struct SmallRope;
 
 /// One training step's loss and parameter gradients, as bits.
 fn step<V: Variant, E: Float>() -> Vec<(String, Vec<u64>)>
@@ -107,6 +111,8 @@ fn unzeroed_gradient_buffers_give_the_same_step() {
     same_bits::<Small, f32>();
     same_bits::<SmallGlu, f32>();
     same_bits::<SmallRelative, f32>();
+    same_bits::<SmallRope, f32>();
     same_bits::<Small, f64>();
+    same_bits::<SmallRope, f64>();
     same_bits::<SmallRelative, f64>();
 }

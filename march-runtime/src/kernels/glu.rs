@@ -21,7 +21,7 @@ use std::any::Any;
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{cpu_grad, view, DropMask, SendPtr};
+use super::{alloc_grad_unzeroed, cpu_grad, view, DropMask, SendPtr};
 use crate::arch::Activation;
 use crate::tensor::{AnyTape, Float};
 
@@ -121,9 +121,16 @@ where
     let out_id = out.clone();
     let scale = mask.map(|m| E::from_f64(m.scale).unwrap());
     tape.add_backward_op(move |grads| {
-        for t in [&gate, &up, &out_id] {
-            grads.try_alloc_for(t)?;
-        }
+        // SAFETY: where a gradient comes unzeroed, each task zeroes its
+        // chunk of it (in cache, where a cold pass cleared the whole
+        // buffer) before adding into it
+        let (gate_new, up_new) = unsafe {
+            (
+                alloc_grad_unzeroed(grads, &gate)?,
+                alloc_grad_unzeroed(grads, &up)?,
+            )
+        };
+        grads.try_alloc_for(&out_id)?;
         let (gy, ny) = cpu_grad::<E>(grads.get_or_alloc_mut(&out_id)?);
         let (gg, ng) = cpu_grad::<E>(grads.get_or_alloc_mut(&gate)?);
         let (gu, nu) = cpu_grad::<E>(grads.get_or_alloc_mut(&up)?);
@@ -145,6 +152,12 @@ where
                 let at = c * CHUNK..c * CHUNK + gg.len();
                 let kept = kept.get(at.clone()).unwrap_or(&[]);
                 let (gy, gs, us) = (&gy[at.clone()], &gs[at.clone()], &us[at]);
+                if gate_new {
+                    gg.fill(E::zero());
+                }
+                if up_new {
+                    gu.fill(E::zero());
+                }
                 for j in 0..gg.len() {
                     // the dropout's backward (from zero), then the product's
                     let gh = match scale {

@@ -12,7 +12,7 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{cpu_grad, f32s, f32s_mut, filled, realized, simd, view, SendPtr};
+use super::{alloc_grad_unzeroed, cpu_grad, f32s, f32s_mut, filled, realized, simd, view, SendPtr};
 use crate::tensor::{Float, Hidden};
 
 /// Rows per task.
@@ -87,9 +87,10 @@ where
     let mut tape = tape;
     let out_id = out.clone();
     tape.add_backward_op(move |grads| {
-        for t in [&x, &out_id] {
-            grads.try_alloc_for(t)?;
-        }
+        // SAFETY: where x's gradient comes unzeroed, each task zeroes its
+        // rows before adding into them
+        let x_new = unsafe { alloc_grad_unzeroed(grads, &x)? };
+        grads.try_alloc_for(&out_id)?;
         grads.try_alloc_for(&w)?;
         let (gy, n) = cpu_grad::<E>(grads.get_or_alloc_mut(&out_id)?);
         let (gx, nx) = cpu_grad::<E>(grads.get_or_alloc_mut(&x)?);
@@ -111,6 +112,9 @@ where
             .zip(xs.par_chunks(dim * ROWS))
             .zip(inv.par_chunks(ROWS))
             .map(|(((gx, gy), x), inv)| {
+                if x_new {
+                    gx.fill(E::zero());
+                }
                 let mut dw = vec![E::zero(); dim];
                 for (((gx, gy), x), &inv) in gx
                     .chunks_mut(dim)

@@ -13,7 +13,7 @@ use dfdx::prelude::*;
 use rayon::prelude::*;
 
 use super::attention::Flat;
-use super::{cpu_grad, view, SendPtr};
+use super::{alloc_grad_unzeroed, cpu_grad, view, SendPtr};
 use crate::tensor::Float;
 
 /// `cos` and `sin` of the angles of `seq` positions, `[seq, DQK/2]` each, in
@@ -91,7 +91,9 @@ where
     let mut tape = tape;
     let out_id = out.clone();
     tape.add_backward_op(move |grads| {
-        grads.try_alloc_for(&x)?;
+        // SAFETY: where x's gradient comes unzeroed, each task zeroes its
+        // row before adding into it
+        let x_new = unsafe { alloc_grad_unzeroed(grads, &x)? };
         grads.try_alloc_for(&out_id)?;
         let (g_out, n) = cpu_grad::<E>(grads.get_or_alloc_mut(&out_id)?);
         let (g_x, nx) = cpu_grad::<E>(grads.get_or_alloc_mut(&x)?);
@@ -106,6 +108,9 @@ where
                     std::slice::from_raw_parts_mut(g_x.get().add(row * i), i),
                 )
             };
+            if x_new {
+                gx.fill(E::zero());
+            }
             let p = row % s;
             rotate::<E>(
                 dqk,
