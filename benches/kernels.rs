@@ -351,6 +351,11 @@ fn adamw(c: &mut Criterion) {
     g.finish();
 }
 
+/// The `march` binary's allocator: gradient buffers that march's kernels
+/// write whole come unzeroed (`alloc::unzeroed`), as in a real run.
+#[global_allocator]
+static ALLOC: march_runtime::alloc::ParallelZeroing = march_runtime::alloc::ParallelZeroing;
+
 criterion_group!(
     benches,
     cross_entropy,

@@ -133,6 +133,11 @@ fn config() -> Criterion {
     Criterion::default()
 }
 
+/// The `march` binary's allocator: gradient buffers that march's kernels
+/// write whole come unzeroed (`alloc::unzeroed`), as in a real run.
+#[global_allocator]
+static ALLOC: march_runtime::alloc::ParallelZeroing = march_runtime::alloc::ParallelZeroing;
+
 criterion_group! {
     name = benches;
     config = config();
