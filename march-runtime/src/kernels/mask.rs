@@ -28,8 +28,8 @@ pub type DrawBuf = [u16; DRAW_BLOCK + 4];
 ///
 /// Four draws per hash rather than one: the 64-bit multiplies of the hash
 /// have no AVX2 instruction (each is three 32-bit ones), and one draw per
-/// hash made a dropout's loop cost more than the rest of its op (0.93 ns
-/// an element on AVX2, 0.39 with four; see `simd::dropout_keep`).
+/// hash made a dropout's loop cost more than the rest of its op (0.83–0.85
+/// ns an element on AVX2, 0.43–0.44 with four; see `simd::dropout_keep`).
 #[derive(Debug, Clone, Copy)]
 pub struct DropMask {
     stream: u64,

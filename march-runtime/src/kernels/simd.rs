@@ -184,6 +184,32 @@ macro_rules! multiversion {
     };
 }
 
+/// `dst[j] ← src[j] · s` where element `offset + j` is drawn kept and
+/// `pass(src[j])`, else 0, with that recorded in `kept`: the loop of
+/// [`dropout_keep`] and [`relu_dropout_keep`], inlined into each build.
+#[inline(always)]
+fn keep_where(
+    mask: &DropMask,
+    src: &[f32],
+    dst: &mut [f32],
+    kept: &mut [u8],
+    offset: u64,
+    pass: impl Fn(f32) -> bool,
+) {
+    assert!(src.len() == dst.len() && kept.len() == dst.len());
+    let (s, t) = (mask.scale as f32, mask.threshold());
+    let mut buf: DrawBuf = [0; DRAW_BLOCK + 4];
+    let blocks = dst.chunks_mut(DRAW_BLOCK).zip(src.chunks(DRAW_BLOCK));
+    for (b, ((d, x), k)) in blocks.zip(kept.chunks_mut(DRAW_BLOCK)).enumerate() {
+        let r = mask.draws(offset + (b * DRAW_BLOCK) as u64, d.len(), &mut buf);
+        for (((d, &x), k), &r) in d.iter_mut().zip(x).zip(k.iter_mut()).zip(r) {
+            let keep = (u32::from(r) >= t) & pass(x);
+            *k = keep as u8;
+            *d = if keep { x * s } else { 0.0 };
+        }
+    }
+}
+
 /// `eˣ` to about 2 ulp (Cephes' `expf` polynomial on `x − n·ln 2`, the
 /// power of two put in the exponent bits) for `x` in [−87.3, 88]; 0 below
 /// (where `f32` underflows), `+∞` above (`e⁸⁸` is within 3× of `f32::MAX`;
@@ -482,22 +508,12 @@ multiversion! {
     /// 0 dropped) for the backward's [`kept_scale`]s: the hash is taken
     /// once, not once per pass (on AVX2, without 64-bit lane multiplies,
     /// it is most of the op's cost). Measured on one thread of the Intel
-    /// Xeon (family 6 model 167), a 230 × 230 block: 0.93 ns an element in
-    /// the AVX2 build with a hash per element, 0.39 with four elements'
-    /// draws per hash ([`DropMask`]); 0.39 and 0.32 in the AVX-512 build.
+    /// Xeon (family 6 model 167), a 230 × 230 block: 0.83–0.85 ns an
+    /// element in the AVX2 build with a hash per element, 0.43–0.44 with
+    /// four elements' draws per hash ([`DropMask`]); 0.34–0.35 and
+    /// 0.28–0.29 in the AVX-512 build.
     pub fn dropout_keep(mask: &DropMask, src: &[f32], dst: &mut [f32], kept: &mut [u8], offset: u64) {
-        assert!(src.len() == dst.len() && kept.len() == dst.len());
-        let (s, t) = (mask.scale as f32, mask.threshold());
-        let mut buf: DrawBuf = [0; DRAW_BLOCK + 4];
-        let blocks = dst.chunks_mut(DRAW_BLOCK).zip(src.chunks(DRAW_BLOCK));
-        for (b, ((d, x), k)) in blocks.zip(kept.chunks_mut(DRAW_BLOCK)).enumerate() {
-            let r = mask.draws(offset + (b * DRAW_BLOCK) as u64, d.len(), &mut buf);
-            for (((d, &x), k), &r) in d.iter_mut().zip(x).zip(k.iter_mut()).zip(r) {
-                let keep = u32::from(r) >= t;
-                *k = keep as u8;
-                *d = if keep { x * s } else { 0.0 };
-            }
-        }
+        keep_where(mask, src, dst, kept, offset, |_| true)
     }
 
     /// `dst[j] ← src[j] · mask(offset + j) + res[j]`, the draws written into
@@ -531,18 +547,7 @@ multiversion! {
     /// whether the element passed both (drawn kept and positive): the
     /// backward's gradient is [`kept_scale_add`] of those bytes.
     pub fn relu_dropout_keep(mask: &DropMask, src: &[f32], dst: &mut [f32], kept: &mut [u8], offset: u64) {
-        assert!(src.len() == dst.len() && kept.len() == dst.len());
-        let (s, t) = (mask.scale as f32, mask.threshold());
-        let mut buf: DrawBuf = [0; DRAW_BLOCK + 4];
-        let blocks = dst.chunks_mut(DRAW_BLOCK).zip(src.chunks(DRAW_BLOCK));
-        for (b, ((d, x), k)) in blocks.zip(kept.chunks_mut(DRAW_BLOCK)).enumerate() {
-            let r = mask.draws(offset + (b * DRAW_BLOCK) as u64, d.len(), &mut buf);
-            for (((d, &x), k), &r) in d.iter_mut().zip(x).zip(k.iter_mut()).zip(r) {
-                let keep = (u32::from(r) >= t) & (x > 0.0);
-                *k = keep as u8;
-                *d = if keep { x * s } else { 0.0 };
-            }
-        }
+        keep_where(mask, src, dst, kept, offset, |x| x > 0.0)
     }
 
     /// `dst[j] ← src[j] · s` where `kept[j]`, else 0: [`dropout`] with the
