@@ -340,12 +340,23 @@ mod tests {
             }
             let all = (chains * lanes * 1000) as f32;
             assert_eq!(fma_chains(kernel, 1000), all, "{kernel}");
-            let rate = measured_fma_gflops(kernel).unwrap();
-            let per_thread = rate / rayon::current_num_threads() as f64;
-            let most = (2 * lanes * 2) as f64 * measured_clock_ghz().unwrap() * 1.25;
+            // the other tests of this binary share the cores: a measurement
+            // they preempt reads slow, never fast, the clock's as well as the
+            // rate's, so the best of a few of each stands for the machine
+            let (mut clock, mut best) = (0.0f64, 0.0f64);
+            let threads = rayon::current_num_threads() as f64;
+            for _ in 0..5 {
+                clock = clock.max(measured_clock_ghz().unwrap());
+                best = best.max(measured_fma_gflops(kernel).unwrap() / threads);
+                let most = (2 * lanes * 2) as f64 * clock * 1.25;
+                if (most / 4.0..most).contains(&best) {
+                    break;
+                }
+            }
+            let most = (2 * lanes * 2) as f64 * clock * 1.25;
             assert!(
-                (most / 4.0..most).contains(&per_thread),
-                "{kernel}: {per_thread:.0} GFLOP/s a thread, outside [{:.0}, {most:.0})",
+                (most / 4.0..most).contains(&best),
+                "{kernel}: {best:.0} GFLOP/s a thread, outside [{:.0}, {most:.0})",
                 most / 4.0
             );
         }
