@@ -98,7 +98,8 @@ pub fn unzeroed_served() -> usize {
 /// batch 16 cleared 146 MB of gradient buffers and kernel scratch of at
 /// least 64 KiB, of which 3 MB now (the rest first written by march's
 /// kernels). Only where [`ParallelZeroing`] is the global allocator (the
-/// `march` binary) does a block come unzeroed; elsewhere this returns
+/// `march` binary, the benches, `tests/unzeroed.rs`) does a block come
+/// unzeroed; elsewhere this returns
 /// `false` and the kernel adds into zeros as before, giving the same bits
 /// (every kernel's write is the value its add into `+0` gives).
 ///

@@ -136,7 +136,7 @@ where
     let out_id = out.clone();
     tape.add_backward_op(move |grads| {
         // SAFETY: where the logits' gradient comes unzeroed, it is replaced
-        // or zero-filled below before it is read
+        // or written (not added to) below
         let unzeroed = unsafe { alloc_grad_unzeroed(grads, &logits)? };
         grads.try_alloc_for(&out_id)?;
         let (gl, _) = cpu_grad::<E>(grads.get_or_alloc_mut(&out_id)?);
@@ -144,9 +144,6 @@ where
         let gl = unsafe { *gl };
         let gz = cpu_grad_vec::<E>(grads.get_or_alloc_mut(&logits)?);
         assert_eq!(gz.len(), grad.len());
-        if unzeroed && gl != E::one() {
-            gz.par_chunks_mut(1 << 14).for_each(|c| c.fill(E::zero()));
-        }
         if gl == E::one() && (unzeroed || all_zero(gz)) {
             // 0 + 1 · G is G: hand the buffer over (dfdx's gradient buffers
             // are plain vectors, freed or cached by their length)
@@ -158,11 +155,15 @@ where
         gz.par_chunks_mut(V)
             .zip(grad.par_chunks(V))
             .for_each(|(gz, g)| {
+                // into a new buffer what adding into zeros gives: 0 + gl · g
                 if let (Some(gz), Some(g)) = (f32s_mut(gz), f32s(g)) {
-                    return simd::axpy(gz, gl.to_f32().unwrap(), g);
+                    return match unzeroed {
+                        true => simd::axpy_set(gz, gl.to_f32().unwrap(), g),
+                        false => simd::axpy(gz, gl.to_f32().unwrap(), g),
+                    };
                 }
                 for (gz, &g) in gz.iter_mut().zip(g) {
-                    *gz += gl * g;
+                    *gz = if unzeroed { E::zero() } else { *gz } + gl * g;
                 }
             });
         Ok(())
